@@ -1,0 +1,100 @@
+/*  =========================================================================
+    zper_log - the log engine: topics and partitions under one base_dir
+
+    The on-disk heart shared by the broker and by Dafka stores. Layout:
+
+        base_dir/<topic>/<partition>/00000000000000000000.log   records
+                                     00000000000000000000.index sparse offset index
+                                     00000000000000000000.timeindex
+                                     checkpoint                  recovery checkpoint
+    Segments are named by their first logical offset (20 digits). The record
+    format and its invariants are in docs/storage.md and at the top of
+    src/log/zper_segment.c.
+
+    Threads: every zper_log_* and zper_partition_* call is thread-safe. One
+    partition is appended by one writer at a time (the broker routes a topic
+    to one front worker), read by any number of threads.
+
+    Durability: a partition has an end offset (next offset to assign) and a
+    durable offset (every offset below it is on disk under the flush policy:
+    fdatasync'd). Readers and acknowledgements only ever see offsets below
+    the durable offset.
+    ========================================================================= */
+
+#ifndef ZPER_LOG_H_INCLUDED
+#define ZPER_LOG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <czmq.h>
+#include "zper_defaults.h"
+#include "zper_zmtp.h"
+
+typedef struct _zper_log_t zper_log_t;
+typedef struct _zper_partition_t zper_partition_t;
+typedef struct _zper_view_t zper_view_t;
+
+//  Settings of a log; zper_log_config_init fills the defaults from
+//  zper_defaults.h. Strings are copied by zper_log_new.
+typedef struct {
+    const char *base_dir;
+    uint64_t segment_size;          //  roll when the next record would pass this size
+    uint64_t flush_messages;        //  sync after this many unsynced messages (0 = every append batch)
+    int64_t flush_interval_ms;      //  sync when the oldest unsynced message is this old
+    int64_t retention_ms;           //  delete segments whose newest record is older (<= 0: forever)
+    int64_t retention_bytes;        //  delete oldest segments while a partition is larger (< 0: no limit)
+    size_t max_message;             //  largest message (sum of frame sizes), and largest frame
+} zper_log_config_t;
+
+//  Fill config with the defaults of zper_defaults.h.
+void
+    zper_log_config_init (zper_log_config_t *config);
+
+//  Is this a valid topic (or partition) name? Letters, digits, '.', '_',
+//  '-'; 1..ZPER_TOPIC_NAME_MAX bytes; never "." or "..". Such a name can
+//  never produce a path outside base_dir.
+bool
+    zper_log_name_valid (const char *name);
+
+//  Open (creating base_dir if needed) a log. Partitions already on disk are
+//  opened lazily by zper_log_partition. Returns NULL with errno set on error.
+zper_log_t *
+    zper_log_new (const zper_log_config_t *config);
+
+//  Close every open partition cleanly (flush, checkpoint, clean-shutdown
+//  marker) and free the log. Idempotent; nulls *self_p.
+void
+    zper_log_destroy (zper_log_t **self_p);
+
+//  The partition of a topic, opened (and recovered) on first use. With
+//  create false, a partition that does not exist on disk gives NULL with
+//  errno ENOENT. A bad name gives NULL with errno EINVAL. The log owns the
+//  partition: do not destroy it.
+zper_partition_t *
+    zper_log_partition (zper_log_t *self, const char *topic, const char *partition, bool create);
+
+//  Names of the topics present (on disk or open), sorted. Caller destroys
+//  the list (strings are owned by the list, autofree).
+zlist_t *
+    zper_log_topics (zper_log_t *self);
+
+//  Names of the partitions of a topic, sorted; NULL if the topic does not
+//  exist. Caller destroys the list.
+zlist_t *
+    zper_log_partitions (zper_log_t *self, const char *topic);
+
+//  Flush every open partition whose flush policy is due at time now_ms
+//  (monotonic-free: wall clock ms). Returns 0, or -1 if any flush failed.
+int
+    zper_log_flush_due (zper_log_t *self, int64_t now_ms);
+
+//  Apply retention (age, bytes) to every partition. Returns the number of
+//  segments deleted, or -1 on error.
+int
+    zper_log_retain (zper_log_t *self, int64_t now_ms);
+
+//  Self test of this class
+void
+    zper_log_test (bool verbose);
+
+#endif

@@ -1,0 +1,153 @@
+/*  =========================================================================
+    zper_partition - one append-only, replayable stream of messages
+
+    A partition is a sequence of segments in one folder. Appends go into an
+    open batch in memory; a flush seals the batch into one record (one
+    CRC-32C, one write), fdatasyncs the segment and moves the durable offset.
+    Offsets are logical (0, 1, 2, ...); every message also has a legacy byte
+    position: where its ZMTP/2.0 encoding starts in the stream of all
+    messages' encodings since offset 0 (zper-wire.md). Both resolve cheaply.
+    ========================================================================= */
+
+#ifndef ZPER_PARTITION_H_INCLUDED
+#define ZPER_PARTITION_H_INCLUDED
+
+#include "zper_log.h"
+
+//  Where a partition stands. Positions are legacy byte positions.
+typedef struct {
+    int64_t start_offset;           //  first retained message
+    int64_t durable_offset;         //  every message below is durable; readers see [start, durable)
+    int64_t end_offset;             //  next offset to assign (>= durable_offset)
+    int64_t start_position;         //  legacy byte position of start_offset
+    int64_t durable_position;       //  legacy byte position of durable_offset
+    int64_t first_timestamp;        //  timestamp of start_offset's message, -1 if empty
+    int64_t last_timestamp;         //  timestamp of the last durable message, -1 if none
+    uint64_t size_bytes;            //  bytes on disk in segment files
+    size_t segment_count;
+} zper_bounds_t;
+
+//  One message, as a read returns it. data points into a mapping held by
+//  the view the message came from, valid while that view lives.
+typedef struct {
+    int64_t offset;
+    int64_t timestamp;              //  ms since the epoch, assigned at append
+    int64_t position;               //  legacy byte position
+    const uint8_t *data;            //  ZMTP/2.0 encoding of its frames
+    size_t size;
+    size_t frame_count;
+} zper_message_t;
+
+//  Open a partition stored in folder path (created if missing), recovering
+//  it (docs/storage.md, "Recovery"). Returns NULL with errno on failure.
+//  Normally reached through zper_log_partition; public for tools and tests.
+zper_partition_t *
+    zper_partition_open (const char *path, const zper_log_config_t *config);
+
+//  Flush, write the checkpoint and clean-shutdown marker, close. Views
+//  hold their own reference on their segment's mapping and stay valid after
+//  the partition is destroyed. Idempotent; nulls *self_p.
+void
+    zper_partition_destroy (zper_partition_t **self_p);
+
+//  Append one message of frame_count frames (empty frames and zero-length
+//  bodies allowed; frame_count >= 1). Returns its offset, or -1 with errno:
+//  EMSGSIZE (larger than max_message), ENOSPC/EIO (the disk refused; nothing
+//  stored was damaged and later appends may succeed). The message becomes
+//  visible to readers once durable.
+int64_t
+    zper_partition_append (zper_partition_t *self, const zper_frame_t *frames, size_t frame_count,
+                           int64_t timestamp_ms);
+
+//  Append messages already in the storage encoding (whole ZMTP/2.0
+//  messages, concatenated), as the native batch write path carries them.
+//  Validates every frame and message size. Returns the offset of the first
+//  message and sets *count to the number of messages, or -1 with errno
+//  (EPROTO for a malformed encoding, plus those of zper_partition_append).
+int64_t
+    zper_partition_append_encoded (zper_partition_t *self, const void *data, size_t size,
+                                   int64_t timestamp_ms, size_t *count);
+
+//  Make every appended message durable now (seal, write, fdatasync; fsync
+//  the folder if a segment was created). Returns the new durable offset, or
+//  -1 with errno; on failure the messages since the last durable offset are
+//  discarded (their offsets will be reused) and the log stays consistent.
+int64_t
+    zper_partition_flush (zper_partition_t *self);
+
+//  True if the flush policy says a flush is due at now_ms (flush_messages
+//  unsynced messages, or the oldest unsynced one is flush_interval_ms old).
+bool
+    zper_partition_flush_due (zper_partition_t *self, int64_t now_ms);
+
+//  Fill bounds. Returns 0.
+int
+    zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds);
+
+//  A zero-copy view of durable messages starting at logical offset, within
+//  one segment, holding at most max_bytes of message encodings (but always
+//  the first message whole, however large). offset == durable_offset gives
+//  an empty view. Returns NULL with errno ERANGE when offset is outside
+//  [start_offset, durable_offset].
+zper_view_t *
+    zper_partition_read (zper_partition_t *self, int64_t offset, size_t max_bytes);
+
+//  Same, from a legacy byte position. NULL with errno ERANGE outside
+//  [start_position, durable_position], EINVAL when position is not where a
+//  message starts.
+zper_view_t *
+    zper_partition_read_position (zper_partition_t *self, int64_t position, size_t max_bytes);
+
+//  Logical offset of the first message with timestamp >= timestamp_ms
+//  (end: durable_offset if none). Uses the time index and a bounded scan.
+int64_t
+    zper_partition_offset_for_time (zper_partition_t *self, int64_t timestamp_ms);
+
+//  Legacy OFFSET semantics (zper-wire.md, like Kafka ListOffsets v0): the
+//  legacy byte positions of the starts of segments whose first message is
+//  older than timestamp_ms, oldest first and newest last, at most max (the
+//  newest ones when there are more). Returns the count written to
+//  positions. (-1 latest and -2 earliest are resolved by the caller from
+//  zper_partition_bounds.)
+int
+    zper_partition_segment_positions (zper_partition_t *self, int64_t timestamp_ms,
+                                      int64_t *positions, int max);
+
+//  Delete whole segments past retention (age or bytes), never the active
+//  segment; a segment still held by a view is unlinked but stays readable
+//  through that view. Returns the number of segments deleted, or -1.
+int
+    zper_partition_retain (zper_partition_t *self, int64_t now_ms);
+
+//  Self test of this class
+void
+    zper_partition_test (bool verbose);
+
+//  ---- zper_view: a held window onto durable messages ------------------------
+
+//  Next message of the view, in offset order. Returns false at the end.
+bool
+    zper_view_next (zper_view_t *self, zper_message_t *message);
+
+//  Rewind the view to its first message.
+void
+    zper_view_rewind (zper_view_t *self);
+
+//  Number of messages and total bytes of their encodings in the view.
+size_t
+    zper_view_count (zper_view_t *self);
+size_t
+    zper_view_bytes (zper_view_t *self);
+
+//  Lend bytes of this view (data, size must lie inside a message of the
+//  view) to a zmq_msg_t without copying: the message keeps the mapping
+//  alive until libzmq frees it, even after the view is destroyed. Returns 0
+//  or -1.
+int
+    zper_view_lend (zper_view_t *self, const void *data, size_t size, zmq_msg_t *msg);
+
+//  Release the view. Idempotent; nulls *self_p.
+void
+    zper_view_destroy (zper_view_t **self_p);
+
+#endif
