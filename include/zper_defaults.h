@@ -21,6 +21,12 @@
 #define ZPER_DEFAULT_MAX_MESSAGE        (8 * 1024 * 1024)       //  spec: 8 MiB per frame and message
 #define ZPER_TOPIC_NAME_MAX             249                     //  Kafka's limit, for the same reasons
 #define ZPER_PARTITION_DEFAULT          "0"                     //  broker topics have one partition
+#define ZPER_LOG_INDEX_INTERVAL_BYTES   4096                    //  one index and time entry per this many bytes of records
+#define ZPER_LOG_BATCH_MAX_BYTES        (256 * 1024)            //  an open batch is sealed (written, not synced) at this size
+#define ZPER_LOG_BATCH_KEEP_BYTES       (64 * 1024)             //  larger batch buffers are freed once written
+#define ZPER_LOG_CHECKPOINT_BYTES       (64ULL * 1024 * 1024)   //  checkpoint after this many synced bytes: bounds crash recovery
+#define ZPER_LOG_MAPPED_SEGMENTS_MAX    16                      //  segments a partition keeps mapped for readers (older ones unmapped)
+#define ZPER_LOG_RECORD_MAX_BYTES       (1ULL << 30)            //  largest record, so largest max_message: 1 GiB
 
 //  ---- Broker ports (loopback by default: nothing listens outside until configured) --
 #define ZPER_DEFAULT_FRONT_BIND         "tcp://127.0.0.1:5555"
@@ -30,5 +36,86 @@
 #define ZPER_DEFAULT_FRONT_WORKERS      3
 #define ZPER_DEFAULT_REAR_WORKERS       3
 #define ZPER_DEFAULT_IO_THREADS         1
+
+//  ---- Dafka (src/dafka): the reference defaults of spec/dafka-wire.md, then ZPER's own --
+#define ZPER_DAFKA_TOWER_SUB_ADDRESS    "tcp://*:5556"          //  tower/sub_address (its XSUB)
+#define ZPER_DAFKA_TOWER_PUB_ADDRESS    "tcp://*:5557"          //  tower/pub_address (its XPUB)
+#define ZPER_DAFKA_BEACON_SUB_ADDRESS   "tcp://127.0.0.1:5556"  //  beacon/sub_address: tower XSUB
+#define ZPER_DAFKA_BEACON_PUB_ADDRESS   "tcp://127.0.0.1:5557"  //  beacon/pub_address: tower XPUB
+#define ZPER_DAFKA_BEACON_ADDRESS       ""                      //  beacon/address: "" = tower decides
+#define ZPER_DAFKA_BEACON_INTERVAL_MS   1000                    //  beacon/interval
+#define ZPER_DAFKA_BEACON_TIMEOUT_MS    4000                    //  beacon/timeout
+#define ZPER_DAFKA_HEAD_INTERVAL_MS     1000                    //  producer/head_interval
+#define ZPER_DAFKA_HIGH_WATERMARK       1000000                 //  producer|consumer|store/high_watermark
+#define ZPER_DAFKA_TERMINATE_UNACKED    0                       //  producer/terminate_unacked
+#define ZPER_DAFKA_OFFSET_RESET         "latest"                //  consumer/offset/reset
+#define ZPER_DAFKA_STORE_DB             "storedb"               //  store/db, relative to the cwd
+#define ZPER_DAFKA_WELCOME              "W"                     //  tower XPUB welcome message
+#define ZPER_DAFKA_FETCH_BLOCK          100000                  //  a FETCH asks up to the next multiple
+#define ZPER_DAFKA_FETCH_SUPPRESS_MS    1000                    //  one identical FETCH per second
+//  ZPER's additions (docs/dafka.md says why each exists)
+#define ZPER_DAFKA_MIN_ACKS             1                       //  producer/min_acks: distinct stores
+#define ZPER_DAFKA_FETCH_RETRY_MS       500                     //  re-ask for a gap this often
+#define ZPER_DAFKA_BATCH                1024                    //  messages drained per socket wake-up
+#define ZPER_DAFKA_READ_BYTES           (1024 * 1024)           //  store reader view size per step
+#define ZPER_DAFKA_STRING_MAX           255                     //  codec: 1-byte length strings
+#define ZPER_DAFKA_STORE_TICK_MS        50                      //  store: flush policy + ACK check
+#define ZPER_DAFKA_STOP_POLL_MS         100                     //  producer pipe: re-check the signal flag
+
+//  ---- Client (src/client, the zper CLI) ----------------------------------
+#define ZPER_CLIENT_TIMEOUT_MS          1000    //  reach the broker / answer a request, else an error
+#define ZPER_CLIENT_ACK_TIMEOUT_MS      5000    //  wait for durability: well over the default flush interval
+#define ZPER_CLIENT_BATCH_BYTES         (256 * 1024)    //  native batch: send when this full...
+#define ZPER_CLIENT_BATCH_MESSAGES      10000           //  ...or holding this many messages...
+#define ZPER_CLIENT_BATCH_LINGER_MS     10              //  ...or when its first message is this old
+#define ZPER_CLIENT_MAX_IN_FLIGHT       1000    //  acks owed before a send waits (bounds the broker's reply queue)
+#define ZPER_CLIENT_READ_BYTES          (1024 * 1024)   //  largest READ batch a consumer asks for
+#define ZPER_CLIENT_FOLLOW_WAIT_MS      1000    //  long poll of a following consumer (READ max_wait_ms)
+#define ZPER_CLIENT_IDLE_POLL_MS        100     //  zper produce: read acks this often while input is idle
+#define ZPER_CLIENT_ERROR_MAX           256     //  longest error line kept by a client object
+#define ZPER_CLIENT_TEST_PORT_FIRST     20000   //  tests' loopback ports: below the ephemeral range,
+#define ZPER_CLIENT_TEST_PORT_LAST      29999   //  so that no connect meets itself
+
+//  ---- Broker (src/front, src/rear, src/manager, tools/zperd.c) -------------
+#define ZPER_DEFAULT_RELAY_PUB_BIND     "tcp://127.0.0.1:5559"  //  SUB tailing: [topic][frames...]
+#define ZPER_DEFAULT_RECEIVE_HWM        1000                    //  libzmq's default
+#define ZPER_DEFAULT_SOCKET_BUFFER      0                       //  0: the OS default (SO_SNDBUF/SO_RCVBUF)
+#define ZPER_IDENTITY_TOPIC_MAX         64                      //  legacy identity: 1..64 letters/digits
+#define ZPER_IDENTITY_UUID_SIZE         16
+#define ZPER_IDENTITY_MODE_MAX          4                       //  write modes 0..4 (docs/protocol.md)
+#define ZPER_CONFIG_WORKERS_MAX         64                      //  front.workers, rear.workers
+#define ZPER_CONFIG_IO_THREADS_MAX      64
+#define ZPER_CONFIG_LINE_MAX            4096                    //  longest config line accepted
+#define ZPER_CONFIG_FILE_MAX            (1024 * 1024)           //  largest config file accepted
+#define ZPER_FRONT_DRAIN_MAX            1024                    //  messages a worker drains per group commit
+#define ZPER_FRONT_FRAME_SLACK          1024                    //  wire frame limit: 2 x max_message + this
+#define ZPER_FRONT_REPLY_HWM            1000000                 //  unread replies queued per writer
+#define ZPER_REAR_STREAM_WINDOW_BYTES   (1024 * 1024)           //  streamed bytes in flight per reader
+#define ZPER_REAR_STREAM_RETRY_MS       50                      //  retry a stream its reader stalled
+#define ZPER_REAR_READ_MAX_WAIT_MS      60000                   //  cap on READ's long poll
+#define ZPER_OFFSET_DEFAULT_MAX_ENTRIES 1024                    //  OFFSET without max_entries
+#define ZPER_RELAY_WINDOW_MESSAGES      256                     //  pushed per reader per turn
+#define ZPER_RELAY_RETRY_MS             50                      //  retry readers whose queue was full
+#define ZPER_HEARTBEAT_INTERVAL_MS      1000                    //  manager -> component PING
+#define ZPER_HEARTBEAT_LIVENESS         3                       //  missed PONGs before the broker stops
+#define ZPER_STATS_INTERVAL_MS          1000                    //  rate computation period
+#define ZPER_RETENTION_CHECK_MAX_MS     60000                   //  retention runs at least this often
+#define ZPER_SHUTDOWN_LINGER_MS         1000                    //  time to deliver last replies on stop
+#define ZPER_SHUTDOWN_DEADLINE_MS       30000                   //  a stop that takes longer is forced
+#define ZPER_LOG_INTERVAL_MS            1000                    //  a repeated client error is logged once per
+#define ZPER_MANAGER_TICK_MS            100                     //  how often the stop request is checked
+#define ZPER_REQUEST_FRAME_MAX          (64 * 1024)             //  rear/relay: larger frames drop the peer
+#define ZPER_EXIT_USAGE                 2                       //  bad arguments or configuration
+#define ZPER_EXIT_UNRESPONSIVE          3                       //  a component stopped answering
+#define ZPER_EXIT_SECOND_SIGNAL         130                     //  like a shell's interrupted command
+
+//  Reply status codes (docs/protocol.md section 4)
+#define ZPER_STATUS_OK                  100
+#define ZPER_STATUS_INVALID_OFFSET      101
+#define ZPER_STATUS_INVALID_COMMAND     102
+#define ZPER_STATUS_INVALID_ARGUMENT    103
+#define ZPER_STATUS_MESSAGE_TOO_LARGE   104
+#define ZPER_STATUS_STORAGE_ERROR       105
+#define ZPER_STATUS_INTERNAL_ERROR      255
 
 #endif

@@ -84,12 +84,15 @@ zlist_t *
     zper_log_partitions (zper_log_t *self, const char *topic);
 
 //  Flush every open partition whose flush policy is due at time now_ms
-//  (monotonic-free: wall clock ms). Returns 0, or -1 if any flush failed.
+//  (wall clock ms, as zclock_time). The owner calls this from a timer at
+//  least every flush_interval_ms, so that a quiet partition's tail becomes
+//  durable within flush_interval_ms. Returns 0, or -1 if any flush failed.
 int
     zper_log_flush_due (zper_log_t *self, int64_t now_ms);
 
-//  Apply retention (age, bytes) to every partition. Returns the number of
-//  segments deleted, or -1 on error.
+//  Apply retention (age, bytes) to every partition (opening those on disk
+//  that are not open yet). Returns the number of segments deleted, or -1
+//  if any deletion failed.
 int
     zper_log_retain (zper_log_t *self, int64_t now_ms);
 

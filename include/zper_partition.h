@@ -39,7 +39,8 @@ typedef struct {
 } zper_message_t;
 
 //  Open a partition stored in folder path (created if missing), recovering
-//  it (docs/storage.md, "Recovery"). Returns NULL with errno on failure.
+//  it (docs/storage.md, "Recovery"). Returns NULL with errno on failure
+//  (EINVAL: segment_size 0 or max_message above ZPER_LOG_RECORD_MAX_BYTES).
 //  Normally reached through zper_log_partition; public for tools and tests.
 zper_partition_t *
     zper_partition_open (const char *path, const zper_log_config_t *config);
@@ -51,10 +52,14 @@ void
     zper_partition_destroy (zper_partition_t **self_p);
 
 //  Append one message of frame_count frames (empty frames and zero-length
-//  bodies allowed; frame_count >= 1). Returns its offset, or -1 with errno:
-//  EMSGSIZE (larger than max_message), ENOSPC/EIO (the disk refused; nothing
-//  stored was damaged and later appends may succeed). The message becomes
-//  visible to readers once durable.
+//  bodies allowed; frame_count >= 1). timestamp_ms <= 0 means now; the
+//  stored timestamp is max(previous, given), and every message of a record
+//  carries the newest timestamp of its record (docs/storage.md). Returns
+//  its offset, or -1 with errno: EINVAL (no frames), EMSGSIZE (larger than
+//  max_message), ENOSPC/EIO/EFBIG (the open batch was full and writing it
+//  failed: every undurable message was discarded, nothing stored was
+//  damaged, later appends may succeed). The message becomes visible to
+//  readers once durable.
 int64_t
     zper_partition_append (zper_partition_t *self, const zper_frame_t *frames, size_t frame_count,
                            int64_t timestamp_ms);
@@ -80,15 +85,16 @@ int64_t
 bool
     zper_partition_flush_due (zper_partition_t *self, int64_t now_ms);
 
-//  Fill bounds. Returns 0.
+//  Fill bounds (durable segments only). Returns 0.
 int
     zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds);
 
 //  A zero-copy view of durable messages starting at logical offset, within
 //  one segment, holding at most max_bytes of message encodings (but always
 //  the first message whole, however large). offset == durable_offset gives
-//  an empty view. Returns NULL with errno ERANGE when offset is outside
-//  [start_offset, durable_offset].
+//  an empty view. Every record served has had its CRC checked. Returns NULL
+//  with errno ERANGE when offset is outside [start_offset, durable_offset],
+//  EBADMSG when the record holding it is corrupt.
 zper_view_t *
     zper_partition_read (zper_partition_t *self, int64_t offset, size_t max_bytes);
 
@@ -119,6 +125,18 @@ int
 int
     zper_partition_retain (zper_partition_t *self, int64_t now_ms);
 
+//  Bytes of records the recovery of zper_partition_open read: 0 after a
+//  clean shutdown whose indexes are intact. For tests and tools.
+uint64_t
+    zper_partition_recovery_bytes (zper_partition_t *self);
+
+//  TEST HOOK, never for production use: from now on every record write
+//  fails with write_errno (after writing half of the record's header, as a
+//  full disk would) and every fdatasync with sync_errno; 0 turns a fault
+//  off. Lets tests prove the ENOSPC/EIO behaviour of zper_partition_flush.
+void
+    zper_partition_set_fault (zper_partition_t *self, int write_errno, int sync_errno);
+
 //  Self test of this class
 void
     zper_partition_test (bool verbose);
@@ -139,10 +157,11 @@ size_t
 size_t
     zper_view_bytes (zper_view_t *self);
 
-//  Lend bytes of this view (data, size must lie inside a message of the
-//  view) to a zmq_msg_t without copying: the message keeps the mapping
-//  alive until libzmq frees it, even after the view is destroyed. Returns 0
-//  or -1.
+//  Lend bytes of this view (data, size: a message of the view, a frame of
+//  one, or consecutive messages of one record) to a zmq_msg_t without
+//  copying: the message keeps the mapping alive until libzmq frees it, even
+//  after the view is destroyed. Returns 0, or -1 with errno EINVAL if the
+//  bytes are not inside the view's mapping.
 int
     zper_view_lend (zper_view_t *self, const void *data, size_t size, zmq_msg_t *msg);
 

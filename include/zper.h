@@ -1,0 +1,288 @@
+/*  =========================================================================
+    zper.h - the C client API of ZPER (libzper): producer and consumer
+
+    The one public header of libzper. It needs CZMQ and nothing of ZPER's
+    internals; build with `pkg-config --cflags --libs zper`.
+
+    A producer writes to a broker's front socket, a consumer reads from its
+    rear socket; both speak docs/protocol.md, so any ZeroMQ binding can do
+    what this library does. Every call that talks to the broker is bounded
+    in time: a broker that is down or silent is reported as an error (-1 or
+    NULL, errno ETIMEDOUT or EHOSTUNREACH, and a one-line reason from
+    zper_producer_error / zper_consumer_error) after the object's timeout,
+    never by a hang. docs/client.md is the guide, with a complete example.
+    ========================================================================= */
+
+#ifndef ZPER_H_INCLUDED
+#define ZPER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+//  ---- write modes (docs/protocol.md, section 2) --------------------------
+#define ZPER_MODE_NONE          0   //  fire and forget, one ZeroMQ message per stored message
+#define ZPER_MODE_ACK           1   //  the broker acknowledges each message once durable
+#define ZPER_MODE_REQ           2   //  lock-step: each send waits for its acknowledgement
+#define ZPER_MODE_BATCH_ACK     3   //  native batches, one acknowledgement per batch
+#define ZPER_MODE_BATCH         4   //  native batches, no acknowledgement
+
+//  ---- reply status codes (docs/protocol.md, section 4) -------------------
+#define ZPER_STATUS_OK                  100
+#define ZPER_STATUS_INVALID_OFFSET      101
+#define ZPER_STATUS_INVALID_COMMAND     102
+#define ZPER_STATUS_INVALID_ARGUMENT    103
+#define ZPER_STATUS_MESSAGE_TOO_LARGE   104
+#define ZPER_STATUS_STORAGE_ERROR       105
+#define ZPER_STATUS_INTERNAL_ERROR      255
+
+//  ---- symbolic offsets for zper_consumer_seek ----------------------------
+#define ZPER_OFFSET_LATEST      -1  //  the durable end: only messages written from now on
+#define ZPER_OFFSET_EARLIEST    -2  //  the first retained message
+
+//  Topic names the broker accepts in a client identity: 1..64 ASCII letters
+//  and digits.
+#define ZPER_TOPIC_MAX          64
+
+typedef struct _zper_producer_t zper_producer_t;
+typedef struct _zper_consumer_t zper_consumer_t;
+
+//  One acknowledgement, as given to an ack handler. status is
+//  ZPER_STATUS_OK or the broker's error code. Modes 1 and 2 acknowledge one
+//  message: id is its message id (its first frame), first_offset is -1 (the
+//  reply does not carry it) and count is 1. Mode 3 acknowledges one batch:
+//  id is the batch id (8 bytes, big-endian counter), first_offset the
+//  logical offset of its first message and count its number of messages.
+//  The id bytes are valid only during the handler call.
+typedef struct {
+    int status;
+    const void *id;
+    size_t id_size;
+    int64_t first_offset;
+    int32_t count;
+} zper_ack_t;
+
+typedef void (zper_ack_fn) (const zper_ack_t *ack, void *arg);
+
+//  Where a topic stands (the BOUNDS reply). Readers see the logical offsets
+//  [start_offset, durable_offset); positions are the legacy byte offsets of
+//  the same two points. Timestamps are ms since the epoch, -1 when the topic
+//  holds no message.
+typedef struct {
+    int64_t start_offset;
+    int64_t durable_offset;
+    int64_t start_position;
+    int64_t durable_position;
+    int64_t first_timestamp;
+    int64_t last_timestamp;
+} zper_topic_bounds_t;
+
+//  ---- producer -------------------------------------------------------------
+
+//  Create a producer of topic on the broker front at endpoint (e.g.
+//  "tcp://127.0.0.1:5555") in one of the ZPER_MODE_ modes. The topic
+//  travels in the socket identity (later revision: hash, mode, length,
+//  topic, random uuid). Returns NULL with errno EINVAL for a bad topic,
+//  mode or endpoint. Connecting is asynchronous: a broker that is not there
+//  shows up as an error of the first send, after the timeout.
+zper_producer_t *
+    zper_producer_new (const char *endpoint, const char *topic, int mode);
+
+//  Flush an open batch and wait (at most the ack timeout) for outstanding
+//  acknowledgements, then close. Messages still unsent after the timeout
+//  are dropped. Idempotent; nulls *self_p.
+void
+    zper_producer_destroy (zper_producer_t **self_p);
+
+//  How long a send may wait for the broker to accept a message (connection
+//  and queue space); default ZPER_CLIENT_TIMEOUT_MS (1000 ms).
+void
+    zper_producer_set_timeout (zper_producer_t *self, int timeout_ms);
+
+//  How long zper_producer_sync and a mode-2 send wait for durability
+//  acknowledgements; default ZPER_CLIENT_ACK_TIMEOUT_MS (5000 ms), more
+//  than the broker's default flush interval.
+void
+    zper_producer_set_ack_timeout (zper_producer_t *self, int timeout_ms);
+
+//  Batch modes: send the open batch once it holds max_bytes of encoded
+//  messages or max_messages messages, or once its first message is
+//  linger_ms old (checked by every producer call: send, flush, poll).
+//  A message larger than max_bytes travels alone in its own batch.
+//  Defaults: 256 KiB, 10000 messages, 10 ms.
+void
+    zper_producer_set_batch (zper_producer_t *self, size_t max_bytes, size_t max_messages,
+                             int linger_ms);
+
+//  Call handler (with arg) for every acknowledgement the producer receives,
+//  in any call that receives them. NULL removes it.
+void
+    zper_producer_set_ack_handler (zper_producer_t *self, zper_ack_fn *handler, void *arg);
+
+//  Send one message (all its frames; by convention the first is a message
+//  id). Takes ownership of *msg_p and nulls it, whatever the result. In
+//  modes 0 and 1 it is handed to ZeroMQ; in mode 2 the call waits for the
+//  broker's acknowledgement; in modes 3 and 4 it is added to the open
+//  batch, which is sent if full. Flow control: in modes 1 and 3 a send
+//  first waits while ZPER_CLIENT_MAX_IN_FLIGHT (1000) replies are owed.
+//  Returns 0, or -1 when the message could not be sent (errno
+//  EHOSTUNREACH: no broker within the timeout; ETIMEDOUT: acks did not
+//  come in time; EMSGSIZE or another status errno: the broker refused it
+//  in mode 2) with zper_producer_error saying why.
+int
+    zper_producer_send (zper_producer_t *self, zmsg_t **msg_p);
+
+//  Send a message of one frame, copied from data. Same results as send.
+int
+    zper_producer_send_mem (zper_producer_t *self, const void *data, size_t size);
+
+//  Batch modes: send the open batch now (no-op when empty or in other
+//  modes). Returns 0 or -1 as send does; a batch that could not be sent
+//  is dropped.
+int
+    zper_producer_flush (zper_producer_t *self);
+
+//  Receive acknowledgements for up to timeout_ms (0: only those already
+//  there) and send an open batch whose linger time has passed. Returns the
+//  number of messages acknowledged by this call, or -1 if the broker
+//  reported an error for one of them (see zper_producer_error).
+int
+    zper_producer_poll (zper_producer_t *self, int timeout_ms);
+
+//  Flush, then wait until every message sent so far is acknowledged
+//  (modes 1 and 3; other modes return after the flush). Returns 0, or -1
+//  on timeout (ETIMEDOUT) or when the broker refused a message since the
+//  previous sync (errno from its status, zper_producer_error says which).
+int
+    zper_producer_sync (zper_producer_t *self);
+
+//  Messages acknowledged so far, messages sent and not yet acknowledged,
+//  messages the broker refused.
+int64_t
+    zper_producer_acked (zper_producer_t *self);
+int64_t
+    zper_producer_unacked (zper_producer_t *self);
+int64_t
+    zper_producer_refused (zper_producer_t *self);
+
+//  Mode 3: the highest logical offset acknowledged so far, -1 if none.
+int64_t
+    zper_producer_last_offset (zper_producer_t *self);
+
+//  A one-line description of the last error (empty string if none).
+const char *
+    zper_producer_error (zper_producer_t *self);
+
+//  ---- consumer -------------------------------------------------------------
+
+//  Create a consumer on the broker rear at endpoint (e.g.
+//  "tcp://127.0.0.1:5556") reading topic from the first retained message.
+//  topic may be NULL for a consumer that only lists topics and stats.
+//  Returns NULL with errno EINVAL for a bad topic or endpoint.
+zper_consumer_t *
+    zper_consumer_new (const char *endpoint, const char *topic);
+
+//  Close at once (nothing is pending on a reader). Idempotent; nulls *self_p.
+void
+    zper_consumer_destroy (zper_consumer_t **self_p);
+
+//  How long a request may wait for its reply beyond any long poll it asks
+//  for; default ZPER_CLIENT_TIMEOUT_MS (1000 ms).
+void
+    zper_consumer_set_timeout (zper_consumer_t *self, int timeout_ms);
+
+//  Largest batch one READ may return (always at least one whole message);
+//  default ZPER_CLIENT_READ_BYTES (1 MiB).
+void
+    zper_consumer_set_max_bytes (zper_consumer_t *self, int max_bytes);
+
+//  Position the consumer at a logical offset, or at ZPER_OFFSET_EARLIEST /
+//  ZPER_OFFSET_LATEST (resolved by a BOUNDS request). Drops any messages
+//  already fetched. Returns 0 or -1 (broker unreachable or an error reply).
+int
+    zper_consumer_seek (zper_consumer_t *self, int64_t offset);
+
+//  Position the consumer at the first message whose timestamp is at or
+//  after timestamp_ms (ms since the epoch), or at the durable end if there
+//  is none (TIMEOFFSET). Returns 0 or -1.
+int
+    zper_consumer_seek_time (zper_consumer_t *self, int64_t timestamp_ms);
+
+//  The offset of the next message the consumer will return
+//  (ZPER_OFFSET_EARLIEST before a new consumer's first fetch or seek).
+int64_t
+    zper_consumer_position (zper_consumer_t *self);
+
+//  Fetch the next batch of messages (one READ) into the consumer, waiting
+//  up to max_wait_ms on the broker for new data when at the end of the
+//  topic. Returns the number of messages fetched (0 when none came), or -1.
+//  While fetched messages are still to be returned by recv, it asks
+//  nothing and returns 0.
+int
+    zper_consumer_fetch (zper_consumer_t *self, int max_wait_ms);
+
+//  The next message, as its original frames; the caller owns it. Fetches a
+//  batch when none is buffered, waiting up to max_wait_ms for new data
+//  (follow a topic by calling this in a loop). Returns NULL with errno
+//  EAGAIN when no message came within max_wait_ms, or another errno on
+//  error (see zper_consumer_error).
+zmsg_t *
+    zper_consumer_recv (zper_consumer_t *self, int max_wait_ms);
+
+//  Logical offset and timestamp (ms since the epoch) of the message the
+//  last zper_consumer_recv returned; -1 before the first.
+int64_t
+    zper_consumer_offset (zper_consumer_t *self);
+int64_t
+    zper_consumer_timestamp (zper_consumer_t *self);
+
+//  Ask the broker where topic (NULL: the consumer's topic) stands. Returns
+//  0 and fills bounds, or -1. An unknown topic reads as empty.
+int
+    zper_consumer_bounds (zper_consumer_t *self, const char *topic, zper_topic_bounds_t *bounds);
+
+//  The broker's topics, sorted, as a list of strings the caller owns and
+//  destroys (zlist_destroy), or NULL on error.
+zlist_t *
+    zper_consumer_topics (zper_consumer_t *self);
+
+//  The broker's statistics as one JSON object (a fresh string the caller
+//  frees with zstr_free), or NULL on error.
+char *
+    zper_consumer_stats (zper_consumer_t *self);
+
+//  A one-line description of the last error (empty string if none).
+const char *
+    zper_consumer_error (zper_consumer_t *self);
+
+//  ---- helpers --------------------------------------------------------------
+
+//  The hash byte of a client identity: Java's String.hashCode of topic,
+//  low 8 bits ("test" -> 0x92). The broker ignores it; legacy code sends it.
+uint8_t
+    zper_topic_hash (const char *topic);
+
+//  True if topic can travel in a client identity (1..64 letters, digits).
+bool
+    zper_topic_valid (const char *topic);
+
+//  Name of a status code ("MESSAGE_TOO_LARGE"), "UNKNOWN" if not defined.
+const char *
+    zper_status_name (int status);
+
+//  Self tests of the client classes
+void
+    zper_producer_test (bool verbose);
+void
+    zper_consumer_test (bool verbose);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,89 @@
+/*  =========================================================================
+    zper_broker - what the broker's components share
+
+    Every component (front, ack, rear, relay) is a zactor started with a
+    pointer to one zper_broker_t, owned by the manager and valid until every
+    component has stopped. Components talk to each other only over the
+    inproc endpoints below, never by shared state other than the log and
+    the stats (both thread-safe).
+
+        front workers --PUSH notes--> ack --PUB tcp: [topic][id][position]
+                                          \--PUB durable bus--> rear workers, relay
+
+    Every actor answers "PING" with "PONG" on its pipe (the manager's
+    heartbeat) and stops on "$TERM".
+    ========================================================================= */
+
+#ifndef ZPER_BROKER_H_INCLUDED
+#define ZPER_BROKER_H_INCLUDED
+
+#include <czmq.h>
+#include "zper_config.h"
+#include "zper_log.h"
+#include "zper_stats.h"
+
+//  Front workers push "these messages are durable" notes here (ack binds).
+#define ZPER_INPROC_NOTES       "inproc://zper-notes"
+//  Ack republishes "topic is durable up to N" for rear and relay (ack binds).
+#define ZPER_INPROC_DURABLE     "inproc://zper-durable"
+
+typedef struct {
+    const zper_config_t *config;
+    zper_log_t *log;
+    zper_stats_t *stats;
+    bool verbose;                       //  zperd -v: log each client error and component event
+} zper_broker_t;
+
+//  A note on the durable bus: [topic][from:int64][durable:int64][position:int64]:
+//  messages [from, durable) of topic became durable; durable_position is
+//  the legacy byte position of durable.
+typedef struct {
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    int64_t from_offset;
+    int64_t durable_offset;
+    int64_t durable_position;
+} zper_durable_note_t;
+
+//  Start an actor that reports its start-up on the pipe with "READY" or
+//  "FAIL <reason>". Returns the running actor, or NULL after logging the
+//  reason as "<name>: <reason>".
+zactor_t *
+    zper_broker_start (zactor_fn *actor, zper_broker_t *broker, const char *name);
+
+//  What an actor sends on its pipe after start-up: READY, or FAIL with a
+//  reason (the actor must then wait for $TERM).
+void
+    zper_broker_ready (zsock_t *pipe);
+void
+    zper_broker_fail (zsock_t *pipe, const char *format, ...);
+
+//  Apply the config's socket options (receive HWM, kernel buffers; ROUTER
+//  handover, so a reconnecting client keeps its identity) to a socket
+//  facing the network and bind it. Returns 0, or -1 with a reason
+//  in reason.
+int
+    zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endpoint,
+                      char *reason, size_t reason_size);
+
+//  Send a durable note on the bus, and decode one. Decoding returns 0, or
+//  -1 when msg is not a well-formed note.
+void
+    zper_broker_note_send (zsock_t *bus, const zper_durable_note_t *note);
+int
+    zper_broker_note_decode (zmsg_t *msg, zper_durable_note_t *note);
+
+//  Handle a pipe command common to every actor: "PING" (answers PONG).
+//  Returns true when the command was "$TERM".
+bool
+    zper_broker_pipe_command (zsock_t *pipe, const char *command);
+
+//  For selftests: a client socket of type, with a later-revision identity
+//  naming topic in mode, a 5 s receive timeout, connected to endpoint.
+zsock_t *
+    zper_broker_test_client (int type, const char *endpoint, const char *topic, uint8_t mode);
+
+//  Self test of this class
+void
+    zper_broker_test (bool verbose);
+
+#endif

@@ -1,0 +1,77 @@
+/*  =========================================================================
+    zper_config - the broker's settings and the seed's config file format
+
+    Format (seed 000): one `key = value` per line, `#` starts a comment
+    (outside quotes), values are numbers (an optional Java `L` suffix is
+    accepted: 604800000L), "quoted strings" or bare words. Keys are dotted:
+    front.bind; the later names writer.* and reader.* are aliases of front.*
+    and rear.*. Every key and its default is in docs/operations.md.
+    ========================================================================= */
+
+#ifndef ZPER_CONFIG_H_INCLUDED
+#define ZPER_CONFIG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "zper_defaults.h"
+#include "zper_log.h"
+
+#define ZPER_CONFIG_STRING_MAX  1024
+
+//  A plain value: no allocation, copy freely.
+typedef struct {
+    char base_dir [ZPER_CONFIG_STRING_MAX];
+    uint64_t segment_size;
+    uint64_t flush_messages;
+    int64_t flush_interval_ms;
+    int64_t retention_ms;               //  cleanup_interval (ms) or retain_hours; 0: keep forever
+    int64_t retention_bytes;            //  retain_bytes; -1: no limit
+    size_t max_message;
+    char front_bind [ZPER_CONFIG_STRING_MAX];
+    int front_workers;
+    int front_io_threads;
+    char rear_bind [ZPER_CONFIG_STRING_MAX];
+    int rear_workers;
+    int rear_io_threads;
+    char ack_bind [ZPER_CONFIG_STRING_MAX];
+    char relay_bind [ZPER_CONFIG_STRING_MAX];
+    char relay_pub_bind [ZPER_CONFIG_STRING_MAX];
+    int receive_hwm;
+    int send_buffer;                    //  SO_SNDBUF of TCP sockets; 0: OS default
+    int receive_buffer;                 //  SO_RCVBUF; 0: OS default
+} zper_config_t;
+
+//  Fill config with the built-in defaults (zper_defaults.h).
+void
+    zper_config_init (zper_config_t *config);
+
+//  Read a config file over the values already in config. Returns 0, or -1
+//  with a one-line message in error ("zper.conf:12: unknown key
+//  'flush_msgs' (did you mean 'flush_messages'?)").
+int
+    zper_config_load (zper_config_t *config, const char *path, char *error, size_t error_size);
+
+//  Parse config text (as in a file named name, for messages). Same contract.
+int
+    zper_config_parse (zper_config_t *config, const char *name, const char *text,
+                       char *error, size_t error_size);
+
+//  The log engine's settings derived from config.
+void
+    zper_config_log_config (const zper_config_t *config, zper_log_config_t *log_config);
+
+//  Point every endpoint at inproc://<prefix>-<component>, for a broker that
+//  lives inside one process with its clients (selftests, embedding).
+void
+    zper_config_inproc (zper_config_t *config, const char *prefix);
+
+//  Print every key with its current value, in config file format.
+void
+    zper_config_print (const zper_config_t *config, FILE *stream);
+
+//  Self test of this class
+void
+    zper_config_test (bool verbose);
+
+#endif

@@ -1,0 +1,60 @@
+/*  =========================================================================
+    zper_stats - the broker's counters: per topic and broker-wide
+
+    Front workers count what they store and what they refuse, the manager
+    turns counts into rates on its timer, the rear serves it all as one JSON
+    object (STATS, docs/protocol.md). Thread-safe: one mutex, held for a few
+    additions at a time.
+    ========================================================================= */
+
+#ifndef ZPER_STATS_H_INCLUDED
+#define ZPER_STATS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "zper_log.h"
+
+typedef struct _zper_stats_t zper_stats_t;
+
+//  Broker-wide counters of refused input (names in the JSON in brackets).
+typedef enum {
+    ZPER_COUNTER_BAD_IDENTITY,          //  [bad_identity] writes from an unparsable identity
+    ZPER_COUNTER_BAD_WRITE,             //  [bad_write] malformed writes (frames, batch encoding)
+    ZPER_COUNTER_TOO_LARGE,             //  [too_large] frames or messages over max_message
+    ZPER_COUNTER_STORAGE_ERROR,         //  [storage_error] appends or flushes the disk refused
+    ZPER_COUNTER_BAD_REQUEST,           //  [bad_request] reader requests answered 101..103
+    ZPER_COUNTER_COUNT
+} zper_counter_t;
+
+//  Create empty stats. Returns NULL only on allocation failure.
+zper_stats_t *
+    zper_stats_new (void);
+
+//  Destroy. Idempotent; nulls *self_p.
+void
+    zper_stats_destroy (zper_stats_t **self_p);
+
+//  Count messages and bytes (their storage encoding) durably written to topic.
+void
+    zper_stats_written (zper_stats_t *self, const char *topic, uint64_t messages, uint64_t bytes);
+
+//  Add one to a broker-wide counter, and read it.
+void
+    zper_stats_count (zper_stats_t *self, zper_counter_t counter);
+uint64_t
+    zper_stats_counter (zper_stats_t *self, zper_counter_t counter);
+
+//  Recompute per-topic rates over the time since the previous tick.
+void
+    zper_stats_tick (zper_stats_t *self, int64_t now_ms);
+
+//  One JSON object: counters, and for every topic of log its write counts,
+//  rates and bounds. Caller frees the string (zstr_free).
+char *
+    zper_stats_json (zper_stats_t *self, zper_log_t *log);
+
+//  Self test of this class
+void
+    zper_stats_test (bool verbose);
+
+#endif

@@ -1,0 +1,217 @@
+/*  =========================================================================
+    zper_manager - start the components, watch them, stop them in order
+
+    Start order is ack, relay, rear, front: everything that listens for
+    durable notes exists before the first write can be accepted. Stop order
+    is the reverse, so that the front's last flush still reaches the ack.
+
+    Supervision: every ZPER_HEARTBEAT_INTERVAL_MS each component is sent
+    PING and must answer PONG (the front and the rear answer only while all
+    their workers answer). A component silent for ZPER_HEARTBEAT_LIVENESS
+    intervals is not restarted in place: a silent thread is stuck inside a
+    call, and C offers no safe way to stop a thread from outside, so its
+    sockets and its topics' unflushed data cannot be taken over. The
+    manager logs which component is stuck and run returns
+    ZPER_EXIT_UNRESPONSIVE; zperd then stops as cleanly as it can (with a
+    deadline) and exits 3, for the service supervisor to restart the
+    process; the log's recovery does the rest.
+    ========================================================================= */
+
+#include "zper_manager.h"
+#include "zper_ack.h"
+#include "zper_front.h"
+#include "zper_rear.h"
+#include "zper_relay.h"
+#include "zper_wire.h"
+#include <assert.h>
+
+
+typedef enum { COMPONENT_ACK, COMPONENT_RELAY, COMPONENT_REAR, COMPONENT_FRONT, COMPONENT_COUNT }
+    component_t;
+
+static const char *s_component_names [COMPONENT_COUNT] = { "ack", "relay", "rear", "front" };
+static zactor_fn *s_component_actors [COMPONENT_COUNT] = {
+    zper_ack_actor, zper_relay_actor, zper_rear_actor, zper_front_actor
+};
+
+struct _zper_manager_t {
+    zper_config_t config;
+    zper_broker_t broker;
+    zactor_t *components [COMPONENT_COUNT];
+    int64_t pong_ms [COMPONENT_COUNT];
+};
+
+zper_manager_t *
+zper_manager_new (const zper_config_t *config, bool verbose)
+{
+    zper_manager_t *self = (zper_manager_t *) zmalloc (sizeof (zper_manager_t));
+    self->config = *config;
+    self->broker.config = &self->config;
+    self->broker.verbose = verbose;
+    self->broker.stats = zper_stats_new ();
+    zper_log_config_t log_config;
+    zper_config_log_config (&self->config, &log_config);
+    self->broker.log = zper_log_new (&log_config);
+    if (!self->broker.log) {
+        zsys_error ("cannot open the log in %s: %s", self->config.base_dir, strerror (errno));
+        zper_manager_destroy (&self);
+        return NULL;
+    }
+    for (int index = 0; index < COMPONENT_COUNT; index++) {
+        self->components [index] = zper_broker_start (s_component_actors [index], &self->broker,
+                                                      s_component_names [index]);
+        if (!self->components [index]) {
+            zper_manager_destroy (&self);
+            return NULL;
+        }
+        self->pong_ms [index] = zclock_mono ();
+        if (verbose)
+            zsys_info ("%s: started", s_component_names [index]);
+    }
+    return self;
+}
+
+void
+zper_manager_destroy (zper_manager_t **self_p)
+{
+    assert (self_p);
+    zper_manager_t *self = *self_p;
+    if (self) {
+        for (int index = COMPONENT_COUNT - 1; index >= 0; index--)
+            zactor_destroy (&self->components [index]);
+        zper_log_destroy (&self->broker.log);
+        zper_stats_destroy (&self->broker.stats);
+        freen (self);
+        *self_p = NULL;
+    }
+}
+
+//  Ping every component; returns -1 if one has been silent too long.
+static int
+s_heartbeat (zper_manager_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (int index = 0; index < COMPONENT_COUNT; index++) {
+        int64_t silent = now - self->pong_ms [index];
+        if (silent > ZPER_HEARTBEAT_LIVENESS * ZPER_HEARTBEAT_INTERVAL_MS) {
+            zsys_error ("%s has not answered heartbeats for %lld ms: stopping the broker",
+                        s_component_names [index], (long long) silent);
+            return -1;
+        }
+        zstr_send (self->components [index], "PING");
+    }
+    return 0;
+}
+
+static void
+s_pong (zper_manager_t *self, void *which)
+{
+    for (int index = 0; index < COMPONENT_COUNT; index++)
+        if (which == self->components [index]) {
+            char *answer = zstr_recv (which);
+            if (answer && streq (answer, "PONG"))
+                self->pong_ms [index] = zclock_mono ();
+            zstr_free (&answer);
+        }
+}
+
+//  Retention runs every retention period, but at least every
+//  ZPER_RETENTION_CHECK_MAX_MS, so a short test retention is honoured too.
+static int64_t
+s_retention_interval (const zper_config_t *config)
+{
+    if (config->retention_ms > 0 && config->retention_ms < ZPER_RETENTION_CHECK_MAX_MS)
+        return config->retention_ms;
+    return ZPER_RETENTION_CHECK_MAX_MS;
+}
+
+static void
+s_retain (zper_manager_t *self)
+{
+    int deleted = zper_log_retain (self->broker.log, zclock_time ());
+    if (deleted < 0)
+        zsys_error ("retention failed: %s", strerror (errno));
+    else
+    if (deleted > 0 && self->broker.verbose)
+        zsys_info ("retention deleted %d segment(s)", deleted);
+}
+
+int
+zper_manager_run (zper_manager_t *self, atomic_int *stop)
+{
+    zpoller_t *poller = zpoller_new (NULL);
+    for (int index = 0; index < COMPONENT_COUNT; index++)
+        zpoller_add (poller, self->components [index]);
+    int64_t retention_interval = s_retention_interval (&self->config);
+    int64_t now = zclock_mono ();
+    int64_t next_heartbeat = now, next_stats = now + ZPER_STATS_INTERVAL_MS;
+    int64_t next_retention = now + retention_interval;
+    int rc = 0;
+    while (!atomic_load (stop)) {
+        void *which = zpoller_wait (poller, ZPER_MANAGER_TICK_MS);
+        if (which)
+            s_pong (self, which);
+        now = zclock_mono ();
+        if (now >= next_heartbeat) {
+            if (s_heartbeat (self)) {
+                rc = ZPER_EXIT_UNRESPONSIVE;
+                break;
+            }
+            next_heartbeat = now + ZPER_HEARTBEAT_INTERVAL_MS;
+        }
+        if (now >= next_stats) {
+            zper_stats_tick (self->broker.stats, zclock_time ());
+            next_stats = now + ZPER_STATS_INTERVAL_MS;
+        }
+        if (now >= next_retention) {
+            s_retain (self);
+            next_retention = now + retention_interval;
+        }
+    }
+    zpoller_destroy (&poller);
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest: a whole broker inside this process, clients over inproc
+
+void
+zper_manager_test (bool verbose)
+{
+    zper_config_t config;
+    zper_config_init (&config);
+    zper_config_inproc (&config, "zper-manager-test");
+    snprintf (config.base_dir, sizeof config.base_dir, "data");
+    zper_manager_t *manager = zper_manager_new (&config, verbose);
+    assert (manager);
+
+    zsock_t *writer = zper_broker_test_client (ZMQ_DEALER, config.front_bind, "managed", 1);
+    zstr_sendm (writer, "id-1");
+    zstr_send (writer, "hello");
+    char *id = zstr_recv (writer);
+    assert (id && streq (id, "id-1"));
+    zstr_free (&id);
+
+    zsock_t *reader = zper_broker_test_client (ZMQ_DEALER, config.rear_bind, "managed", 0);
+    zmsg_t *request = zmsg_new ();
+    zmsg_addstr (request, "FETCH");
+    zper_wire_add_int64 (request, 0);
+    zper_wire_add_int64 (request, 1000);
+    zmsg_send (&request, reader);
+    zmsg_t *reply = zmsg_recv (reader);
+    assert (reply && zmsg_size (reply) == 2);
+    zframe_t *status = zmsg_first (reply);
+    assert (zframe_data (status) [0] == ZPER_STATUS_OK);
+    zframe_t *super = zmsg_next (reply);
+    assert (zframe_size (super) == 2 + 4 + 2 + 5);
+    assert (memcmp (zframe_data (super), "\x01\x04id-1\x00\x05hello", 13) == 0);
+    zmsg_destroy (&reply);
+
+    //  A stop already requested: run returns at once, destroy stops cleanly
+    atomic_int stop = 1;
+    assert (zper_manager_run (manager, &stop) == 0);
+    zsock_destroy (&writer);
+    zsock_destroy (&reader);
+    zper_manager_destroy (&manager);
+    zper_manager_destroy (&manager);
+}

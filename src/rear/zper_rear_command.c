@@ -1,0 +1,376 @@
+/*  =========================================================================
+    zper_rear_command - what each reader command answers
+
+    Stateless: every function here turns one request into one reply,
+    reading the log and nothing else; what outlives a request (streams,
+    long polls) is the worker's business (zper_rear_worker.c). The one
+    thing to know: arguments are checked for count and exact size before
+    anything is read, and every failure has a status (docs/protocol.md 4),
+    so a malformed request can never leave a reader waiting for an answer
+    that does not come.
+
+    Legacy offsets are byte positions (FETCH, OFFSET); native ones are
+    logical offsets (READ, BOUNDS, TIMEOFFSET).
+    ========================================================================= */
+
+#include "zper_rear.h"
+#include "zper_partition.h"
+#include "zper_wire.h"
+#include <assert.h>
+#include <errno.h>
+
+#define READ_RECORD_HEADER  20          //  offset:8 timestamp:8 size:4
+
+static zper_rear_outcome_t
+s_status (zper_rear_reply_t *reply, uint8_t status)
+{
+    zper_wire_add_status (reply->frames, status);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  The partition of a topic, or NULL if the topic has none yet (an
+//  unknown topic reads as empty).
+static zper_partition_t *
+s_partition (zper_broker_t *broker, const char *topic)
+{
+    return zper_log_partition (broker->log, topic, ZPER_PARTITION_DEFAULT, false);
+}
+
+//  The topic of a request: the frame after the command (native), or the
+//  routing id (legacy). Returns 0, or -1 if there is none or it is invalid.
+static int
+s_topic_frame (zframe_t *frame, char *topic)
+{
+    if (!frame || zframe_size (frame) == 0 || zframe_size (frame) > ZPER_TOPIC_NAME_MAX)
+        return -1;
+    memcpy (topic, zframe_data (frame), zframe_size (frame));
+    topic [zframe_size (frame)] = 0;
+    return zper_log_name_valid (topic)? 0: -1;
+}
+
+static int
+s_topic_identity (zframe_t *routing_id, char *topic)
+{
+    zper_identity_t identity;
+    if (zper_identity_parse (zframe_data (routing_id), zframe_size (routing_id), &identity, NULL))
+        return -1;
+    strcpy (topic, identity.topic);
+    return 0;
+}
+
+//  A view's messages as one FETCH super frame: lent when they lie end to
+//  end in one mapping, copied when record headers separate them.
+static void
+s_super_frame (zper_view_t *view, zper_rear_reply_t *reply)
+{
+    zper_message_t message;
+    const uint8_t *start = NULL, *end = NULL;
+    bool contiguous = true;
+    while (zper_view_next (view, &message)) {
+        if (!start)
+            start = message.data;
+        else
+        if (message.data != end)
+            contiguous = false;
+        end = message.data + message.size;
+    }
+    if (!start) {
+        zmsg_addmem (reply->frames, NULL, 0);
+        return;
+    }
+    if (contiguous && zper_view_lend (view, start, (size_t) (end - start), &reply->lent) == 0) {
+        reply->has_lent = true;
+        return;
+    }
+    zframe_t *frame = zframe_new (NULL, zper_view_bytes (view));
+    uint8_t *target = zframe_data (frame);
+    zper_view_rewind (view);
+    while (zper_view_next (view, &message)) {
+        memcpy (target, message.data, message.size);
+        target += message.size;
+    }
+    zmsg_append (reply->frames, &frame);
+}
+
+size_t
+zper_rear_lend_frames (zper_view_t *view, const zper_message_t *message, zmq_msg_t *frames)
+{
+    const uint8_t *cursor = message->data, *end = message->data + message->size;
+    size_t count = 0;
+    bool more = true;
+    while (more && count < message->frame_count) {
+        zper_frame_t frame;
+        if (zper_zmtp_decode (&cursor, end, &frame, &more))
+            break;                      //  the log checksummed it: cannot happen
+        if (zper_view_lend (view, frame.data, frame.size, &frames [count])) {
+            zmq_msg_init_size (&frames [count], frame.size);
+            memcpy (zmq_msg_data (&frames [count]), frame.data, frame.size);
+        }
+        count++;
+    }
+    return count;
+}
+
+//  The status for a read the log refused.
+static uint8_t
+s_read_status (int error)
+{
+    return error == ERANGE || error == EINVAL? ZPER_STATUS_INVALID_OFFSET: ZPER_STATUS_INTERNAL_ERROR;
+}
+
+//  FETCH [position:int64][max_bytes:int64]; max_bytes -1 streams.
+static zper_rear_outcome_t
+s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
+         zper_rear_reply_t *reply, zper_rear_continuation_t *continuation)
+{
+    int64_t position, max_bytes;
+    if (zmsg_size (request) != 3
+    ||  zper_wire_frame_int64 (zmsg_next (request), &position)
+    ||  zper_wire_frame_int64 (zmsg_next (request), &max_bytes)
+    ||  max_bytes < -1 || (max_bytes == -1 && is_req))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zper_partition_t *partition = s_partition (broker, topic);
+    int64_t first_offset = 0;
+    if (partition) {
+        //  Resolve and validate the position even when no bytes are wanted
+        zper_view_t *view = zper_partition_read_position (partition, position,
+                                                          max_bytes > 0? (size_t) max_bytes: 1);
+        if (!view)
+            return s_status (reply, s_read_status (errno));
+        zper_message_t message;
+        if (zper_view_next (view, &message))
+            first_offset = message.offset;
+        else {
+            zper_bounds_t bounds;
+            zper_partition_bounds (partition, &bounds);
+            first_offset = bounds.durable_offset;
+        }
+        zper_view_rewind (view);
+        if (max_bytes > 0) {
+            zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+            s_super_frame (view, reply);
+            zper_view_destroy (&view);
+            return ZPER_REAR_ANSWERED;
+        }
+        zper_view_destroy (&view);
+    }
+    else
+    if (position != 0)
+        return s_status (reply, ZPER_STATUS_INVALID_OFFSET);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    if (max_bytes == -1) {
+        snprintf (continuation->topic, sizeof continuation->topic, "%s", topic);
+        continuation->offset = first_offset;
+        return ZPER_REAR_STREAM;
+    }
+    zmsg_addmem (reply->frames, NULL, 0);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  OFFSET [timestamp:int64][max_entries:int32]?
+static zper_rear_outcome_t
+s_offset (zper_broker_t *broker, const char *topic, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    int64_t timestamp;
+    int32_t max_entries = ZPER_OFFSET_DEFAULT_MAX_ENTRIES;
+    size_t size = zmsg_size (request);
+    if (size < 2 || size > 3
+    ||  zper_wire_frame_int64 (zmsg_next (request), &timestamp)
+    ||  (size == 3 && zper_wire_frame_int32 (zmsg_next (request), &max_entries))
+    ||  max_entries < 0)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    if (max_entries > ZPER_OFFSET_DEFAULT_MAX_ENTRIES)
+        max_entries = ZPER_OFFSET_DEFAULT_MAX_ENTRIES;
+    zper_partition_t *partition = s_partition (broker, topic);
+    zper_bounds_t bounds = { 0 };
+    if (partition)
+        zper_partition_bounds (partition, &bounds);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    if (timestamp == -1 || timestamp == -2) {
+        zper_wire_add_int64 (reply->frames,
+                             timestamp == -1? bounds.durable_position: bounds.start_position);
+        return ZPER_REAR_ANSWERED;
+    }
+    if (!partition || max_entries == 0)
+        return ZPER_REAR_ANSWERED;
+    int64_t positions [ZPER_OFFSET_DEFAULT_MAX_ENTRIES];
+    int count = zper_partition_segment_positions (partition, timestamp, positions, max_entries);
+    for (int index = 0; index < count; index++)
+        zper_wire_add_int64 (reply->frames, positions [index]);
+    return ZPER_REAR_ANSWERED;
+}
+
+void
+zper_rear_command_read (zper_broker_t *broker, const char *topic, int64_t offset,
+                        int32_t max_bytes, zper_rear_reply_t *reply)
+{
+    zper_partition_t *partition = s_partition (broker, topic);
+    if (!partition) {
+        zper_wire_add_status (reply->frames, offset == 0? ZPER_STATUS_OK: ZPER_STATUS_INVALID_OFFSET);
+        if (offset == 0)
+            zmsg_addmem (reply->frames, NULL, 0);
+        return;
+    }
+    zper_view_t *view = zper_partition_read (partition, offset, (size_t) max_bytes);
+    if (!view) {
+        zper_wire_add_status (reply->frames, s_read_status (errno));
+        return;
+    }
+    size_t size = zper_view_bytes (view) + READ_RECORD_HEADER * zper_view_count (view);
+    zframe_t *batch = zframe_new (NULL, size);
+    uint8_t *target = zframe_data (batch);
+    zper_message_t message;
+    while (zper_view_next (view, &message)) {
+        zper_wire_put_int64 (target, message.offset);
+        zper_wire_put_int64 (target + 8, message.timestamp);
+        zper_wire_put_int32 (target + 16, (int32_t) message.size);
+        memcpy (target + READ_RECORD_HEADER, message.data, message.size);
+        target += READ_RECORD_HEADER + message.size;
+    }
+    zper_view_destroy (&view);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zmsg_append (reply->frames, &batch);
+}
+
+//  READ [topic][offset:int64][max_bytes:int32][max_wait_ms:int32]
+static zper_rear_outcome_t
+s_read (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply,
+        zper_rear_continuation_t *continuation)
+{
+    int64_t offset;
+    int32_t max_bytes, max_wait_ms;
+    if (zmsg_size (request) != 5
+    ||  s_topic_frame (zmsg_next (request), continuation->topic)
+    ||  zper_wire_frame_int64 (zmsg_next (request), &offset)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &max_bytes)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &max_wait_ms)
+    ||  max_bytes <= 0 || max_wait_ms < 0)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zper_partition_t *partition = s_partition (broker, continuation->topic);
+    zper_bounds_t bounds = { 0 };
+    if (partition)
+        zper_partition_bounds (partition, &bounds);
+    if (offset == bounds.durable_offset && max_wait_ms > 0) {
+        continuation->offset = offset;
+        continuation->max_bytes = max_bytes;
+        continuation->deadline_ms = zclock_mono ()
+            + (max_wait_ms < ZPER_REAR_READ_MAX_WAIT_MS? max_wait_ms: ZPER_REAR_READ_MAX_WAIT_MS);
+        return ZPER_REAR_WAIT;
+    }
+    zper_rear_command_read (broker, continuation->topic, offset, max_bytes, reply);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  BOUNDS [topic]
+static zper_rear_outcome_t
+s_bounds (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    if (zmsg_size (request) != 2 || s_topic_frame (zmsg_next (request), topic))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zper_bounds_t bounds = { 0 };
+    bounds.first_timestamp = bounds.last_timestamp = -1;
+    zper_partition_t *partition = s_partition (broker, topic);
+    if (partition)
+        zper_partition_bounds (partition, &bounds);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    int64_t values [] = { bounds.start_offset, bounds.durable_offset, bounds.start_position,
+                          bounds.durable_position, bounds.first_timestamp, bounds.last_timestamp };
+    for (size_t index = 0; index < sizeof values / sizeof values [0]; index++)
+        zper_wire_add_int64 (reply->frames, values [index]);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  TIMEOFFSET [topic][timestamp_ms:int64]
+static zper_rear_outcome_t
+s_timeoffset (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    int64_t timestamp;
+    if (zmsg_size (request) != 3 || s_topic_frame (zmsg_next (request), topic)
+    ||  zper_wire_frame_int64 (zmsg_next (request), &timestamp))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zper_partition_t *partition = s_partition (broker, topic);
+    int64_t offset = partition? zper_partition_offset_for_time (partition, timestamp): 0;
+    if (offset < 0)
+        return s_status (reply, ZPER_STATUS_INTERNAL_ERROR);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zper_wire_add_int64 (reply->frames, offset);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  TOPICS and STATS take no arguments.
+static zper_rear_outcome_t
+s_topics (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (zmsg_size (request) != 1)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zlist_t *topics = zper_log_topics (broker->log);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    for (char *topic = topics? (char *) zlist_first (topics): NULL; topic;
+         topic = (char *) zlist_next (topics))
+        zmsg_addstr (reply->frames, topic);
+    zlist_destroy (&topics);
+    return ZPER_REAR_ANSWERED;
+}
+
+static zper_rear_outcome_t
+s_stats (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (zmsg_size (request) != 1)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    char *json = zper_stats_json (broker->stats, broker->log);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zmsg_addstr (reply->frames, json);
+    zstr_free (&json);
+    return ZPER_REAR_ANSWERED;
+}
+
+zper_rear_outcome_t
+zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *request,
+                           bool is_req, zper_rear_reply_t *reply,
+                           zper_rear_continuation_t *continuation)
+{
+    zframe_t *command = zmsg_first (request);
+    assert (command);
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    zper_rear_outcome_t outcome;
+    if (zframe_streq (command, "FETCH") || zframe_streq (command, "OFFSET")) {
+        if (s_topic_identity (routing_id, topic))
+            outcome = s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+        else
+        if (zframe_streq (command, "FETCH"))
+            outcome = s_fetch (broker, topic, request, is_req, reply, continuation);
+        else
+            outcome = s_offset (broker, topic, request, reply);
+    }
+    else
+    if (zframe_streq (command, "READ"))
+        outcome = s_read (broker, request, reply, continuation);
+    else
+    if (zframe_streq (command, "BOUNDS"))
+        outcome = s_bounds (broker, request, reply);
+    else
+    if (zframe_streq (command, "TIMEOFFSET"))
+        outcome = s_timeoffset (broker, request, reply);
+    else
+    if (zframe_streq (command, "TOPICS"))
+        outcome = s_topics (broker, request, reply);
+    else
+    if (zframe_streq (command, "STATS"))
+        outcome = s_stats (broker, request, reply);
+    else
+        outcome = s_status (reply, ZPER_STATUS_INVALID_COMMAND);
+
+    zframe_t *status = zmsg_first (reply->frames);
+    if (status && zframe_data (status) [0] != ZPER_STATUS_OK) {
+        zper_stats_count (broker->stats, ZPER_COUNTER_BAD_REQUEST);
+        if (broker->verbose) {
+            char *name = zframe_strdup (command);
+            zsys_info ("rear: %.32s (%zu frames) answered %d", name, zmsg_size (request),
+                       zframe_data (status) [0]);
+            zstr_free (&name);
+        }
+    }
+    return outcome;
+}

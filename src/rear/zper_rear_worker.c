@@ -1,0 +1,341 @@
+/*  =========================================================================
+    zper_rear_worker - answer readers; keep their streams and long polls
+
+    Requests arrive from the rear thread with their envelope; answers go
+    back over a PUSH socket (the rear thread owns the ROUTER). What a
+    worker keeps between requests:
+      - streams: a legacy streaming FETCH, by reader; the next logical
+        offset to send and whether a chunk awaits the thread's credit;
+      - polls: READs waiting at the durable end, with a deadline.
+    Both wake on the durable bus (a topic moved) and on time (poll
+    deadlines, stream retries after a stall). Any new request from a
+    reader ends that reader's stream, as the legacy protocol says.
+
+    Streamed frames and FETCH super frames are lent from the log's mapping
+    (zper_view_lend), so the bytes travel to the socket without a copy.
+    ========================================================================= */
+
+#include "zper_rear.h"
+#include "zper_partition.h"
+#include "zper_wire.h"
+#include <assert.h>
+#include <errno.h>
+
+typedef struct {
+    zmsg_t *envelope;
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    int64_t next_offset;
+    bool awaiting_credit;
+    int64_t retry_at_ms;                //  after a stall; 0: none
+} stream_t;
+
+typedef struct {
+    zmsg_t *envelope;
+    zper_rear_continuation_t continuation;
+} poll_t;
+
+typedef struct {
+    zper_broker_t *broker;
+    zsock_t *pipe;
+    zsock_t *output;                    //  PUSH to the rear thread
+    zsock_t *bus;                       //  SUB to the durable bus
+    zhashx_t *streams;                  //  routing id (hex) -> stream_t
+    zlistx_t *polls;                    //  poll_t
+} worker_t;
+
+static void
+s_stream_destroy (void **item)
+{
+    stream_t *stream = (stream_t *) *item;
+    zmsg_destroy (&stream->envelope);
+    freen (stream);
+    *item = NULL;
+}
+
+static void
+s_poll_destroy (void **item)
+{
+    poll_t *poll = (poll_t *) *item;
+    zmsg_destroy (&poll->envelope);
+    freen (poll);
+    *item = NULL;
+}
+
+//  Send [header][envelope][frames...][lent...] to the rear thread. frames
+//  may be NULL and is consumed; lent messages are moved.
+static void
+s_output (worker_t *self, uint8_t kind, int64_t offset, zmsg_t *envelope, zmsg_t **frames_p,
+          zmq_msg_t *lent, size_t lent_count)
+{
+    zper_rear_header_t header = { kind, (uint8_t) zmsg_size (envelope), offset };
+    void *socket = zsock_resolve (self->output);
+    size_t frame_count = frames_p && *frames_p? zmsg_size (*frames_p): 0;
+    zmq_send (socket, &header, sizeof header, ZMQ_SNDMORE);
+    size_t remaining = zmsg_size (envelope) + frame_count + lent_count;
+    for (zframe_t *frame = zmsg_first (envelope); frame; frame = zmsg_next (envelope))
+        zmq_send (socket, zframe_data (frame), zframe_size (frame), --remaining? ZMQ_SNDMORE: 0);
+    for (size_t index = 0; index < frame_count; index++) {
+        zframe_t *frame = zmsg_pop (*frames_p);
+        zframe_send (&frame, socket, --remaining? ZFRAME_MORE: 0);
+    }
+    for (size_t index = 0; index < lent_count; index++)
+        zmq_msg_send (&lent [index], socket, --remaining? ZMQ_SNDMORE: 0);
+    if (frames_p)
+        zmsg_destroy (frames_p);
+}
+
+static void
+s_reply (worker_t *self, zmsg_t *envelope, zper_rear_reply_t *reply)
+{
+    s_output (self, ZPER_REAR_REPLY, 0, envelope, &reply->frames, &reply->lent,
+              reply->has_lent? 1: 0);
+}
+
+static zper_rear_reply_t
+s_reply_new (void)
+{
+    zper_rear_reply_t reply = { .frames = zmsg_new () };
+    zmq_msg_init (&reply.lent);
+    return reply;
+}
+
+static void
+s_reply_close (zper_rear_reply_t *reply)
+{
+    zmsg_destroy (&reply->frames);
+    zmq_msg_close (&reply->lent);
+}
+
+//  Send one chunk of a stream: up to the stream window of durable messages,
+//  each as its original frames, then CHUNK_END to ask for credit.
+static void
+s_stream_pump (worker_t *self, stream_t *stream)
+{
+    if (stream->awaiting_credit || stream->retry_at_ms)
+        return;
+    zper_partition_t *partition = zper_log_partition (self->broker->log, stream->topic,
+                                                      ZPER_PARTITION_DEFAULT, false);
+    zper_view_t *view = partition?
+        zper_partition_read (partition, stream->next_offset, ZPER_REAR_STREAM_WINDOW_BYTES): NULL;
+    if (!view && partition && errno == ERANGE) {
+        //  Retention removed what this reader had not read yet: it resumes
+        //  at the oldest retained message (docs/protocol.md 3)
+        zper_bounds_t bounds;
+        zper_partition_bounds (partition, &bounds);
+        if (stream->next_offset < bounds.start_offset) {
+            stream->next_offset = bounds.start_offset;
+            view = zper_partition_read (partition, stream->next_offset,
+                                        ZPER_REAR_STREAM_WINDOW_BYTES);
+        }
+    }
+    if (!view)
+        return;                         //  nothing yet: the durable bus wakes us
+    zper_message_t message;
+    size_t sent = 0;
+    while (zper_view_next (view, &message)) {
+        zmq_msg_t *frames = (zmq_msg_t *) zmalloc ((message.frame_count + 1) * sizeof (zmq_msg_t));
+        size_t count = zper_rear_lend_frames (view, &message, frames);
+        s_output (self, ZPER_REAR_STREAMED, message.offset, stream->envelope, NULL, frames, count);
+        freen (frames);
+        stream->next_offset = message.offset + 1;
+        sent++;
+    }
+    zper_view_destroy (&view);
+    if (sent) {
+        s_output (self, ZPER_REAR_CHUNK_END, 0, stream->envelope, NULL, NULL, 0);
+        stream->awaiting_credit = true;
+    }
+}
+
+//  Answer the polls of topic (all of them when topic is NULL and expired is
+//  true: those past their deadline).
+static void
+s_polls_answer (worker_t *self, const char *topic, int64_t now)
+{
+    poll_t *poll = (poll_t *) zlistx_first (self->polls);
+    while (poll) {
+        bool due = topic? streq (poll->continuation.topic, topic)
+                        : now >= poll->continuation.deadline_ms;
+        if (due) {
+            zper_rear_reply_t reply = s_reply_new ();
+            zper_rear_command_read (self->broker, poll->continuation.topic,
+                                    poll->continuation.offset, poll->continuation.max_bytes, &reply);
+            s_reply (self, poll->envelope, &reply);
+            s_reply_close (&reply);
+            zlistx_delete (self->polls, zlistx_cursor (self->polls));
+            poll = (poll_t *) zlistx_first (self->polls);
+        }
+        else
+            poll = (poll_t *) zlistx_next (self->polls);
+    }
+}
+
+static char *
+s_key (zmsg_t *envelope)
+{
+    return zframe_strhex (zmsg_first (envelope));
+}
+
+//  A request: [envelope][command][args...]
+static void
+s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
+{
+    char *key = s_key (envelope);
+    zhashx_delete (self->streams, key);
+    if (zmsg_size (request) == 0)
+        zmsg_addmem (request, NULL, 0);     //  an empty request is an unknown command
+    zper_rear_reply_t reply = s_reply_new ();
+    zper_rear_continuation_t continuation = { .offset = 0 };
+    bool is_req = zmsg_size (envelope) == 2;
+    zper_rear_outcome_t outcome = zper_rear_command_execute (
+        self->broker, zmsg_first (envelope), request, is_req, &reply, &continuation);
+    if (outcome == ZPER_REAR_WAIT) {
+        poll_t *poll = (poll_t *) zmalloc (sizeof (poll_t));
+        poll->envelope = zmsg_dup (envelope);
+        poll->continuation = continuation;
+        zlistx_add_end (self->polls, poll);
+    }
+    else
+        s_reply (self, envelope, &reply);
+    if (outcome == ZPER_REAR_STREAM) {
+        stream_t *stream = (stream_t *) zmalloc (sizeof (stream_t));
+        stream->envelope = zmsg_dup (envelope);
+        snprintf (stream->topic, sizeof stream->topic, "%s", continuation.topic);
+        stream->next_offset = continuation.offset;
+        zhashx_update (self->streams, key, stream);
+        s_stream_pump (self, stream);
+    }
+    s_reply_close (&reply);
+    zstr_free (&key);
+}
+
+//  Flow control from the rear thread for one stream.
+static void
+s_flow (worker_t *self, zper_rear_header_t *header, zmsg_t *envelope)
+{
+    char *key = s_key (envelope);
+    stream_t *stream = (stream_t *) zhashx_lookup (self->streams, key);
+    if (stream && header->kind == ZPER_REAR_GONE)
+        zhashx_delete (self->streams, key);
+    else
+    if (stream) {
+        stream->awaiting_credit = false;
+        if (header->kind == ZPER_REAR_STALL) {
+            stream->next_offset = header->offset;
+            stream->retry_at_ms = zclock_mono () + ZPER_REAR_STREAM_RETRY_MS;
+        }
+        else
+            s_stream_pump (self, stream);
+    }
+    zstr_free (&key);
+}
+
+//  A message on the pipe: a header-framed request or flow message, or a
+//  command. Returns true on $TERM.
+static bool
+s_pipe_message (worker_t *self, zmsg_t *msg)
+{
+    zframe_t *first = zmsg_first (msg);
+    if (zmsg_size (msg) >= 2 && zframe_size (first) == sizeof (zper_rear_header_t)) {
+        zper_rear_header_t header;
+        zframe_t *frame = zmsg_pop (msg);
+        memcpy (&header, zframe_data (frame), sizeof header);
+        zframe_destroy (&frame);
+        zmsg_t *envelope = zmsg_new ();
+        for (int index = 0; index < header.envelope_frames && zmsg_size (msg); index++) {
+            frame = zmsg_pop (msg);
+            zmsg_append (envelope, &frame);
+        }
+        if (header.kind == ZPER_REAR_REQUEST)
+            s_request (self, envelope, msg);
+        else
+            s_flow (self, &header, envelope);
+        zmsg_destroy (&envelope);
+        return false;
+    }
+    char *command = zmsg_popstr (msg);
+    bool terminate = !command || zper_broker_pipe_command (self->pipe, command);
+    zstr_free (&command);
+    return terminate;
+}
+
+static void
+s_durable (worker_t *self, zmsg_t *msg)
+{
+    zper_durable_note_t note;
+    if (zper_broker_note_decode (msg, &note))
+        return;
+    s_polls_answer (self, note.topic, 0);
+    for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
+         stream = (stream_t *) zhashx_next (self->streams))
+        if (streq (stream->topic, note.topic))
+            s_stream_pump (self, stream);
+}
+
+//  Expired polls and stream retries; returns the poll timeout until the
+//  next deadline, or -1.
+static int
+s_timers (worker_t *self)
+{
+    int64_t now = zclock_mono ();
+    s_polls_answer (self, NULL, now);
+    int64_t next = -1;
+    for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
+         stream = (stream_t *) zhashx_next (self->streams)) {
+        if (stream->retry_at_ms && now >= stream->retry_at_ms) {
+            stream->retry_at_ms = 0;
+            s_stream_pump (self, stream);
+        }
+        else
+        if (stream->retry_at_ms && (next < 0 || stream->retry_at_ms < next))
+            next = stream->retry_at_ms;
+    }
+    for (poll_t *poll = (poll_t *) zlistx_first (self->polls); poll;
+         poll = (poll_t *) zlistx_next (self->polls))
+        if (next < 0 || poll->continuation.deadline_ms < next)
+            next = poll->continuation.deadline_ms;
+    return next < 0? -1: (int) (next > now? next - now: 0);
+}
+
+void
+zper_rear_worker_actor (zsock_t *pipe, void *args)
+{
+    zper_rear_worker_args_t *arguments = (zper_rear_worker_args_t *) args;
+    worker_t self = { .broker = arguments->broker, .pipe = pipe };
+    self.output = zsock_new_push (">" ZPER_INPROC_REAR_REPLIES);
+    //  No limit towards the rear thread, which may be blocked handing us a
+    //  request: a limit could deadlock the two. Output stays bounded by the
+    //  requests in flight and one stream window per stream.
+    zsock_set_sndhwm (self.output, 0);
+    self.bus = zsock_new_sub (">" ZPER_INPROC_DURABLE, "");
+    self.streams = zhashx_new ();
+    zhashx_set_destructor (self.streams, s_stream_destroy);
+    self.polls = zlistx_new ();
+    zlistx_set_destructor (self.polls, s_poll_destroy);
+    zsock_signal (pipe, 0);
+
+    bool terminated = false;
+    int timeout = -1;
+    while (!terminated) {
+        zmq_pollitem_t items [] = { { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+                                    { zsock_resolve (self.bus), 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, 2, timeout) == -1 && zmq_errno () != EINTR)
+            break;
+        if (items [0].revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (pipe);
+            terminated = !msg || s_pipe_message (&self, msg);
+            zmsg_destroy (&msg);
+        }
+        if (!terminated && (items [1].revents & ZMQ_POLLIN)) {
+            zmsg_t *msg = zmsg_recv (self.bus);
+            if (msg)
+                s_durable (&self, msg);
+            zmsg_destroy (&msg);
+        }
+        timeout = s_timers (&self);
+    }
+    zhashx_destroy (&self.streams);
+    zlistx_destroy (&self.polls);
+    zsock_destroy (&self.output);
+    zsock_destroy (&self.bus);
+}

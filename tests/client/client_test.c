@@ -1,0 +1,454 @@
+/*  =========================================================================
+    client_test - libzper (include/zper.h) against a real zperd process
+
+    Usage: client_test ZPERD TEST       e.g. client_test ./zperd follow
+    Each test starts its own zperd on loopback ports nobody else uses (with
+    its data in a fresh temporary folder), runs the API against it, stops it
+    with SIGTERM and fails unless zperd exits 0 (an ASan report makes it
+    exit non-zero). Every wait is bounded: a test can fail, never hang.
+    Only the public header is used, as an application would.
+    ========================================================================= */
+
+#include <zper.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BROKER_PORTS        5           //  front, rear, ack, relay, relay.pub
+#define BROKER_PORT_FIRST   20000       //  below the ephemeral range: no TCP self-connects
+#define BROKER_PORT_LAST    29999
+#define BROKER_START_TRIES  3           //  a port taken between probe and bind: try again
+#define BROKER_WAIT_MS      20000       //  start-up and shutdown, each
+#define POLL_STEP_MS        100
+#define FLUSH_INTERVAL_MS   20          //  acks come quickly in these tests
+#define MAX_MESSAGE         4096        //  so that "oversized" is cheap to send
+#define WINDOW_TEST_MESSAGES 50000      //  far more than libzmq queues and TCP buffers hold
+
+typedef struct {
+    pid_t pid;
+    char folder [64];
+    char front [64];
+    char rear [64];
+} broker_t;
+
+static const char *s_zperd;
+
+//  Fill ports with distinct loopback ports nobody listens on right now,
+//  from a random place in the range (tests of other areas run meanwhile).
+//  Plain sockets, bound and never listening, so that closing them frees
+//  the ports at once (libzmq closes a listener in the background).
+static void
+s_free_ports (int *ports, int count)
+{
+    int probes [BROKER_PORTS];
+    assert (count <= BROKER_PORTS);
+    int port = BROKER_PORT_FIRST + randof (BROKER_PORT_LAST - BROKER_PORT_FIRST - 1000);
+    struct sockaddr_in address = { .sin_family = AF_INET };
+    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    for (int index = 0; index < count; index++) {
+        probes [index] = socket (AF_INET, SOCK_STREAM, 0);
+        assert (probes [index] != -1);
+        do {
+            address.sin_port = htons ((uint16_t) ++port);
+            assert (port <= BROKER_PORT_LAST);
+        } while (bind (probes [index], (struct sockaddr *) &address, sizeof address) == -1);
+        ports [index] = port;
+    }
+    for (int index = 0; index < count; index++)
+        close (probes [index]);
+}
+
+//  Write the config, start zperd, wait until its rear answers. Returns 0,
+//  or -1 if zperd exited (e.g. a port was taken meanwhile).
+static int
+s_broker_spawn (broker_t *broker)
+{
+    int ports [BROKER_PORTS];
+    s_free_ports (ports, BROKER_PORTS);
+    snprintf (broker->front, sizeof broker->front, "tcp://127.0.0.1:%d", ports [0]);
+    snprintf (broker->rear, sizeof broker->rear, "tcp://127.0.0.1:%d", ports [1]);
+    char *config = zsys_sprintf ("%s/zper.conf", broker->folder);
+    FILE *file = fopen (config, "w");
+    assert (file);
+    fprintf (file, "base_dir = %s/data\nflush_interval = %d\nmax_message = %d\n"
+             "front.bind = %s\nrear.bind = %s\nack.bind = tcp://127.0.0.1:%d\n"
+             "relay.bind = tcp://127.0.0.1:%d\nrelay.pub.bind = tcp://127.0.0.1:%d\n",
+             broker->folder, FLUSH_INTERVAL_MS, MAX_MESSAGE, broker->front, broker->rear,
+             ports [2], ports [3], ports [4]);
+    fclose (file);
+    broker->pid = fork ();
+    assert (broker->pid >= 0);
+    if (broker->pid == 0) {
+        execl (s_zperd, "zperd", "-c", config, (char *) NULL);
+        _exit (127);
+    }
+    zstr_free (&config);
+    zper_consumer_t *probe = zper_consumer_new (broker->rear, NULL);
+    zper_consumer_set_timeout (probe, POLL_STEP_MS);
+    int rc = -1;
+    for (int waited = 0; waited < BROKER_WAIT_MS && rc == -1; waited += POLL_STEP_MS) {
+        zlist_t *topics = zper_consumer_topics (probe);
+        if (topics)
+            rc = 0;
+        zlist_destroy (&topics);
+        if (rc == -1 && waitpid (broker->pid, NULL, WNOHANG) == broker->pid)
+            break;
+    }
+    zper_consumer_destroy (&probe);
+    return rc;
+}
+
+static broker_t *
+s_broker_start (void)
+{
+    broker_t *broker = (broker_t *) zmalloc (sizeof (broker_t));
+    strcpy (broker->folder, "/tmp/zper-client-test-XXXXXX");
+    assert (mkdtemp (broker->folder));
+    int tries = 0;
+    while (s_broker_spawn (broker) == -1) {
+        assert (++tries < BROKER_START_TRIES);
+        kill (broker->pid, SIGKILL);
+        waitpid (broker->pid, NULL, 0);
+    }
+    return broker;
+}
+
+//  Stop zperd with SIGTERM; it must exit 0 within the bound.
+static void
+s_broker_terminate (broker_t *broker)
+{
+    assert (kill (broker->pid, SIGTERM) == 0);
+    int status = -1;
+    for (int waited = 0; waited < BROKER_WAIT_MS; waited += POLL_STEP_MS) {
+        if (waitpid (broker->pid, &status, WNOHANG) == broker->pid)
+            break;
+        zclock_sleep (POLL_STEP_MS);
+    }
+    if (status == -1) {
+        kill (broker->pid, SIGKILL);
+        waitpid (broker->pid, NULL, 0);
+    }
+    if (!(WIFEXITED (status) && WEXITSTATUS (status) == 0))
+        fprintf (stderr, "client_test: zperd did not exit 0 on SIGTERM (status %d)\n", status);
+    assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    broker->pid = 0;
+}
+
+//  Stop zperd if it runs, remove its folder.
+static void
+s_broker_stop (broker_t **broker_p)
+{
+    broker_t *broker = *broker_p;
+    if (broker->pid)
+        s_broker_terminate (broker);
+    zdir_t *folder = zdir_new (broker->folder, NULL);
+    if (folder)
+        zdir_remove (folder, true);
+    zdir_destroy (&folder);
+    free (broker);
+    *broker_p = NULL;
+}
+
+//  ---- helpers -------------------------------------------------------------------
+
+//  Message number index of a test stream: [id-N] or [id-N][][body-N].
+static zmsg_t *
+s_message (int index)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstrf (msg, "id-%d", index);
+    if (index % 2) {
+        zmsg_addmem (msg, NULL, 0);
+        zmsg_addstrf (msg, "body-%d", index);
+    }
+    return msg;
+}
+
+static void
+s_assert_message (zmsg_t *msg, int index)
+{
+    zmsg_t *expected = s_message (index);
+    assert (msg && zmsg_size (msg) == zmsg_size (expected));
+    for (zframe_t *frame = zmsg_first (msg), *want = zmsg_first (expected); frame;
+         frame = zmsg_next (msg), want = zmsg_next (expected))
+        assert (zframe_eq (frame, want));
+    zmsg_destroy (&expected);
+}
+
+//  Read count messages from the consumer's position, waiting for them
+//  (bounded), and check they are messages first .. first + count - 1.
+static void
+s_expect (zper_consumer_t *consumer, int first, int count)
+{
+    for (int index = first; index < first + count; index++) {
+        zmsg_t *msg = NULL;
+        for (int waited = 0; !msg && waited < BROKER_WAIT_MS; waited += POLL_STEP_MS)
+            msg = zper_consumer_recv (consumer, POLL_STEP_MS);
+        if (!msg)
+            fprintf (stderr, "client_test: message %d: %s\n", index, zper_consumer_error (consumer));
+        s_assert_message (msg, index);
+        zmsg_destroy (&msg);
+    }
+}
+
+static void
+s_produce (zper_producer_t *producer, int first, int count)
+{
+    for (int index = first; index < first + count; index++) {
+        zmsg_t *msg = s_message (index);
+        assert (zper_producer_send (producer, &msg) == 0);
+    }
+}
+
+//  ---- tests -----------------------------------------------------------------------
+
+//  Modes 0, 1 and 2: what is sent comes back frame for frame, in order.
+static void
+test_write_modes_round_trip (broker_t *broker)
+{
+    const char *topics [] = { "modenone", "modeack", "modereq" };
+    for (int mode = ZPER_MODE_NONE; mode <= ZPER_MODE_REQ; mode++) {
+        zper_producer_t *producer = zper_producer_new (broker->front, topics [mode], mode);
+        assert (producer);
+        s_produce (producer, 0, 20);
+        assert (zper_producer_sync (producer) == 0);
+        assert (zper_producer_acked (producer) == (mode == ZPER_MODE_NONE? 0: 20));
+        zper_producer_destroy (&producer);
+        zper_consumer_t *consumer = zper_consumer_new (broker->rear, topics [mode]);
+        s_expect (consumer, 0, 20);
+        assert (zper_consumer_offset (consumer) == 19);
+        zper_consumer_destroy (&consumer);
+    }
+}
+
+//  Mode 1 pipelined far past libzmq's queues: one ack per message arrives
+//  for every message (flow control on our side, no drop on the broker's).
+static void
+test_pipelined_acks_all_arrive (broker_t *broker)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, "window", ZPER_MODE_ACK);
+    s_produce (producer, 0, WINDOW_TEST_MESSAGES);
+    assert (zper_producer_sync (producer) == 0);
+    assert (zper_producer_acked (producer) == WINDOW_TEST_MESSAGES);
+    zper_producer_destroy (&producer);
+}
+
+static void
+s_collect_batch_ack (const zper_ack_t *ack, void *arg)
+{
+    int64_t *next_offset = (int64_t *) arg;
+    assert (ack->status == ZPER_STATUS_OK);
+    assert (ack->first_offset == *next_offset);     //  batches land back to back
+    *next_offset += ack->count;
+}
+
+//  Mode 3: one ack per batch naming its first offset and count; mode 4 on
+//  the same topic continues the offsets.
+static void
+test_batch_write_acks_offsets (broker_t *broker)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, "batches", ZPER_MODE_BATCH_ACK);
+    int64_t next_offset = 0;
+    zper_producer_set_ack_handler (producer, s_collect_batch_ack, &next_offset);
+    zper_producer_set_batch (producer, MAX_MESSAGE, 100, 1000);     //  a batch is one frame: <= max_message
+    s_produce (producer, 0, 1000);
+    assert (zper_producer_sync (producer) == 0);
+    assert (zper_producer_acked (producer) == 1000 && next_offset == 1000);
+    assert (zper_producer_last_offset (producer) == 999);
+    zper_producer_destroy (&producer);
+
+    producer = zper_producer_new (broker->front, "batches", ZPER_MODE_BATCH);
+    s_produce (producer, 1000, 10);
+    assert (zper_producer_sync (producer) == 0);
+    zper_producer_destroy (&producer);
+
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "batches");
+    zper_consumer_set_max_bytes (consumer, 4096);       //  many READs, each whole messages
+    s_expect (consumer, 0, 1010);
+    assert (zper_consumer_offset (consumer) == 1009);
+    assert (zper_consumer_timestamp (consumer) > 0);
+    zper_consumer_destroy (&consumer);
+}
+
+//  Seeks by offset, earliest, latest and time; bounds; topics; stats.
+static void
+test_consume_seeks_offset_time (broker_t *broker)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, "seeks", ZPER_MODE_ACK);
+    s_produce (producer, 0, 5);
+    assert (zper_producer_sync (producer) == 0);
+    zclock_sleep (5);                   //  so that no message of either half shares split's ms
+    int64_t split = zclock_time ();
+    zclock_sleep (5);
+    s_produce (producer, 5, 5);
+    assert (zper_producer_sync (producer) == 0);
+    zper_producer_destroy (&producer);
+
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "seeks");
+    assert (zper_consumer_seek (consumer, 3) == 0);
+    s_expect (consumer, 3, 2);
+    assert (zper_consumer_seek_time (consumer, split) == 0);
+    assert (zper_consumer_position (consumer) == 5);
+    s_expect (consumer, 5, 1);
+    assert (zper_consumer_seek_time (consumer, 0) == 0 && zper_consumer_position (consumer) == 0);
+    assert (zper_consumer_seek_time (consumer, split + 3600 * 1000) == 0);
+    assert (zper_consumer_position (consumer) == 10);
+    assert (zper_consumer_seek (consumer, ZPER_OFFSET_EARLIEST) == 0);
+    assert (zper_consumer_position (consumer) == 0);
+    assert (zper_consumer_seek (consumer, ZPER_OFFSET_LATEST) == 0);
+    assert (zper_consumer_position (consumer) == 10);
+    assert (zper_consumer_recv (consumer, 0) == NULL && errno == EAGAIN);
+
+    assert (zper_consumer_seek (consumer, 11) == 0);    //  past the end: the broker says so
+    assert (zper_consumer_recv (consumer, 0) == NULL && errno == ERANGE);
+    assert (strstr (zper_consumer_error (consumer), "offset 11"));
+
+    zper_topic_bounds_t bounds;
+    assert (zper_consumer_bounds (consumer, NULL, &bounds) == 0);
+    assert (bounds.start_offset == 0 && bounds.durable_offset == 10);
+    assert (bounds.durable_position > bounds.start_position);
+    assert (bounds.first_timestamp < split && bounds.last_timestamp > split);
+    assert (zper_consumer_bounds (consumer, "nosuchtopic", &bounds) == 0);
+    assert (bounds.durable_offset == bounds.start_offset);
+
+    zlist_t *topics = zper_consumer_topics (consumer);
+    assert (topics);
+    bool listed = false;
+    for (char *topic = (char *) zlist_first (topics); topic; topic = (char *) zlist_next (topics))
+        listed |= streq (topic, "seeks");
+    assert (listed);
+    zlist_destroy (&topics);
+    char *stats = zper_consumer_stats (consumer);
+    assert (stats && *stats == '{' && strstr (stats, "seeks"));
+    zstr_free (&stats);
+    zper_consumer_destroy (&consumer);
+}
+
+//  Produces messages 0..2 on topic "follow" once started.
+static void
+s_late_producer (zsock_t *pipe, void *args)
+{
+    broker_t *broker = (broker_t *) args;
+    zsock_signal (pipe, 0);
+    zper_producer_t *producer = zper_producer_new (broker->front, "follow", ZPER_MODE_ACK);
+    s_produce (producer, 0, 3);
+    assert (zper_producer_sync (producer) == 0);
+    zper_producer_destroy (&producer);
+    free (zstr_recv (pipe));            //  $TERM
+}
+
+//  A consumer at the end of a topic receives what is produced afterwards,
+//  through READ's long poll.
+static void
+test_follow_receives_new_messages (broker_t *broker)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "follow");
+    assert (zper_consumer_seek (consumer, ZPER_OFFSET_LATEST) == 0);
+    assert (zper_consumer_recv (consumer, POLL_STEP_MS) == NULL && errno == EAGAIN);
+    zactor_t *producer = zactor_new (s_late_producer, broker);
+    s_expect (consumer, 0, 3);
+    zactor_destroy (&producer);
+    zper_consumer_destroy (&consumer);
+}
+
+//  A broker that is gone is an error naming its endpoint, not a hang.
+static void
+test_broker_down_reported (broker_t *broker)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "down");
+    assert (zper_consumer_seek (consumer, ZPER_OFFSET_LATEST) == 0);
+    s_broker_terminate (broker);
+    const char *front = broker->front;
+
+    assert (zper_consumer_recv (consumer, POLL_STEP_MS) == NULL);
+    assert (errno == EHOSTUNREACH || errno == ETIMEDOUT);
+    assert (strstr (zper_consumer_error (consumer), "is zperd running?"));
+    zper_consumer_destroy (&consumer);
+    for (int mode = ZPER_MODE_NONE; mode <= ZPER_MODE_BATCH; mode++) {
+        zper_producer_t *producer = zper_producer_new (front, "down", mode);
+        int rc = zper_producer_send_mem (producer, "lost", 4);
+        if (rc == 0)
+            rc = zper_producer_sync (producer);
+        assert (rc == -1 && errno == EHOSTUNREACH);
+        assert (strstr (zper_producer_error (producer), front));
+        zper_producer_destroy (&producer);
+    }
+}
+
+//  A message over max_message is refused with MESSAGE_TOO_LARGE in every
+//  acknowledged mode, and the producer and broker carry on.
+static void
+test_oversized_message_refused (broker_t *broker)
+{
+    char *large = (char *) zmalloc (MAX_MESSAGE + 1);
+    memset (large, 'x', MAX_MESSAGE + 1);
+    for (int mode = ZPER_MODE_ACK; mode <= ZPER_MODE_BATCH_ACK; mode++) {
+        zper_producer_t *producer = zper_producer_new (broker->front, "oversized", mode);
+        int rc = zper_producer_send_mem (producer, large, MAX_MESSAGE + 1);
+        if (mode != ZPER_MODE_REQ) {
+            assert (rc == 0);
+            rc = zper_producer_sync (producer);
+        }
+        assert (rc == -1 && errno == EMSGSIZE);
+        assert (strstr (zper_producer_error (producer), "MESSAGE_TOO_LARGE"));
+        assert (zper_producer_refused (producer) == 1);
+        assert (zper_producer_send_mem (producer, "fits", 4) == 0);
+        assert (zper_producer_sync (producer) == 0);
+        zper_producer_destroy (&producer);
+    }
+    free (large);
+
+    //  Far over the limit the broker drops the connection unread
+    //  (docs/protocol.md 2.1, "Hostile sizes"): no ack comes, sync says so.
+    size_t hostile_size = 3 * MAX_MESSAGE + 1024;
+    char *hostile = (char *) zmalloc (hostile_size);
+    zper_producer_t *producer = zper_producer_new (broker->front, "oversized", ZPER_MODE_ACK);
+    zper_producer_set_ack_timeout (producer, POLL_STEP_MS * 5);
+    assert (zper_producer_send_mem (producer, hostile, hostile_size) == 0);
+    assert (zper_producer_sync (producer) == -1 && errno == ETIMEDOUT);
+    assert (strstr (zper_producer_error (producer), "did not acknowledge 1 message"));
+    zper_producer_destroy (&producer);
+    free (hostile);
+
+    zper_topic_bounds_t bounds;
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, NULL);
+    assert (zper_consumer_bounds (consumer, "oversized", &bounds) == 0);
+    assert (bounds.durable_offset - bounds.start_offset == 3);      //  only the three "fits"
+    zper_consumer_destroy (&consumer);
+}
+
+int
+main (int argc, char *argv [])
+{
+    static const struct {
+        const char *name;
+        void (*run) (broker_t *broker);
+    } tests [] = {
+        { "write_modes_round_trip", test_write_modes_round_trip },
+        { "pipelined_acks_all_arrive", test_pipelined_acks_all_arrive },
+        { "batch_write_acks_offsets", test_batch_write_acks_offsets },
+        { "consume_seeks_offset_time", test_consume_seeks_offset_time },
+        { "follow_receives_new_messages", test_follow_receives_new_messages },
+        { "broker_down_reported", test_broker_down_reported },
+        { "oversized_message_refused", test_oversized_message_refused },
+    };
+    if (argc != 3) {
+        fprintf (stderr, "usage: client_test ZPERD TEST\n");
+        return 2;
+    }
+    s_zperd = argv [1];
+    srandom ((unsigned) (getpid () ^ zclock_time ()));     //  for s_free_ports
+    for (size_t index = 0; index < sizeof tests / sizeof tests [0]; index++)
+        if (streq (argv [2], tests [index].name)) {
+            broker_t *broker = s_broker_start ();
+            tests [index].run (broker);
+            s_broker_stop (&broker);
+            printf ("client_test %s: OK\n", argv [2]);
+            zsys_shutdown ();
+            return 0;
+        }
+    fprintf (stderr, "client_test: unknown test '%s'\n", argv [2]);
+    return 2;
+}

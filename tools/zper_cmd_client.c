@@ -1,0 +1,701 @@
+/*  =========================================================================
+    zper_cmd_client - the client verbs of the zper tool
+
+        zper produce TOPIC [FILE...]   one message per input line
+        zper consume TOPIC             print messages, from an offset or a time
+        zper topics                    list the broker's topics
+        zper offsets TOPIC             where a topic starts and ends
+        zper stats                     the broker's statistics (JSON)
+
+    Every verb is a thin shell over include/zper.h, so what the CLI does a
+    program can do. The one thing to know: input is read with poll(2) on the
+    file descriptor, not stdio, so that while input is idle the producer
+    still sends a lingering batch and reads acknowledgements; a producer
+    typed into by hand sees its lines stored without waiting for EOF.
+    Exit codes: 0 success, 1 failure (the broker or the data), 2 usage.
+    ========================================================================= */
+
+#include "zper_cli.h"
+#include "zper.h"
+#include <getopt.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define S_STRING_(x)    #x
+#define S_STRING(x)     S_STRING_(x)    //  a macro's value as a string literal
+#define S_EXIT_OK       0
+#define S_EXIT_FAILURE  1
+#define S_EXIT_USAGE    2
+//  Long options without a short letter
+enum { S_OPT_BROKER = 256, S_OPT_FRONT, S_OPT_REAR, S_OPT_TIMEOUT, S_OPT_FROM, S_OPT_RAW,
+       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP };
+#define S_BROKER_OPTIONS \
+    { "broker", required_argument, NULL, S_OPT_BROKER }, \
+    { "front", required_argument, NULL, S_OPT_FRONT }, \
+    { "rear", required_argument, NULL, S_OPT_REAR }, \
+    { "timeout", required_argument, NULL, S_OPT_TIMEOUT }, \
+    { "help", no_argument, NULL, 'h' }
+#define S_BROKER_HELP \
+    "  --broker HOST         broker host for every port (default 127.0.0.1)\n" \
+    "  --front URL           front (write) endpoint (default " ZPER_DEFAULT_FRONT_BIND ")\n" \
+    "  --rear URL            rear (read) endpoint (default " ZPER_DEFAULT_REAR_BIND ")\n" \
+    "  --timeout MS          report a broker that does not answer after MS ms (default " \
+    S_STRING (ZPER_CLIENT_TIMEOUT_MS) ")\n" \
+    "  -h, --help            this help\n"
+#define S_HELP_SHOWN    -1          //  not an exit code: --help was answered
+#define S_READ_CHUNK    65536       //  bytes produce reads from its input at a time
+
+//  Where the broker is, from the common options
+typedef struct {
+    char *front;
+    char *rear;
+    int timeout_ms;
+} s_broker_t;
+
+static void
+s_broker_init (s_broker_t *broker)
+{
+    broker->front = strdup (ZPER_DEFAULT_FRONT_BIND);
+    broker->rear = strdup (ZPER_DEFAULT_REAR_BIND);
+    broker->timeout_ms = ZPER_CLIENT_TIMEOUT_MS;
+}
+
+static void
+s_broker_free (s_broker_t *broker)
+{
+    zstr_free (&broker->front);
+    zstr_free (&broker->rear);
+}
+
+//  The default endpoint with its host replaced: tcp://HOST:port.
+static char *
+s_with_host (const char *endpoint, const char *host)
+{
+    return zsys_sprintf ("tcp://%s%s", host, strrchr (endpoint, ':'));
+}
+
+//  One line on stderr: "zper VERB: what is wrong (try 'zper VERB --help')".
+static int
+s_usage_error (const char *verb, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static int
+s_usage_error (const char *verb, const char *format, ...)
+{
+    va_list arguments;
+    va_start (arguments, format);
+    fprintf (stderr, "zper %s: ", verb);
+    vfprintf (stderr, format, arguments);
+    fprintf (stderr, " (try 'zper %s --help')\n", verb);
+    va_end (arguments);
+    return S_EXIT_USAGE;
+}
+
+//  Parse a whole decimal number into *value. Returns 0 or -1.
+static int
+s_parse_number (const char *text, int64_t minimum, int64_t *value)
+{
+    char *end;
+    errno = 0;
+    long long parsed = strtoll (text, &end, 10);
+    if (errno || end == text || *end || parsed < minimum)
+        return -1;
+    *value = parsed;
+    return 0;
+}
+
+//  Handle one of the common options. Returns 0, or the usage exit code.
+static int
+s_broker_option (const char *verb, int option, const char *argument, s_broker_t *broker)
+{
+    int64_t number;
+    switch (option) {
+        case S_OPT_BROKER:
+            zstr_free (&broker->front);
+            zstr_free (&broker->rear);
+            broker->front = s_with_host (ZPER_DEFAULT_FRONT_BIND, argument);
+            broker->rear = s_with_host (ZPER_DEFAULT_REAR_BIND, argument);
+            return 0;
+        case S_OPT_FRONT:
+            zstr_free (&broker->front);
+            broker->front = strdup (argument);
+            return 0;
+        case S_OPT_REAR:
+            zstr_free (&broker->rear);
+            broker->rear = strdup (argument);
+            return 0;
+        case S_OPT_TIMEOUT:
+            if (s_parse_number (argument, 1, &number) || number > INT32_MAX)
+                return s_usage_error (verb, "--timeout needs a positive number of ms, not '%s'",
+                                      argument);
+            broker->timeout_ms = (int) number;
+            return 0;
+        default:
+            return s_usage_error (verb, "unknown or incomplete option '%s'", argument);
+    }
+}
+
+//  getopt_long with our own messages: returns the option, -1 at the end.
+static int
+s_next_option (int argc, char *argv [], const char *letters, const struct option *options,
+               const char **bad)
+{
+    opterr = 0;
+    int option = getopt_long (argc, argv, letters, options, NULL);
+    if (option == '?' || option == ':')
+        *bad = argv [optind - 1];
+    return option;
+}
+
+static bool
+s_topic_ok (const char *verb, const char *topic)
+{
+    if (zper_topic_valid (topic))
+        return true;
+    fprintf (stderr, "zper %s: invalid topic '%s' (1..%d ASCII letters and digits)\n",
+             verb, topic, ZPER_TOPIC_MAX);
+    return false;
+}
+
+//  ---- produce -------------------------------------------------------------------
+
+//  A line reader over one file descriptor that never blocks longer than
+//  the caller allows, so the producer can work while input is idle.
+typedef struct {
+    int fd;
+    uint8_t *data;                  //  bytes read and not yet returned
+    size_t size;
+    size_t capacity;
+    size_t start;                   //  where the next line begins in data
+    bool eof;
+} s_lines_t;
+
+//  Read what is there into the buffer, waiting up to wait_ms for it.
+//  Returns 1 when bytes (or the end) came, 0 if none, -1 on error.
+static int
+s_lines_fill (s_lines_t *lines, int wait_ms)
+{
+    memmove (lines->data, lines->data + lines->start, lines->size - lines->start);
+    lines->size -= lines->start;
+    lines->start = 0;
+    struct pollfd item = { lines->fd, POLLIN, 0 };
+    int ready = poll (&item, 1, wait_ms);
+    if (ready <= 0)
+        return ready == -1 && errno != EINTR? -1: 0;
+    if (lines->capacity - lines->size < S_READ_CHUNK) {
+        lines->capacity = lines->capacity * 2 + S_READ_CHUNK;
+        lines->data = (uint8_t *) realloc (lines->data, lines->capacity);
+        assert (lines->data);
+    }
+    ssize_t bytes = read (lines->fd, lines->data + lines->size, S_READ_CHUNK);
+    if (bytes == -1)
+        return errno == EINTR? 0: -1;
+    lines->eof = bytes == 0;
+    lines->size += (size_t) bytes;
+    return 1;
+}
+
+//  The next line (without its newline) in *line/*size, valid until the
+//  next call. Returns 1 for a line, 0 when no whole line came within
+//  wait_ms, -1 at the end of input or on a read error (errno then set).
+static int
+s_lines_next (s_lines_t *lines, int wait_ms, const uint8_t **line, size_t *size)
+{
+    while (true) {
+        uint8_t *begin = lines->data + lines->start;
+        uint8_t *newline = lines->size? memchr (begin, '\n', lines->size - lines->start): NULL;
+        if (newline || (lines->eof && lines->start < lines->size)) {
+            *line = begin;
+            *size = (size_t) ((newline? newline: lines->data + lines->size) - begin);
+            lines->start = newline? (size_t) (newline - lines->data) + 1: lines->size;
+            return 1;
+        }
+        if (lines->eof) {
+            errno = 0;
+            return -1;
+        }
+        int filled = s_lines_fill (lines, wait_ms);
+        if (filled != 1)
+            return filled;
+    }
+}
+
+//  Send one line as a message, split into frames at separator (if any).
+static int
+s_send_line (zper_producer_t *producer, const uint8_t *line, size_t size, const char *separator)
+{
+    if (!separator)
+        return zper_producer_send_mem (producer, line, size);
+    size_t separator_size = strlen (separator);
+    zmsg_t *msg = zmsg_new ();
+    const uint8_t *end = line + size;
+    while (true) {
+        const uint8_t *found = memmem (line, (size_t) (end - line), separator, separator_size);
+        zmsg_addmem (msg, line, (size_t) ((found? found: end) - line));
+        if (!found)
+            break;
+        line = found + separator_size;
+    }
+    return zper_producer_send (producer, &msg);
+}
+
+//  Send every line of fd. Returns 0, or -1 if a message failed; stops at
+//  once (returning -1 with *fatal set) when the broker cannot be reached.
+static int
+s_produce_fd (zper_producer_t *producer, int fd, const char *separator, int idle_ms, bool *fatal)
+{
+    s_lines_t lines = { fd, (uint8_t *) malloc (S_READ_CHUNK), 0, S_READ_CHUNK, 0, false };
+    assert (lines.data);
+    const uint8_t *line;
+    size_t size;
+    int rc = 0, next;
+    while (!*fatal && !zsys_interrupted && (next = s_lines_next (&lines, idle_ms, &line, &size)) != -1) {
+        int sent = next == 1? s_send_line (producer, line, size, separator)
+                            : zper_producer_poll (producer, 0);
+        if (sent == -1) {
+            fprintf (stderr, "zper: %s\n", zper_producer_error (producer));
+            *fatal = errno == EHOSTUNREACH;
+            rc = -1;
+        }
+    }
+    if (lines.eof == false && !*fatal && !zsys_interrupted) {
+        fprintf (stderr, "zper: cannot read input: %s\n", strerror (errno));
+        rc = -1;
+    }
+    free (lines.data);
+    return rc;
+}
+
+static int
+s_produce_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper produce TOPIC [FILE...] [options]\n"
+        "Send one message per line of the FILEs ('-' or none: stdin), without its newline.\n"
+        "  -m, --mode N          0 no ack, 1 ack once durable (default), 2 lock-step (REQ)\n"
+        "  -b, --batch           native batch write path (mode 3, or 4 with --mode 0)\n"
+        "  -F, --frames-sep STR  split each line into frames at STR\n"
+        S_BROKER_HELP
+        "Exit status: 0 every message stored (or sent, in mode 0), 1 failure, 2 usage.\n");
+    return rc;
+}
+
+//  Open each named input in turn and produce it; "-" is stdin.
+static int
+s_produce_inputs (zper_producer_t *producer, int count, char *names [], const char *separator,
+                  int idle_ms)
+{
+    bool fatal = false;
+    int rc = 0;
+    for (int index = 0; index < (count? count: 1) && !fatal; index++) {
+        const char *name = count? names [index]: "-";
+        int fd = streq (name, "-")? STDIN_FILENO: open (name, O_RDONLY | O_CLOEXEC);
+        if (fd == -1) {
+            fprintf (stderr, "zper produce: cannot open '%s': %s\n", name, strerror (errno));
+            rc = -1;
+            continue;
+        }
+        if (s_produce_fd (producer, fd, separator, idle_ms, &fatal) == -1)
+            rc = -1;
+        if (fd != STDIN_FILENO)
+            close (fd);
+    }
+    if (!fatal && zper_producer_sync (producer) == -1) {
+        fprintf (stderr, "zper: %s\n", zper_producer_error (producer));
+        rc = -1;
+    }
+    return rc;
+}
+
+//  What produce was asked to do
+typedef struct {
+    s_broker_t broker;
+    int64_t mode;
+    bool batch;
+    const char *separator;
+} s_produce_options_t;
+
+//  Parse produce's options. Returns 0, S_HELP_SHOWN or the usage exit code.
+static int
+s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
+{
+    static const struct option table [] = {
+        { "mode", required_argument, NULL, 'm' }, { "batch", no_argument, NULL, 'b' },
+        { "frames-sep", required_argument, NULL, 'F' }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *bad = NULL;
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "m:bF:h", table, &bad)) != -1) {
+        if (option == 'h')
+            return s_produce_usage (stdout, S_HELP_SHOWN);
+        if (option == 'm' && (s_parse_number (optarg, 0, &options->mode) || options->mode > ZPER_MODE_REQ))
+            rc = s_usage_error ("produce", "--mode must be 0, 1 or 2, not '%s'", optarg);
+        else
+        if (option == 'b')
+            options->batch = true;
+        else
+        if (option == 'F' && !*optarg)
+            rc = s_usage_error ("produce", "--frames-sep needs a separator");
+        else
+        if (option == 'F')
+            options->separator = optarg;
+        else
+        if (option != 'm')
+            rc = s_broker_option ("produce", option, bad? bad: optarg, &options->broker);
+    }
+    if (rc == 0 && optind >= argc)
+        rc = s_usage_error ("produce", "missing TOPIC");
+    if (rc == 0 && options->batch && options->mode == ZPER_MODE_REQ)
+        rc = s_usage_error ("produce", "--batch works with --mode 0 or 1");
+    if (rc == 0 && !s_topic_ok ("produce", argv [optind]))
+        rc = S_EXIT_USAGE;
+    return rc;
+}
+
+int
+zper_cmd_produce (int argc, char *argv [])
+{
+    s_produce_options_t options = { .mode = ZPER_MODE_ACK };
+    s_broker_init (&options.broker);
+    int rc = s_produce_parse (argc, argv, &options);
+    int mode = (int) options.mode;
+    if (options.batch)
+        mode = mode == ZPER_MODE_NONE? ZPER_MODE_BATCH: ZPER_MODE_BATCH_ACK;
+    zper_producer_t *producer = rc? NULL: zper_producer_new (options.broker.front, argv [optind], mode);
+    if (rc == 0 && !producer) {
+        fprintf (stderr, "zper produce: invalid front endpoint '%s'\n", options.broker.front);
+        rc = S_EXIT_USAGE;
+    }
+    if (producer) {
+        zper_producer_set_timeout (producer, options.broker.timeout_ms);
+        //  While input is idle: send a lingering batch, read acks
+        int idle_ms = options.batch? ZPER_CLIENT_BATCH_LINGER_MS: ZPER_CLIENT_IDLE_POLL_MS;
+        rc = s_produce_inputs (producer, argc - optind - 1, argv + optind + 1, options.separator,
+                               idle_ms) == 0? S_EXIT_OK: S_EXIT_FAILURE;
+        zper_producer_destroy (&producer);
+    }
+    s_broker_free (&options.broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+}
+
+//  ---- consume -------------------------------------------------------------------
+
+//  How consume prints
+typedef struct {
+    bool raw;
+    bool print_offset;
+    bool print_timestamp;
+    const char *separator;
+} s_format_t;
+
+//  Write bytes so that the line stays one printable line: backslash,
+//  control and non-ASCII bytes are escaped C-style.
+static void
+s_print_escaped (const uint8_t *data, size_t size)
+{
+    for (size_t index = 0; index < size; index++) {
+        uint8_t byte = data [index];
+        if (byte == '\\')
+            fputs ("\\\\", stdout);
+        else
+        if (byte == '\t' || byte == '\n' || byte == '\r')
+            printf ("\\%c", byte == '\t'? 't': byte == '\n'? 'n': 'r');
+        else
+        if (byte < 0x20 || byte > 0x7e)
+            printf ("\\x%02x", byte);
+        else
+            putchar (byte);
+    }
+}
+
+static void
+s_print_message (zper_consumer_t *consumer, zmsg_t *msg, const s_format_t *format)
+{
+    if (format->print_offset)
+        printf ("%" PRId64 "\t", zper_consumer_offset (consumer));
+    if (format->print_timestamp)
+        printf ("%" PRId64 "\t", zper_consumer_timestamp (consumer));
+    bool first = true;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), first = false) {
+        if (!first)
+            fputs (format->separator, stdout);
+        if (format->raw)
+            fwrite (zframe_data (frame), 1, zframe_size (frame), stdout);
+        else
+            s_print_escaped (zframe_data (frame), zframe_size (frame));
+    }
+    putchar ('\n');
+}
+
+static int
+s_consume_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper consume TOPIC [options]\n"
+        "Print the topic's messages, one line each, frames joined by a separator.\n"
+        "  --from WHERE          earliest (default), latest, OFFSET, or @TIMESTAMP_MS\n"
+        "  -f, --follow          wait for new messages instead of stopping at the end\n"
+        "  -n, --count N         stop after N messages\n"
+        "  -F, --frames-sep STR  between frames (default: a tab)\n"
+        "  --raw                 write bytes as they are (default: escape \\\\, \\t, \\n, \\r, \\xHH)\n"
+        "  --print-offset        start each line with the message's offset and a tab\n"
+        "  --print-timestamp     then its timestamp (ms since the epoch) and a tab\n"
+        S_BROKER_HELP);
+    return rc;
+}
+
+//  Position consumer as --from says. Returns 0, -1 (broker), or 2 (usage).
+static int
+s_seek (zper_consumer_t *consumer, const char *from)
+{
+    int64_t value;
+    int rc;
+    if (streq (from, "earliest"))
+        rc = zper_consumer_seek (consumer, ZPER_OFFSET_EARLIEST);
+    else
+    if (streq (from, "latest"))
+        rc = zper_consumer_seek (consumer, ZPER_OFFSET_LATEST);
+    else
+    if (*from == '@' && s_parse_number (from + 1, 0, &value) == 0)
+        rc = zper_consumer_seek_time (consumer, value);
+    else
+    if (s_parse_number (from, 0, &value) == 0)
+        rc = zper_consumer_seek (consumer, value);
+    else
+        return s_usage_error ("consume", "--from must be earliest, latest, an offset or "
+                              "@TIMESTAMP_MS, not '%s'", from);
+    if (rc == -1)
+        fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+    return rc;
+}
+
+//  Print messages until count (if >= 0) or the end (or forever if following).
+static int
+s_consume_loop (zper_consumer_t *consumer, int64_t count, bool follow, const s_format_t *format)
+{
+    for (int64_t printed = 0; count < 0 || printed < count; printed++) {
+        zmsg_t *msg = zper_consumer_recv (consumer, follow? ZPER_CLIENT_FOLLOW_WAIT_MS: 0);
+        while (!msg && errno == EAGAIN && follow && !zsys_interrupted)
+            msg = zper_consumer_recv (consumer, ZPER_CLIENT_FOLLOW_WAIT_MS);
+        if (!msg && (errno == EAGAIN || zsys_interrupted))
+            return 0;
+        if (!msg) {
+            fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+            return -1;
+        }
+        s_print_message (consumer, msg, format);
+        zmsg_destroy (&msg);
+        if (follow)
+            fflush (stdout);
+    }
+    return 0;
+}
+
+//  What consume was asked to do
+typedef struct {
+    s_broker_t broker;
+    s_format_t format;
+    const char *from;
+    bool follow;
+    int64_t count;
+} s_consume_options_t;
+
+//  Parse consume's options. Returns 0, S_HELP_SHOWN or the usage exit code.
+static int
+s_consume_parse (int argc, char *argv [], s_consume_options_t *options)
+{
+    static const struct option table [] = {
+        { "from", required_argument, NULL, S_OPT_FROM }, { "follow", no_argument, NULL, 'f' },
+        { "count", required_argument, NULL, 'n' }, { "frames-sep", required_argument, NULL, 'F' },
+        { "raw", no_argument, NULL, S_OPT_RAW },
+        { "print-offset", no_argument, NULL, S_OPT_PRINT_OFFSET },
+        { "print-timestamp", no_argument, NULL, S_OPT_PRINT_TIMESTAMP },
+        S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *bad = NULL;
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "fn:F:h", table, &bad)) != -1) {
+        switch (option) {
+            case 'h':                   return s_consume_usage (stdout, S_HELP_SHOWN);
+            case S_OPT_FROM:            options->from = optarg; break;
+            case 'f':                   options->follow = true; break;
+            case 'F':                   options->format.separator = optarg; break;
+            case S_OPT_RAW:             options->format.raw = true; break;
+            case S_OPT_PRINT_OFFSET:    options->format.print_offset = true; break;
+            case S_OPT_PRINT_TIMESTAMP: options->format.print_timestamp = true; break;
+            case 'n':
+                if (s_parse_number (optarg, 0, &options->count))
+                    rc = s_usage_error ("consume", "-n needs a count, not '%s'", optarg);
+                break;
+            default:
+                rc = s_broker_option ("consume", option, bad? bad: optarg, &options->broker);
+        }
+    }
+    if (rc == 0 && optind != argc - 1)
+        rc = s_usage_error ("consume", optind >= argc? "missing TOPIC": "one TOPIC only");
+    if (rc == 0 && !s_topic_ok ("consume", argv [optind]))
+        rc = S_EXIT_USAGE;
+    return rc;
+}
+
+int
+zper_cmd_consume (int argc, char *argv [])
+{
+    s_consume_options_t options = { .format = { .separator = "\t" }, .from = "earliest", .count = -1 };
+    s_broker_init (&options.broker);
+    int rc = s_consume_parse (argc, argv, &options);
+    zper_consumer_t *consumer = rc? NULL: zper_consumer_new (options.broker.rear, argv [optind]);
+    if (rc == 0 && !consumer) {
+        fprintf (stderr, "zper consume: invalid rear endpoint '%s'\n", options.broker.rear);
+        rc = S_EXIT_USAGE;
+    }
+    if (consumer) {
+        zper_consumer_set_timeout (consumer, options.broker.timeout_ms);
+        rc = s_seek (consumer, options.from);
+        if (rc == 0)
+            rc = s_consume_loop (consumer, options.count, options.follow, &options.format);
+        if (rc == -1)
+            rc = S_EXIT_FAILURE;
+        zper_consumer_destroy (&consumer);
+    }
+    s_broker_free (&options.broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+}
+
+//  ---- topics, offsets, stats ---------------------------------------------------
+
+//  Parse the options of a verb that takes only the broker options and
+//  topic_count topics. Returns 0, S_HELP_SHOWN, or the usage exit code.
+static int
+s_parse_simple (int argc, char *argv [], int topic_count, const char *usage, s_broker_t *broker)
+{
+    static const struct option options [] = { S_BROKER_OPTIONS, { NULL, 0, NULL, 0 } };
+    const char *verb = argv [0], *bad = NULL;
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "h", options, &bad)) != -1) {
+        if (option == 'h') {
+            printf ("usage: zper %s %s\n%s", verb, usage, S_BROKER_HELP);
+            return S_HELP_SHOWN;
+        }
+        rc = s_broker_option (verb, option, bad? bad: optarg, broker);
+    }
+    if (rc == 0 && argc - optind != topic_count)
+        rc = s_usage_error (verb, topic_count? "needs one TOPIC": "takes no argument");
+    if (rc == 0 && topic_count && !s_topic_ok (verb, argv [optind]))
+        rc = S_EXIT_USAGE;
+    return rc;
+}
+
+//  Run a verb that asks the rear one thing: action prints the answer, or
+//  the error, and returns 0 or -1.
+static int
+s_run_simple (int argc, char *argv [], int topic_count, const char *usage,
+              int (*action) (zper_consumer_t *consumer, const char *topic))
+{
+    s_broker_t broker;
+    s_broker_init (&broker);
+    int rc = s_parse_simple (argc, argv, topic_count, usage, &broker);
+    if (rc == 0) {
+        zper_consumer_t *consumer = zper_consumer_new (broker.rear, NULL);
+        if (consumer) {
+            zper_consumer_set_timeout (consumer, broker.timeout_ms);
+            rc = action (consumer, topic_count? argv [optind]: NULL) == 0? S_EXIT_OK: S_EXIT_FAILURE;
+            zper_consumer_destroy (&consumer);
+        }
+        else {
+            fprintf (stderr, "zper %s: invalid rear endpoint '%s'\n", argv [0], broker.rear);
+            rc = S_EXIT_USAGE;
+        }
+    }
+    s_broker_free (&broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+}
+
+static int
+s_print_topics (zper_consumer_t *consumer, const char *unused)
+{
+    zlist_t *topics = zper_consumer_topics (consumer);
+    if (!topics) {
+        fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+        return -1;
+    }
+    for (char *topic = (char *) zlist_first (topics); topic; topic = (char *) zlist_next (topics))
+        printf ("%s\n", topic);
+    zlist_destroy (&topics);
+    return 0;
+}
+
+int
+zper_cmd_topics (int argc, char *argv [])
+{
+    return s_run_simple (argc, argv, 0, "[options]\nList the broker's topics, one per line.\n",
+                         s_print_topics);
+}
+
+//  A timestamp as ms and, when there is one, as UTC ISO 8601.
+static void
+s_print_timestamp (const char *name, int64_t timestamp_ms)
+{
+    printf ("%-18s%" PRId64, name, timestamp_ms);
+    time_t seconds = (time_t) (timestamp_ms / 1000);
+    struct tm utc;
+    if (timestamp_ms >= 0 && gmtime_r (&seconds, &utc)) {
+        char text [32];
+        strftime (text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+        printf ("  %s.%03dZ", text, (int) (timestamp_ms % 1000));
+    }
+    printf ("\n");
+}
+
+static int
+s_print_offsets (zper_consumer_t *consumer, const char *topic)
+{
+    zper_topic_bounds_t bounds;
+    if (zper_consumer_bounds (consumer, topic, &bounds) == -1) {
+        fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+        return -1;
+    }
+    printf ("%-18s%s\n", "topic", topic);
+    printf ("%-18s%" PRId64 "\n", "start_offset", bounds.start_offset);
+    printf ("%-18s%" PRId64 "\n", "durable_offset", bounds.durable_offset);
+    printf ("%-18s%" PRId64 "\n", "messages", bounds.durable_offset - bounds.start_offset);
+    printf ("%-18s%" PRId64 "\n", "start_position", bounds.start_position);
+    printf ("%-18s%" PRId64 "\n", "durable_position", bounds.durable_position);
+    s_print_timestamp ("first_timestamp", bounds.first_timestamp);
+    s_print_timestamp ("last_timestamp", bounds.last_timestamp);
+    return 0;
+}
+
+int
+zper_cmd_offsets (int argc, char *argv [])
+{
+    return s_run_simple (argc, argv, 1, "TOPIC [options]\n"
+                         "Show where TOPIC starts and ends: logical offsets (readers see "
+                         "[start_offset, durable_offset)),\nlegacy byte positions, and the "
+                         "timestamps of its first and last messages (-1: none).\n",
+                         s_print_offsets);
+}
+
+static int
+s_print_stats (zper_consumer_t *consumer, const char *unused)
+{
+    char *json = zper_consumer_stats (consumer);
+    if (!json) {
+        fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+        return -1;
+    }
+    printf ("%s\n", json);
+    zstr_free (&json);
+    return 0;
+}
+
+int
+zper_cmd_stats (int argc, char *argv [])
+{
+    return s_run_simple (argc, argv, 0, "[options]\n"
+                         "Print the broker's statistics: one JSON object (docs/protocol.md, STATS).\n",
+                         s_print_stats);
+}
