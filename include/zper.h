@@ -25,29 +25,7 @@
 extern "C" {
 #endif
 
-//  ---- write modes (docs/protocol.md, section 2) --------------------------
-#define ZPER_MODE_NONE          0   //  fire and forget, one ZeroMQ message per stored message
-#define ZPER_MODE_ACK           1   //  the broker acknowledges each message once durable
-#define ZPER_MODE_REQ           2   //  lock-step: each send waits for its acknowledgement
-#define ZPER_MODE_BATCH_ACK     3   //  native batches, one acknowledgement per batch
-#define ZPER_MODE_BATCH         4   //  native batches, no acknowledgement
-
-//  ---- reply status codes (docs/protocol.md, section 4) -------------------
-#define ZPER_STATUS_OK                  100
-#define ZPER_STATUS_INVALID_OFFSET      101
-#define ZPER_STATUS_INVALID_COMMAND     102
-#define ZPER_STATUS_INVALID_ARGUMENT    103
-#define ZPER_STATUS_MESSAGE_TOO_LARGE   104
-#define ZPER_STATUS_STORAGE_ERROR       105
-#define ZPER_STATUS_INTERNAL_ERROR      255
-
-//  ---- symbolic offsets for zper_consumer_seek ----------------------------
-#define ZPER_OFFSET_LATEST      -1  //  the durable end: only messages written from now on
-#define ZPER_OFFSET_EARLIEST    -2  //  the first retained message
-
-//  Topic names the broker accepts in a client identity: 1..64 ASCII letters
-//  and digits.
-#define ZPER_TOPIC_MAX          64
+#include "zper_protocol.h"        //  modes, status codes, identity sizes, symbolic offsets
 
 typedef struct _zper_producer_t zper_producer_t;
 typedef struct _zper_consumer_t zper_consumer_t;

@@ -11,6 +11,8 @@
 
 #define ZPER_VERSION_STRING         "0.1.0"
 
+#include "zper_protocol.h"    //  wire values shared with clients: modes, status codes, sizes
+
 //  ---- Log engine (src/log) ------------------------------------------------
 #define ZPER_DEFAULT_BASE_DIR           "./data"
 #define ZPER_DEFAULT_SEGMENT_SIZE       (512ULL * 1024 * 1024)  //  seed: 536870912
@@ -80,9 +82,6 @@
 #define ZPER_DEFAULT_RELAY_PUB_BIND     "tcp://127.0.0.1:5559"  //  SUB tailing: [topic][frames...]
 #define ZPER_DEFAULT_RECEIVE_HWM        1000                    //  libzmq's default
 #define ZPER_DEFAULT_SOCKET_BUFFER      0                       //  0: the OS default (SO_SNDBUF/SO_RCVBUF)
-#define ZPER_IDENTITY_TOPIC_MAX         64                      //  legacy identity: 1..64 letters/digits
-#define ZPER_IDENTITY_UUID_SIZE         16
-#define ZPER_IDENTITY_MODE_MAX          4                       //  write modes 0..4 (docs/protocol.md)
 #define ZPER_CONFIG_WORKERS_MAX         64                      //  front.workers, rear.workers
 #define ZPER_CONFIG_IO_THREADS_MAX      64
 #define ZPER_CONFIG_LINE_MAX            4096                    //  longest config line accepted
@@ -108,14 +107,5 @@
 #define ZPER_EXIT_USAGE                 2                       //  bad arguments or configuration
 #define ZPER_EXIT_UNRESPONSIVE          3                       //  a component stopped answering
 #define ZPER_EXIT_SECOND_SIGNAL         130                     //  like a shell's interrupted command
-
-//  Reply status codes (docs/protocol.md section 4)
-#define ZPER_STATUS_OK                  100
-#define ZPER_STATUS_INVALID_OFFSET      101
-#define ZPER_STATUS_INVALID_COMMAND     102
-#define ZPER_STATUS_INVALID_ARGUMENT    103
-#define ZPER_STATUS_MESSAGE_TOO_LARGE   104
-#define ZPER_STATUS_STORAGE_ERROR       105
-#define ZPER_STATUS_INTERNAL_ERROR      255
 
 #endif

@@ -27,7 +27,7 @@ typedef struct {
     zper_identity_revision_t revision;
     uint8_t hash;                       //  as the client sent it (informational)
     uint8_t mode;                       //  0 for seed identities
-    char topic [ZPER_IDENTITY_TOPIC_MAX + 1];
+    char topic [ZPER_TOPIC_MAX + 1];
     bool has_uuid;                      //  the 16-byte uuid follows the topic exactly
 } zper_identity_t;
 

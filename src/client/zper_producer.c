@@ -20,7 +20,6 @@
 #include "zper_zmtp.h"
 
 #define ZPER_IDENTITY_HEADER_SIZE   3           //  hash, mode, topic length
-#define ZPER_IDENTITY_UUID_SIZE     16
 #define ZPER_BATCH_ID_SIZE          ZPER_WIRE_INT64_SIZE
 //  A message with more frames than this is encoded through a heap array.
 #define ZPER_STACK_FRAMES           16

@@ -35,7 +35,7 @@ typedef struct {
 } pending_t;
 
 typedef struct {
-    char name [ZPER_IDENTITY_TOPIC_MAX + 1];
+    char name [ZPER_TOPIC_MAX + 1];
     zper_partition_t *partition;
     int64_t durable_offset;             //  as of our last flush
     int64_t next_position;              //  legacy position of the next append

@@ -58,10 +58,10 @@ s_candidate (const uint8_t *bytes, size_t size, size_t header_size)
     if (topic_length >= 0x80)
         candidate.problem = "topic length byte >= 0x80";
     else
-    if (topic_length > ZPER_IDENTITY_TOPIC_MAX)
+    if (topic_length > ZPER_TOPIC_MAX)
         candidate.problem = "topic length over 64";
     else
-    if (header_size == 3 && bytes [1] > ZPER_IDENTITY_MODE_MAX)
+    if (header_size == 3 && bytes [1] > ZPER_MODE_MAX)
         candidate.problem = "write mode over 4";
     else
     if (header_size + topic_length > size) {
@@ -100,7 +100,7 @@ zper_identity_parse (const void *data, size_t size, zper_identity_t *identity,
         //  Name the problem of the reading that got further (the later one
         //  on a tie: it is what clients send today), unless the identity
         //  cannot be a later one (too short, byte 1 not a mode)
-        bool seed_meant = size < 3 || bytes [1] > ZPER_IDENTITY_MODE_MAX;
+        bool seed_meant = size < 3 || bytes [1] > ZPER_MODE_MAX;
         if (problem)
             *problem = seed_meant || seed.stage > later.stage? seed.problem: later.problem;
         return -1;
@@ -144,7 +144,7 @@ size_t
 zper_identity_encode (const char *topic, uint8_t mode, const uint8_t *uuid, void *buffer)
 {
     size_t topic_length = strlen (topic);
-    assert (topic_length > 0 && topic_length <= ZPER_IDENTITY_TOPIC_MAX);
+    assert (topic_length > 0 && topic_length <= ZPER_TOPIC_MAX);
     uint8_t *target = (uint8_t *) buffer;
     target [0] = zper_identity_legacy_hash (topic);
     target [1] = mode;

@@ -121,7 +121,7 @@ zsock_t *
 zper_broker_test_client (int type, const char *endpoint, const char *topic, uint8_t mode)
 {
     zsock_t *client = zsock_new (type);
-    uint8_t routing_id [3 + ZPER_IDENTITY_TOPIC_MAX + ZPER_IDENTITY_UUID_SIZE];
+    uint8_t routing_id [3 + ZPER_TOPIC_MAX + ZPER_IDENTITY_UUID_SIZE];
     size_t size = zper_identity_encode (topic, mode, (const uint8_t *) "0123456789abcdef",
                                         routing_id);
     zmq_setsockopt (zsock_resolve (client), ZMQ_ROUTING_ID, routing_id, size);

@@ -24,7 +24,7 @@
 
 typedef struct {
     zframe_t *routing_id;
-    char topic [ZPER_IDENTITY_TOPIC_MAX + 1];
+    char topic [ZPER_TOPIC_MAX + 1];
     int64_t next_offset;
     bool behind;                        //  more to send than one turn or a full queue
 } reader_t;
