@@ -11,8 +11,10 @@
           (store/flush_messages 10000, store/flush_interval 1000 ms);
       (b) live consumer: from the first publish until a consumer (latest,
           already joined) received every record, a store running alongside;
-      (c) baseline: a raw libzmq PUB -> SUB of the same message count and
-          size, received by another thread.
+      (c) baselines: a raw libzmq PUB -> SUB of the same message count and
+          size, received by another thread; and the same with each message
+          shaped as a RECORD (frame 0 of a RECORD's size, then the content):
+          the transport's ceiling for a protocol of one RECORD per message.
     The log lives under --dir (default ./zper-bench-dafka), removed at the end.
     ========================================================================= */
 
@@ -21,6 +23,7 @@
 #include "zper_dafka_store.h"
 #include "zper_dafka_producer.h"
 #include "zper_dafka_consumer.h"
+#include "zper_dafka_proto.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 #define JOIN_MS                 1000        //  time for beacons to connect the peers
 #define POLL_MS                 1
 #define MEGABYTE                1000000.0
+#define S_HEADER_MAX            1024        //  room for any RECORD frame 0 of a short topic
 
 static const size_t s_sizes [] = { 100, 1024 };
 
@@ -46,14 +50,15 @@ s_seconds (void)
     return zclock_usecs () / 1e6;
 }
 
+//  Publishes copies of one buffer, as the baseline sends it
 static void
 s_publish (zper_dafka_producer_t *producer, int64_t messages, size_t size)
 {
-    for (int64_t index = 0; index < messages; index++) {
-        zframe_t *record = zframe_new (NULL, size);
-        memset (zframe_data (record), 'x', size);
-        zper_dafka_producer_publish (producer, &record);
-    }
+    char *body = (char *) malloc (size);
+    memset (body, 'x', size);
+    for (int64_t index = 0; index < messages; index++)
+        zper_dafka_producer_publish_data (producer, body, size);
+    free (body);
 }
 
 //  (a) seconds until every record is acknowledged by the store
@@ -101,7 +106,25 @@ s_bench_live (zconfig_t *config, int64_t messages, size_t size)
     return elapsed;
 }
 
-//  (c) the receiving half of the baseline
+//  The size of frame 0 of the RECORDs s_bench_acked publishes
+static size_t
+s_record_header_size (size_t size)
+{
+    char topic [32];
+    snprintf (topic, sizeof topic, "acked-%zu", size);
+    zper_dafka_msg_t *msg = zper_dafka_msg_new ();
+    zper_dafka_msg_set_id (msg, ZPER_DAFKA_RECORD);
+    zper_dafka_msg_set_topic (msg, topic);
+    zper_dafka_msg_set_address (msg, "0123456789ABCDEF0123456789ABCDEF");     //  a uuid's size
+    zper_dafka_msg_set_subject (msg, topic);
+    zframe_t *header = zper_dafka_msg_encode_header (msg);
+    size_t header_size = zframe_size (header);
+    zframe_destroy (&header);
+    zper_dafka_msg_destroy (&msg);
+    return header_size;
+}
+
+//  (c) the receiving half of the baselines
 static void
 s_baseline_receiver (zsock_t *pipe, void *argument)
 {
@@ -112,15 +135,17 @@ s_baseline_receiver (zsock_t *pipe, void *argument)
     zmq_msg_t msg;
     zmq_msg_init (&msg);
     for (int64_t index = 0; index < messages; index++)
-        zmq_msg_recv (&msg, zsock_resolve (sub), 0);
+        while (zmq_msg_recv (&msg, zsock_resolve (sub), 0) >= 0 && zmq_msg_more (&msg))
+            ;                       //  the rest of a RECORD-shaped message
     zmq_msg_close (&msg);
     zsock_signal (pipe, 0);
     char *term = zstr_recv (pipe);
     zstr_free (&term);
 }
 
+//  header_size 0: plain messages of size bytes; else RECORD-shaped ones
 static double
-s_bench_baseline (int64_t messages, size_t size)
+s_bench_baseline (int64_t messages, size_t size, size_t header_size)
 {
     zsock_t *pub = zsock_new (ZMQ_PUB);
     zsock_t *sub = zsock_new (ZMQ_SUB);
@@ -134,9 +159,14 @@ s_bench_baseline (int64_t messages, size_t size)
     zsock_send (receiver, "8", messages);
     char *body = (char *) malloc (size);
     memset (body, 'x', size);
+    char header [S_HEADER_MAX];
+    memset (header, 'M', sizeof header);
     double start = s_seconds ();
-    for (int64_t index = 0; index < messages; index++)
+    for (int64_t index = 0; index < messages; index++) {
+        if (header_size)
+            zmq_send (zsock_resolve (pub), header, header_size, ZMQ_SNDMORE);
         zmq_send (zsock_resolve (pub), body, size, 0);
+    }
     zsock_wait (receiver);
     double elapsed = s_seconds () - start;
     free (body);
@@ -203,17 +233,27 @@ main (int argc, char *argv [])
     options_t options = { BENCH_MESSAGES, "zper-bench-dafka", false };
     if (s_parse (&options, argc, argv))
         return 2;
+    printf ("%" PRId64 " records per run, TCP loopback, store flush policy: log defaults\n",
+            options.messages);
+    printf ("%6s  %-34s %12s %9s\n", "size", "mode", "records/s", "MB/s");
+    //  The baselines run before any Dafka peer exists, so that none of their
+    //  ephemeral ports is one a Dafka peer's SUB still reconnects to
+    double baselines [sizeof s_sizes / sizeof s_sizes [0]];
+    for (size_t index = 0; index < sizeof s_sizes / sizeof s_sizes [0]; index++) {
+        size_t size = s_sizes [index];
+        baselines [index] = s_bench_baseline (options.messages, size, 0);
+        s_report (size, "raw libzmq PUB -> SUB", options.messages, baselines [index], 0);
+        s_report (size, "raw libzmq, RECORD-shaped (2 frames)", options.messages,
+                  s_bench_baseline (options.messages, size, s_record_header_size (size)),
+                  baselines [index]);
+    }
     zper_dafka_tower_t *tower = NULL;
     zconfig_t *config = s_config (&tower, options.dir);
     zper_dafka_store_t *store = zper_dafka_store_new (config);
     assert (store);
-    printf ("%" PRId64 " records per run, TCP loopback, store flush policy: log defaults\n",
-            options.messages);
-    printf ("%6s  %-34s %12s %9s\n", "size", "mode", "records/s", "MB/s");
     for (size_t index = 0; index < sizeof s_sizes / sizeof s_sizes [0]; index++) {
         size_t size = s_sizes [index];
-        double baseline = s_bench_baseline (options.messages, size);
-        s_report (size, "raw libzmq PUB -> SUB", options.messages, baseline, 0);
+        double baseline = baselines [index];
         s_report (size, "producer -> store, all ACKed", options.messages,
                   s_bench_acked (config, options.messages, size), baseline);
         s_report (size, "producer -> live consumer", options.messages,

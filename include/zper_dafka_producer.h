@@ -30,11 +30,18 @@ void
     zper_dafka_producer_destroy (zper_dafka_producer_t **self_p);
 
 //  Publish one record; takes ownership of *content_p and nulls it. Sequences
-//  are assigned in call order from 0. Blocks while the producer's queue is
-//  full. Returns 0, or -1 if the process was interrupted (SIGINT/SIGTERM) or
-//  the producer has stopped.
+//  are assigned in call order from 0. Sends from the caller's thread and
+//  never blocks: a subscriber more than producer/high_watermark messages
+//  behind misses RECORDs and FETCHes them from the producer. Returns 0, or
+//  -1 if the process was interrupted (SIGINT/SIGTERM) or the producer has
+//  stopped. Not to be called from several threads at once.
 int
     zper_dafka_producer_publish (zper_dafka_producer_t *self, zframe_t **content_p);
+
+//  Publish a copy of size bytes at data as one record; as _publish
+//  otherwise (for callers that hold the content in their own buffer).
+int
+    zper_dafka_producer_publish_data (zper_dafka_producer_t *self, const void *data, size_t size);
 
 //  The producer's uuid (its partition name), 32 upper-case hex characters.
 const char *

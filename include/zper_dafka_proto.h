@@ -60,6 +60,15 @@ int
 int
     zper_dafka_msg_recv (zper_dafka_msg_t *self, zsock_t *input);
 
+//  The receivers' hot path: as zper_dafka_msg_recv, but the content of a
+//  RECORD/DIRECT_RECORD is received into *content (an initialised
+//  zmq_msg_t, replaced; untouched for other ids) instead of a new zframe,
+//  and flags may be ZMQ_DONTWAIT (-1 with errno EAGAIN when nothing waits),
+//  so that a reader can drain a socket without polling it per message.
+int
+    zper_dafka_msg_recv_content (zper_dafka_msg_t *self, zsock_t *input, zmq_msg_t *content,
+                                 int flags);
+
 //  Send the message (frame 0, then the content for RECORD/DIRECT_RECORD;
 //  an absent content goes as an empty frame). Fields not used by the id
 //  are not sent. Returns 0 or -1 (EINVAL: topic or a string too long).
@@ -72,9 +81,16 @@ int
 int
     zper_dafka_msg_send_content (zper_dafka_msg_t *self, zsock_t *output, zmq_msg_t *content);
 
-//  Encode frame 0 into a new frame (for tests and tools). NULL on EINVAL.
+//  Encode frame 0 into a new frame (for tests, tools, and senders that
+//  reuse one header). NULL on EINVAL.
 zframe_t *
     zper_dafka_msg_encode_header (zper_dafka_msg_t *self);
+
+//  Set the sequence in an encoded RECORD, DIRECT_RECORD or HEAD frame 0 of
+//  size bytes: it is their last field, so a producer encodes its RECORD
+//  header once and patches a copy per record.
+void
+    zper_dafka_msg_patch_sequence (void *header, size_t size, uint64_t sequence);
 
 //  Why the last decode failed (a static string), or NULL.
 const char *

@@ -256,8 +256,7 @@ s_publish_input (zper_dafka_producer_t *producer, s_options_t *options)
         size_t length = strlen (line);
         if (length && line [length - 1] == '\n')
             length--;
-        zframe_t *record = zframe_new (line, length);
-        if (zper_dafka_producer_publish (producer, &record))
+        if (zper_dafka_producer_publish_data (producer, line, length))
             break;
         published++;
     }

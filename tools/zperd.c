@@ -121,8 +121,10 @@ main (int argc, char *argv [])
         printf ("# configuration OK\n");
         return 0;
     }
-    //  Before any thread exists: signals go to the signal thread only
-    sigset_t signals;
+    //  Before any thread exists: signals go to the signal thread only. The
+    //  set is static because the detached signal thread reads it until the
+    //  process exits, after main has returned.
+    static sigset_t signals;
     sigemptyset (&signals);
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);

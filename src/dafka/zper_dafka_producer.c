@@ -1,14 +1,22 @@
 /*  =========================================================================
     zper_dafka_producer - publishes records of one topic as one Dafka partition
 
-    The actor owns a PUB (RECORD, HEAD, DIRECT_RECORD) and one SUB per peer
-    endpoint (ACK and FETCH for its uuid). One SUB per peer, rather than one
-    SUB connected to all, is what lets it count DISTINCT stores: ACK carries
-    no sender on the wire, but the socket it arrived on names the store.
+    Publishing happens in the caller's thread: it sends the RECORD on the
+    PUB itself, under a mutex it shares with the actor, so a record costs
+    one libzmq send and no thread hand-off. The actor owns the rest: one
+    SUB per peer endpoint (ACK and FETCH for its uuid), the beacon, the
+    HEAD timer, and it sends HEAD and DIRECT_RECORD on the same PUB under
+    the same mutex (a libzmq socket may be used from several threads when
+    the uses are serialised by a full memory barrier). One SUB per peer,
+    rather than one SUB connected to all, is what lets it count DISTINCT
+    stores: ACK carries no sender on the wire, but the socket it arrived on
+    names the store.
 
     Unacknowledged records sit in a ring indexed by sequence, so a FETCH of
     any sequence finds its own content (the reference's defect for
     sequences >= 256 cannot happen: there is no second lookup structure).
+    The ring holds each content as a reference-counted zmq_msg_t over the
+    caller's frame, so the PUB and the ring share one copy.
     ========================================================================= */
 
 #include "zper_dafka_producer.h"
@@ -17,9 +25,22 @@
 #include "zper_dafka_config.h"
 #include "zper_dafka_tower.h"
 #include "zper_defaults.h"
+#include <pthread.h>
 #include <string.h>
 
 #define S_RING_INITIAL  1024
+
+//  What the caller's thread and the actor share; every field under mutex.
+typedef struct {
+    pthread_mutex_t mutex;
+    zsock_t *pub;                   //  NULL once the actor has ended
+    zmq_msg_t *ring;                //  unacked contents, ring [(first + n) % capacity]
+    size_t capacity;
+    size_t first;
+    size_t count;
+    uint64_t first_sequence;        //  sequence of ring [first]
+    uint64_t next_sequence;
+} s_shared_t;
 
 typedef struct _s_producer_t s_producer_t;
 
@@ -30,22 +51,17 @@ typedef struct {
     uint64_t acked_until;           //  every sequence below is acked by this peer
 } s_peer_t;
 
+//  The actor's own state
 struct _s_producer_t {
     zsock_t *pipe;
     zloop_t *loop;
-    zsock_t *pub;
+    s_shared_t *shared;
     zper_dafka_beacon_t *beacon;
     zhashx_t *peers;                //  endpoint -> s_peer_t
     zlist_t *retired;               //  s_peer_t gone silent, destroyed one beacon tick later
     zper_dafka_msg_t *msg;          //  reused for every send and receive
     char topic [ZPER_DAFKA_STRING_MAX + 1];
     char uuid [ZPER_DAFKA_UUID_SIZE + 1];
-    zframe_t **ring;                //  unacked records, ring [(first + n) % capacity]
-    size_t capacity;
-    size_t first;
-    size_t count;
-    uint64_t first_sequence;        //  sequence of ring [first]
-    uint64_t next_sequence;
     uint64_t min_acks;
     int64_t head_interval_ms;
     bool terminate_unacked;
@@ -57,6 +73,8 @@ struct _s_producer_t {
 
 struct _zper_dafka_producer_t {
     zactor_t *actor;
+    s_shared_t shared;
+    zframe_t *record_header;        //  this producer's RECORD frame 0, sequence patched per record
     char uuid [ZPER_DAFKA_UUID_SIZE + 1];
 };
 
@@ -64,82 +82,99 @@ typedef struct {
     zconfig_t *config;
     const char *topic;
     char *uuid;
+    s_shared_t *shared;
 } s_arguments_t;
 
-//  ---- the unacked ring -----------------------------------------------------------
+//  ---- the unacked ring (callers hold the mutex) ------------------------------------
 
-static zframe_t *
-s_ring_get (s_producer_t *self, uint64_t sequence)
+static zmq_msg_t *
+s_ring_get (s_shared_t *shared, uint64_t sequence)
 {
-    return self->ring [(self->first + (sequence - self->first_sequence)) % self->capacity];
+    return &shared->ring [(shared->first + (sequence - shared->first_sequence)) % shared->capacity];
 }
 
-static void
-s_ring_push (s_producer_t *self, zframe_t *record)
+static zmq_msg_t *
+s_ring_push (s_shared_t *shared)
 {
-    if (self->count == self->capacity) {
-        size_t capacity = self->capacity * 2;
-        zframe_t **ring = (zframe_t **) zmalloc (capacity * sizeof (zframe_t *));
-        for (size_t index = 0; index < self->count; index++)
-            ring [index] = self->ring [(self->first + index) % self->capacity];
-        free (self->ring);
-        self->ring = ring;
-        self->capacity = capacity;
-        self->first = 0;
+    if (shared->count == shared->capacity) {
+        size_t capacity = shared->capacity? shared->capacity * 2: S_RING_INITIAL;
+        zmq_msg_t *ring = (zmq_msg_t *) zmalloc (capacity * sizeof (zmq_msg_t));
+        for (size_t index = 0; index < shared->count; index++) {
+            zmq_msg_init (&ring [index]);
+            zmq_msg_move (&ring [index], &shared->ring [(shared->first + index) % shared->capacity]);
+        }
+        free (shared->ring);
+        shared->ring = ring;
+        shared->capacity = capacity;
+        shared->first = 0;
     }
-    self->ring [(self->first + self->count++) % self->capacity] = record;
+    return &shared->ring [(shared->first + shared->count++) % shared->capacity];
 }
 
 static void
-s_ring_free_below (s_producer_t *self, uint64_t sequence)
+s_ring_free_below (s_shared_t *shared, uint64_t sequence)
 {
-    while (self->count && self->first_sequence < sequence) {
-        zframe_destroy (&self->ring [self->first]);
-        self->first = (self->first + 1) % self->capacity;
-        self->first_sequence++;
-        self->count--;
+    while (shared->count && shared->first_sequence < sequence) {
+        zmq_msg_close (&shared->ring [shared->first]);
+        shared->first = (shared->first + 1) % shared->capacity;
+        shared->first_sequence++;
+        shared->count--;
     }
 }
 
-//  ---- sending ----------------------------------------------------------------------
+//  Sends frame 0 then a reference to content (the ring keeps its own).
+static void
+s_send_record (zsock_t *pub, zmq_msg_t *header, zmq_msg_t *content)
+{
+    void *handle = zsock_resolve (pub);
+    zmq_msg_t reference;
+    zmq_msg_init (&reference);
+    zmq_msg_copy (&reference, content);
+    if (zmq_msg_send (header, handle, ZMQ_SNDMORE) < 0)
+        zmq_msg_close (header);
+    else
+    if (zmq_msg_send (&reference, handle, 0) < 0)
+        zmq_msg_close (&reference);
+}
+
+//  ---- sending from the actor (under the mutex) --------------------------------------
 
 static void
-s_send (s_producer_t *self, int id, const char *topic, uint64_t sequence, zframe_t *content)
+s_send (s_producer_t *self, int id, const char *topic, uint64_t sequence, zmq_msg_t *content)
 {
     zper_dafka_msg_set_id (self->msg, id);
     zper_dafka_msg_set_topic (self->msg, topic);
     zper_dafka_msg_set_address (self->msg, self->uuid);
     zper_dafka_msg_set_subject (self->msg, self->topic);
     zper_dafka_msg_set_sequence (self->msg, sequence);
-    zmq_msg_t body;
-    zmq_msg_init_size (&body, content? zframe_size (content): 0);
-    if (content)
-        memcpy (zmq_msg_data (&body), zframe_data (content), zframe_size (content));
-    zper_dafka_msg_send_content (self->msg, self->pub, content? &body: NULL);
-    zmq_msg_close (&body);
+    if (!content) {
+        zper_dafka_msg_send (self->msg, self->shared->pub);
+        return;
+    }
+    zframe_t *header = zper_dafka_msg_encode_header (self->msg);
+    if (header) {
+        zmq_msg_t frame;
+        zmq_msg_init_size (&frame, zframe_size (header));
+        memcpy (zmq_msg_data (&frame), zframe_data (header), zframe_size (header));
+        s_send_record (self->shared->pub, &frame, content);
+        zframe_destroy (&header);
+    }
 }
 
+//  HEAD (the last sequence published) every head_interval, from the first
+//  record on (the caller says FIRST when it published sequence 0).
 static int
 s_on_head_timer (zloop_t *loop, int timer_id, void *argument)
 {
     s_producer_t *self = (s_producer_t *) argument;
-    s_send (self, ZPER_DAFKA_HEAD, self->topic, self->next_sequence - 1, NULL);
+    pthread_mutex_lock (&self->shared->mutex);
+    if (self->shared->next_sequence > 0)
+        s_send (self, ZPER_DAFKA_HEAD, self->topic, self->shared->next_sequence - 1, NULL);
+    pthread_mutex_unlock (&self->shared->mutex);
     return 0;
 }
 
-static void
-s_publish (s_producer_t *self, zframe_t *record)
-{
-    uint64_t sequence = self->next_sequence++;
-    if (self->count == 0)
-        self->first_sequence = sequence;
-    s_send (self, ZPER_DAFKA_RECORD, self->topic, sequence, record);
-    s_ring_push (self, record);
-    if (sequence == 0)
-        zloop_timer (self->loop, (size_t) self->head_interval_ms, 0, s_on_head_timer, self);
-}
-
-//  ---- acknowledgements ----------------------------------------------------------
+//  ---- acknowledgements (actor) -------------------------------------------------
 
 static int
 s_compare_descending (const void *left, const void *right)
@@ -161,7 +196,9 @@ s_release_acked (s_producer_t *self)
          peer = (s_peer_t *) zhashx_next (self->peers))
         points [index++] = peer->acked_until;
     qsort (points, peers, sizeof (uint64_t), s_compare_descending);
-    s_ring_free_below (self, points [self->min_acks - 1]);
+    pthread_mutex_lock (&self->shared->mutex);
+    s_ring_free_below (self->shared, points [self->min_acks - 1]);
+    pthread_mutex_unlock (&self->shared->mutex);
     free (points);
 }
 
@@ -170,7 +207,12 @@ s_release_acked (s_producer_t *self)
 static void
 s_answer_stop_when_done (s_producer_t *self)
 {
-    if (self->terminating && !self->stopped && (self->count == 0 || self->terminate_unacked)) {
+    if (!self->terminating || self->stopped)
+        return;
+    pthread_mutex_lock (&self->shared->mutex);
+    bool done = self->shared->count == 0 || self->terminate_unacked;
+    pthread_mutex_unlock (&self->shared->mutex);
+    if (done) {
         zsock_signal (self->pipe, 0);
         self->stopped = true;
     }
@@ -179,25 +221,35 @@ s_answer_stop_when_done (s_producer_t *self)
 static void
 s_answer_fetch (s_producer_t *self)
 {
+    s_shared_t *shared = self->shared;
     uint64_t sequence = zper_dafka_msg_sequence (self->msg);
     uint64_t count = zper_dafka_msg_count (self->msg);
-    if (!streq (zper_dafka_msg_subject (self->msg), self->topic) || self->count == 0
-    ||  sequence < self->first_sequence || sequence >= self->next_sequence)
-        return;
     char requester [ZPER_DAFKA_STRING_MAX + 1];
     snprintf (requester, sizeof requester, "%s", zper_dafka_msg_address (self->msg));
-    uint64_t end = sequence + count < self->next_sequence? sequence + count: self->next_sequence;
-    for (uint64_t next = sequence; next < end; next++)
-        s_send (self, ZPER_DAFKA_DIRECT_RECORD, requester, next, s_ring_get (self, next));
+    if (!streq (zper_dafka_msg_subject (self->msg), self->topic))
+        return;
+    pthread_mutex_lock (&shared->mutex);
+    if (shared->count && sequence >= shared->first_sequence && sequence < shared->next_sequence) {
+        uint64_t end = sequence + count < shared->next_sequence? sequence + count: shared->next_sequence;
+        for (uint64_t next = sequence; next < end; next++)
+            s_send (self, ZPER_DAFKA_DIRECT_RECORD, requester, next, s_ring_get (shared, next));
+    }
+    pthread_mutex_unlock (&shared->mutex);
 }
 
+//  Drains what is waiting on a peer's SUB (up to a batch) without polling
+//  per message, then releases and checks STOP once for the batch.
 static int
 s_on_peer (zloop_t *loop, zsock_t *reader, void *argument)
 {
     s_peer_t *peer = (s_peer_t *) argument;
     s_producer_t *self = peer->producer;
-    for (int batch = 0; batch < ZPER_DAFKA_BATCH && (zsock_events (reader) & ZMQ_POLLIN); batch++) {
-        if (zper_dafka_msg_recv (self->msg, reader)) {
+    zmq_msg_t content;
+    zmq_msg_init (&content);
+    for (int batch = 0; batch < ZPER_DAFKA_BATCH; batch++) {
+        if (zper_dafka_msg_recv_content (self->msg, reader, &content, ZMQ_DONTWAIT)) {
+            if (errno != EPROTO)
+                break;
             self->malformed++;
             continue;
         }
@@ -211,6 +263,7 @@ s_on_peer (zloop_t *loop, zsock_t *reader, void *argument)
         if (id == ZPER_DAFKA_FETCH)
             s_answer_fetch (self);
     }
+    zmq_msg_close (&content);
     s_release_acked (self);
     s_answer_stop_when_done (self);
     return 0;
@@ -271,35 +324,26 @@ s_on_beacon_peer (void *owner, const char *endpoint, bool connected)
 
 //  ---- the pipe ---------------------------------------------------------------------
 
-//  The pipe carries records as single frames, so publishing costs no more
-//  than the frame; commands are two frames ["", verb]. A single frame after
-//  STOP was answered (or after an interrupt) is zactor_destroy's $TERM.
+//  Commands: FIRST (sequence 0 is out: start the HEAD timer), STOP
+//  (answered once every record is acknowledged). Anything else, e.g.
+//  zactor_destroy's $TERM, ends the actor.
 static int
 s_on_pipe (zloop_t *loop, zsock_t *pipe, void *argument)
 {
     s_producer_t *self = (s_producer_t *) argument;
-    for (int batch = 0; batch < ZPER_DAFKA_BATCH && (zsock_events (pipe) & ZMQ_POLLIN); batch++) {
-        zframe_t *frame = zframe_recv (pipe);
-        if (!frame || ((self->stopped || zsys_interrupted) && !zframe_more (frame))) {
-            zframe_destroy (&frame);
-            return -1;
-        }
-        if (!zframe_more (frame)) {
-            s_publish (self, frame);
-            continue;
-        }
-        zframe_destroy (&frame);
-        char *verb = zstr_recv (pipe);
-        if (verb && streq (verb, "STATS"))
-            zsock_send (pipe, "88", self->next_sequence, (uint64_t) self->count);
-        else
-        if (verb && streq (verb, "STOP")) {
-            self->terminating = true;
-            s_answer_stop_when_done (self);
-        }
-        zstr_free (&verb);
+    char *verb = zstr_recv (pipe);
+    int rc = 0;
+    if (verb && streq (verb, "FIRST"))
+        zloop_timer (self->loop, (size_t) self->head_interval_ms, 0, s_on_head_timer, self);
+    else
+    if (verb && streq (verb, "STOP") && !self->stopped) {
+        self->terminating = true;
+        s_answer_stop_when_done (self);
     }
-    return 0;
+    else
+        rc = -1;
+    zstr_free (&verb);
+    return rc;
 }
 
 //  ---- the actor -------------------------------------------------------------------
@@ -310,10 +354,9 @@ s_producer_new (zsock_t *pipe, s_arguments_t *arguments)
     zconfig_t *config = arguments->config;
     s_producer_t *self = (s_producer_t *) zmalloc (sizeof (s_producer_t));
     self->pipe = pipe;
+    self->shared = arguments->shared;
     snprintf (self->topic, sizeof self->topic, "%s", arguments->topic);
     snprintf (self->uuid, sizeof self->uuid, "%s", arguments->uuid);
-    self->capacity = S_RING_INITIAL;
-    self->ring = (zframe_t **) zmalloc (self->capacity * sizeof (zframe_t *));
     self->min_acks = zper_dafka_config_number (config, "producer/min_acks", ZPER_DAFKA_MIN_ACKS);
     self->min_acks = self->min_acks? self->min_acks: 1;
     self->head_interval_ms = zper_dafka_config_number (config, "producer/head_interval",
@@ -325,17 +368,19 @@ s_producer_new (zsock_t *pipe, s_arguments_t *arguments)
     self->loop = zloop_new ();
     self->peers = zhashx_new ();
     self->retired = zlist_new ();
-    self->pub = zsock_new (ZMQ_PUB);
-    zsock_set_linger (self->pub, 0);
-    zsock_set_sndhwm (self->pub, (int) zper_dafka_config_number (config, "producer/high_watermark",
-                                                                 ZPER_DAFKA_HIGH_WATERMARK));
+    //  The caller does not publish before _new returned: no lock needed yet
+    zsock_t *pub = zsock_new (ZMQ_PUB);
+    zsock_set_linger (pub, 0);
+    zsock_set_sndhwm (pub, (int) zper_dafka_config_number (config, "producer/high_watermark",
+                                                           ZPER_DAFKA_HIGH_WATERMARK));
     char *bind = zper_dafka_beacon_bind_endpoint (config);
-    int port = zsock_bind (self->pub, "%s", bind);
+    int port = zsock_bind (pub, "%s", bind);
     if (port > 0)
         self->beacon = zper_dafka_beacon_new (config, self->uuid, port, s_on_beacon_peer, self);
     else
         zsys_error ("dafka producer: cannot bind %s", bind);
     zstr_free (&bind);
+    self->shared->pub = pub;
     return self;
 }
 
@@ -351,9 +396,9 @@ s_producer_destroy (s_producer_t **self_p)
     zhashx_destroy (&self->peers);
     s_purge_retired (self);
     zlist_destroy (&self->retired);
-    zsock_destroy (&self->pub);
-    s_ring_free_below (self, UINT64_MAX);
-    free (self->ring);
+    pthread_mutex_lock (&self->shared->mutex);
+    zsock_destroy (&self->shared->pub);         //  from now on, publish fails
+    pthread_mutex_unlock (&self->shared->mutex);
     zper_dafka_msg_destroy (&self->msg);
     free (self);
     *self_p = NULL;
@@ -377,36 +422,27 @@ s_producer_actor (zsock_t *pipe, void *argument)
     zloop_start (self->loop);
     if (!self->stopped)
         zsock_signal (pipe, 0);     //  ended by an interrupt: release a waiting STOP
-    if (self->verbose || self->malformed)
+    if (self->verbose || self->malformed) {
+        pthread_mutex_lock (&self->shared->mutex);
         zsys_info ("dafka producer %s: %" PRIu64 " published, %zu unacked, %" PRIu64 " malformed",
-                   self->uuid, self->next_sequence, self->count, self->malformed);
+                   self->uuid, self->shared->next_sequence, self->shared->count, self->malformed);
+        pthread_mutex_unlock (&self->shared->mutex);
+    }
     s_producer_destroy (&self);
 }
 
-//  Sends on the pipe, waiting for room in slices of ZPER_DAFKA_STOP_POLL_MS
-//  (the actor's send timeout) so that an interrupt is never missed while
-//  the pipe is full: an actor ended by the interrupt would never drain it.
-static int
-s_send_to_actor (zper_dafka_producer_t *self, zframe_t *frame, bool more)
+//  This producer's RECORD frame 0; only the sequence changes per record.
+static zframe_t *
+s_record_header (const char *topic, const char *uuid)
 {
-    while (!zsys_interrupted) {
-        if (zframe_send (&frame, self->actor, ZFRAME_REUSE | (more? ZFRAME_MORE: 0)) == 0)
-            return 0;
-        if (zmq_errno () != EAGAIN)
-            break;
-    }
-    return -1;
-}
-
-static int
-s_command (zper_dafka_producer_t *self, const char *verb)
-{
-    zframe_t *marker = zframe_new_empty ();
-    zframe_t *command = zframe_from (verb);
-    int rc = s_send_to_actor (self, marker, true) || s_send_to_actor (self, command, false)? -1: 0;
-    zframe_destroy (&marker);
-    zframe_destroy (&command);
-    return rc;
+    zper_dafka_msg_t *msg = zper_dafka_msg_new ();
+    zper_dafka_msg_set_id (msg, ZPER_DAFKA_RECORD);
+    zper_dafka_msg_set_topic (msg, topic);
+    zper_dafka_msg_set_address (msg, uuid);
+    zper_dafka_msg_set_subject (msg, topic);
+    zframe_t *header = zper_dafka_msg_encode_header (msg);
+    zper_dafka_msg_destroy (&msg);
+    return header;
 }
 
 zper_dafka_producer_t *
@@ -415,42 +451,108 @@ zper_dafka_producer_new (zconfig_t *config, const char *topic)
     if (!topic || !*topic || strlen (topic) > ZPER_DAFKA_STRING_MAX)
         return NULL;
     zper_dafka_producer_t *self = (zper_dafka_producer_t *) zmalloc (sizeof (zper_dafka_producer_t));
+    pthread_mutex_init (&self->shared.mutex, NULL);
     zuuid_t *uuid = zuuid_new ();
     snprintf (self->uuid, sizeof self->uuid, "%s", zuuid_str (uuid));
     zuuid_destroy (&uuid);
-    s_arguments_t arguments = { config, topic, self->uuid };
+    self->record_header = s_record_header (topic, self->uuid);
+    s_arguments_t arguments = { config, topic, self->uuid, &self->shared };
     self->actor = zactor_new (s_producer_actor, &arguments);
     zsock_set_sndtimeo (self->actor, ZPER_DAFKA_STOP_POLL_MS);
-    if (zsock_wait (self->actor) != 0) {
-        zactor_destroy (&self->actor);      //  not _destroy: there is nothing to STOP
-        free (self);
-        self = NULL;
-    }
+    if (zsock_wait (self->actor) != 0)
+        zper_dafka_producer_destroy (&self);     //  the actor has ended: no STOP is sent
     return self;
+}
+
+//  Sends a command, waiting for room in slices of ZPER_DAFKA_STOP_POLL_MS
+//  (the pipe's send timeout) so that an interrupt is never missed: an
+//  actor ended by the interrupt would never drain the pipe.
+static int
+s_command (zper_dafka_producer_t *self, const char *verb)
+{
+    while (!zsys_interrupted) {
+        if (zstr_send (self->actor, verb) == 0)
+            return 0;
+        if (zmq_errno () != EAGAIN)
+            break;
+    }
+    return -1;
 }
 
 void
 zper_dafka_producer_destroy (zper_dafka_producer_t **self_p)
 {
     if (self_p && *self_p) {
-        //  STOP first, waiting for room in the pipe (zactor_destroy's own
-        //  $TERM does not wait, and the queue may still be full of records);
-        //  the actor answers once every record is acknowledged. After an
-        //  interrupt there is no STOP: the signal flag ends the actor's loop.
-        if (s_command (*self_p, "STOP") == 0)
-            zsock_wait ((*self_p)->actor);
-        zactor_destroy (&(*self_p)->actor);
-        free (*self_p);
+        zper_dafka_producer_t *self = *self_p;
+        //  The actor answers STOP once every record is acknowledged. After
+        //  an interrupt there is no STOP: the signal flag ends its loop.
+        pthread_mutex_lock (&self->shared.mutex);
+        bool running = self->shared.pub != NULL;
+        pthread_mutex_unlock (&self->shared.mutex);
+        if (running && s_command (self, "STOP") == 0)
+            zsock_wait (self->actor);
+        zactor_destroy (&self->actor);
+        s_ring_free_below (&self->shared, UINT64_MAX);
+        free (self->shared.ring);
+        pthread_mutex_destroy (&self->shared.mutex);
+        zframe_destroy (&self->record_header);
+        free (self);
         *self_p = NULL;
     }
+}
+
+static void
+s_free_frame (void *data, void *hint)
+{
+    zframe_t *frame = (zframe_t *) hint;
+    zframe_destroy (&frame);
+}
+
+//  Publishes the content of record (taken over, not copied) or else a copy
+//  of data.
+static int
+s_publish (zper_dafka_producer_t *self, zframe_t *record, const void *data, size_t size)
+{
+    s_shared_t *shared = &self->shared;
+    pthread_mutex_lock (&shared->mutex);
+    if (!shared->pub || zsys_interrupted) {
+        pthread_mutex_unlock (&shared->mutex);
+        zframe_destroy (&record);
+        return -1;
+    }
+    uint64_t sequence = shared->next_sequence++;
+    if (shared->count == 0)
+        shared->first_sequence = sequence;
+    zmq_msg_t *content = s_ring_push (shared);
+    if (record)
+        zmq_msg_init_data (content, zframe_data (record), zframe_size (record), s_free_frame, record);
+    else {
+        zmq_msg_init_size (content, size);
+        if (size)
+            memcpy (zmq_msg_data (content), data, size);
+    }
+    zmq_msg_t header;
+    size_t header_size = zframe_size (self->record_header);
+    zmq_msg_init_size (&header, header_size);
+    memcpy (zmq_msg_data (&header), zframe_data (self->record_header), header_size);
+    zper_dafka_msg_patch_sequence (zmq_msg_data (&header), header_size, sequence);
+    s_send_record (shared->pub, &header, content);
+    pthread_mutex_unlock (&shared->mutex);
+    return sequence == 0? s_command (self, "FIRST"): 0;
 }
 
 int
 zper_dafka_producer_publish (zper_dafka_producer_t *self, zframe_t **content_p)
 {
-    int rc = s_send_to_actor (self, *content_p, false);
-    zframe_destroy (content_p);
-    return rc;
+    zframe_t *record = *content_p;
+    *content_p = NULL;
+    return s_publish (self, record, NULL, 0);
+}
+
+int
+zper_dafka_producer_publish_data (zper_dafka_producer_t *self, const void *data, size_t size)
+{
+    return s_publish (self, NULL, data, size);
 }
 
 const char *
@@ -462,9 +564,12 @@ zper_dafka_producer_uuid (zper_dafka_producer_t *self)
 int
 zper_dafka_producer_stats (zper_dafka_producer_t *self, uint64_t *published, uint64_t *unacked)
 {
-    if (s_command (self, "STATS"))
-        return -1;
-    return zsock_recv (self->actor, "88", published, unacked);
+    pthread_mutex_lock (&self->shared.mutex);
+    int rc = self->shared.pub? 0: -1;
+    *published = self->shared.next_sequence;
+    *unacked = self->shared.count;
+    pthread_mutex_unlock (&self->shared.mutex);
+    return rc;
 }
 
 //  ---- selftest: a tower, the producer, and a raw socket playing a store ------
@@ -534,11 +639,16 @@ zper_dafka_producer_test (bool verbose)
     zsock_connect (store_sub, "%s", (char *) zlist_first (found));
     zclock_sleep (300);             //  both directions subscribed
 
+    //  Odd records are copied from a buffer, even ones handed over as frames
     const int records = 300;
     for (int index = 0; index < records; index++) {
-        zframe_t *content = zframe_new (NULL, sizeof (int));
-        memcpy (zframe_data (content), &index, sizeof (int));
-        assert (zper_dafka_producer_publish (producer, &content) == 0);
+        if (index % 2)
+            assert (zper_dafka_producer_publish_data (producer, &index, sizeof (int)) == 0);
+        else {
+            zframe_t *content = zframe_new (&index, sizeof (int));
+            assert (zper_dafka_producer_publish (producer, &content) == 0);
+            assert (content == NULL);
+        }
     }
     zper_dafka_msg_t *msg = zper_dafka_msg_new ();
     assert (s_test_expect (store_sub, msg, ZPER_DAFKA_RECORD));

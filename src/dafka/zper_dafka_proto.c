@@ -77,9 +77,19 @@ zper_dafka_msg_t *
 zper_dafka_msg_new (void)
 {
     zper_dafka_msg_t *self = (zper_dafka_msg_t *) zmalloc (sizeof (zper_dafka_msg_t));
-    self->subjects = zlist_new ();
-    zlist_autofree (self->subjects);
     return self;
+}
+
+//  The CONSUMER_HELLO subjects list, created on first use: most messages
+//  never need one, and a receiver creates messages at the record rate.
+static zlist_t *
+s_subjects (zper_dafka_msg_t *self)
+{
+    if (!self->subjects) {
+        self->subjects = zlist_new ();
+        zlist_autofree (self->subjects);
+    }
+    return self->subjects;
 }
 
 void
@@ -183,7 +193,7 @@ s_decode_header (zper_dafka_msg_t *self, const uint8_t *data, size_t size)
     if (fields & S_FIELD_COUNT)
         self->count = (uint32_t) s_get_number (&reader, S_NUMBER4, "short count");
     if (fields & S_FIELD_SUBJECTS)
-        s_get_strings (&reader, self->subjects);
+        s_get_strings (&reader, s_subjects (self));
     //  Trailing bytes are ignored, as the reference does (room for later versions)
     self->reason = reader.reason;
     return reader.reason? -1: 0;
@@ -196,7 +206,8 @@ s_clear (zper_dafka_msg_t *self)
     self->topic [0] = self->address [0] = self->subject [0] = 0;
     self->sequence = 0;
     self->count = 0;
-    zlist_purge (self->subjects);
+    if (self->subjects)
+        zlist_purge (self->subjects);
     zframe_destroy (&self->content);
     self->reason = NULL;
     self->too_long = 0;
@@ -231,15 +242,15 @@ zper_dafka_msg_decode (zper_dafka_msg_t *self, zmsg_t **msg_p)
     return rc;
 }
 
-//  The hot path: frame 0 is decoded straight from libzmq's buffer, only the
-//  content becomes a zframe (same rules as zper_dafka_msg_decode).
+//  The hot path: frame 0 is decoded straight from libzmq's buffer and the
+//  content stays a zmq_msg_t (same rules as zper_dafka_msg_decode).
 int
-zper_dafka_msg_recv (zper_dafka_msg_t *self, zsock_t *input)
+zper_dafka_msg_recv_content (zper_dafka_msg_t *self, zsock_t *input, zmq_msg_t *content, int flags)
 {
     void *handle = zsock_resolve (input);
     zmq_msg_t header;
     zmq_msg_init (&header);
-    if (zmq_msg_recv (&header, handle, 0) < 0) {
+    if (zmq_msg_recv (&header, handle, flags) < 0) {
         zmq_msg_close (&header);
         return -1;
     }
@@ -247,13 +258,13 @@ zper_dafka_msg_recv (zper_dafka_msg_t *self, zsock_t *input)
     bool more = zmq_msg_more (&header);
     int rc = s_decode_header (self, (const uint8_t *) zmq_msg_data (&header), zmq_msg_size (&header));
     zmq_msg_close (&header);
+    //  The rest of a multipart message is already there: no flags needed
     if (rc == 0 && (s_fields (self->id) & S_FIELD_CONTENT)) {
-        self->content = more? zframe_recv (input): NULL;
-        more = self->content && zframe_more (self->content);
-        if (!self->content) {
+        if (!more || zmq_msg_recv (content, handle, 0) < 0) {
             self->reason = "missing content frame";
             rc = -1;
         }
+        more = more && zmq_msg_more (content);
     }
     while (more) {                  //  extra frames go with their message
         zmq_msg_t extra;
@@ -263,6 +274,18 @@ zper_dafka_msg_recv (zper_dafka_msg_t *self, zsock_t *input)
     }
     if (rc)
         errno = EPROTO;
+    return rc;
+}
+
+int
+zper_dafka_msg_recv (zper_dafka_msg_t *self, zsock_t *input)
+{
+    zmq_msg_t content;
+    zmq_msg_init (&content);
+    int rc = zper_dafka_msg_recv_content (self, input, &content, 0);
+    if (rc == 0 && (s_fields (self->id) & S_FIELD_CONTENT))
+        self->content = zframe_new (zmq_msg_data (&content), zmq_msg_size (&content));
+    zmq_msg_close (&content);
     return rc;
 }
 
@@ -282,7 +305,7 @@ s_header_size (zper_dafka_msg_t *self, int fields)
         size += S_NUMBER4;
     if (fields & S_FIELD_SUBJECTS) {
         size += S_NUMBER4;
-        for (char *item = (char *) zlist_first (self->subjects); item;
+        for (char *item = (char *) zlist_first (s_subjects (self)); item;
              item = (char *) zlist_next (self->subjects))
             size += S_NUMBER4 + strlen (item);
     }
@@ -325,8 +348,8 @@ s_encode_header (zper_dafka_msg_t *self, int fields, uint8_t *buffer)
     if (fields & S_FIELD_COUNT)
         target = s_put_number (target, self->count, S_NUMBER4);
     if (fields & S_FIELD_SUBJECTS) {
-        target = s_put_number (target, zlist_size (self->subjects), S_NUMBER4);
-        for (char *item = (char *) zlist_first (self->subjects); item;
+        target = s_put_number (target, zlist_size (s_subjects (self)), S_NUMBER4);
+        for (char *item = (char *) zlist_first (s_subjects (self)); item;
              item = (char *) zlist_next (self->subjects))
             target = s_put_bytes (target, item, S_NUMBER4);
     }
@@ -342,6 +365,13 @@ s_sendable_fields (zper_dafka_msg_t *self)
         return -1;
     }
     return fields;
+}
+
+void
+zper_dafka_msg_patch_sequence (void *header, size_t size, uint64_t sequence)
+{
+    assert (size >= S_NUMBER8);
+    s_put_number ((uint8_t *) header + size - S_NUMBER8, sequence, S_NUMBER8);
 }
 
 zframe_t *
@@ -489,13 +519,13 @@ zper_dafka_msg_set_count (zper_dafka_msg_t *self, uint32_t count)
 zlist_t *
 zper_dafka_msg_subjects (zper_dafka_msg_t *self)
 {
-    return self->subjects;
+    return s_subjects (self);
 }
 
 void
 zper_dafka_msg_set_subjects (zper_dafka_msg_t *self, zlist_t **subjects_p)
 {
-    zlist_purge (self->subjects);
+    zlist_purge (s_subjects (self));
     for (char *item = (char *) zlist_first (*subjects_p); item;
          item = (char *) zlist_next (*subjects_p))
         zlist_append (self->subjects, item);
@@ -529,7 +559,7 @@ zper_dafka_msg_print (zper_dafka_msg_t *self)
 {
     zsys_debug ("dafka %c topic=%s address=%s subject=%s sequence=%" PRIu64 " count=%u"
                 " subjects=%zu content=%zu", self->id? self->id: '?', self->topic, self->address,
-                self->subject, self->sequence, self->count, zlist_size (self->subjects),
+                self->subject, self->sequence, self->count, zlist_size (s_subjects (self)),
                 self->content? zframe_size (self->content): 0);
 }
 

@@ -5,15 +5,16 @@
     Front workers send a note only after their flush moved the durable
     offset, so every [topic][id][position] published here names a message
     that a FETCH at that position returns, even after a crash. The ack
-    then republishes the note's head (without the ids) on the inproc
-    durable bus, which wakes streaming FETCHes, long polls and the relay.
+    also republishes the note's head (without the ids) on the inproc
+    durable bus, which wakes streaming FETCHes, long polls and the relay;
+    it does so first, so readers never wait behind a batch's many acks.
     ========================================================================= */
 
 #include "zper_ack.h"
 #include "zper_wire.h"
 #include <assert.h>
 
-//  Publish the per-message acks of one note and pass its head on the bus.
+//  Pass the head of one note on the bus, then publish its per-message acks.
 static void
 s_note_handle (zmsg_t *msg, zsock_t *publisher, zsock_t *bus)
 {
@@ -30,16 +31,17 @@ s_note_handle (zmsg_t *msg, zsock_t *publisher, zsock_t *bus)
         return;
     }
     zmsg_destroy (&head);
-    while (zmsg_size (msg)) {
-        zframe_t *id = zmsg_pop (msg);
-        zframe_t *position = zmsg_pop (msg);
-        zmsg_t *ack = zmsg_new ();
-        zmsg_addstr (ack, note.topic);
-        zmsg_append (ack, &id);
-        zmsg_append (ack, &position);
-        zmsg_send (&ack, publisher);
-    }
+    //  Readers first: a wake-up must not wait behind a batch's many acks.
+    //  Each ack is sent from the note's frames, without building a zmsg.
     zper_broker_note_send (bus, &note);
+    void *socket = zsock_resolve (publisher);
+    size_t topic_size = strlen (note.topic);
+    for (zframe_t *id = zmsg_first (msg); id; id = zmsg_next (msg)) {
+        zframe_t *position = zmsg_next (msg);
+        zmq_send (socket, note.topic, topic_size, ZMQ_SNDMORE);
+        zmq_send (socket, zframe_data (id), zframe_size (id), ZMQ_SNDMORE);
+        zmq_send (socket, zframe_data (position), zframe_size (position), 0);
+    }
 }
 
 void

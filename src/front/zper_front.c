@@ -152,8 +152,12 @@ s_run (front_t *self)
     while (!terminated) {
         void *which = zpoller_wait (poller, -1);
         if (which == self->router) {
-            zmsg_t *msg = zmsg_recv (self->router);
-            if (msg)
+            //  Take what is queued, not one message per poll: a poll is a
+            //  system call over every socket, the main cost of small
+            //  writes. Bounded, so replies and heartbeats keep their turn.
+            zmsg_t *msg;
+            for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX
+                              && (msg = zmsg_recv_nowait (self->router)); drained++)
                 s_dispatch (self, &msg);
         }
         else

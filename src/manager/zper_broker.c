@@ -63,6 +63,17 @@ zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endp
                   char *reason, size_t reason_size)
 {
     zsock_set_rcvhwm (socket, config->receive_hwm);
+    //  Every network socket bounds what a peer may announce: without a limit
+    //  libzmq allocates any frame size a peer declares (random bytes on the
+    //  ack or relay PUB port made it malloc 2^61 bytes and abort). Sockets that
+    //  carry writes set their own larger limit before binding.
+    int64_t frame_limit;
+    size_t limit_size = sizeof frame_limit;
+    zmq_getsockopt (zsock_resolve (socket), ZMQ_MAXMSGSIZE, &frame_limit, &limit_size);
+    if (frame_limit < 0) {
+        frame_limit = ZPER_REQUEST_FRAME_MAX;
+        zmq_setsockopt (zsock_resolve (socket), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
+    }
     //  A client that reconnects with the same identity (a fixed uuid) takes
     //  its routing id over instead of being refused as a duplicate
     if (zsock_type (socket) == ZMQ_ROUTER)

@@ -264,6 +264,11 @@ s_value_extract (char *text, char **value, char *problem, size_t problem_size)
     char *end = text + strlen (text);
     while (end > text && isspace ((unsigned char) end [-1]))
         *--end = 0;
+    //  A quote inside a bare word is a typo, and no config text could print it back.
+    if (strchr (text, '"')) {
+        snprintf (problem, problem_size, "a quote inside an unquoted value: '%.64s'", text);
+        return -1;
+    }
     *value = text;
     return 0;
 }

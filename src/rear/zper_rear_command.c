@@ -45,6 +45,9 @@ s_topic_frame (zframe_t *frame, char *topic)
         return -1;
     memcpy (topic, zframe_data (frame), zframe_size (frame));
     topic [zframe_size (frame)] = 0;
+    //  A NUL inside the frame would cut the name short: "te\0t" must not read topic "te".
+    if (strlen (topic) != zframe_size (frame))
+        return -1;
     return zper_log_name_valid (topic)? 0: -1;
 }
 
