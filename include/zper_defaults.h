@@ -87,6 +87,8 @@
 #define ZPER_CONFIG_LINE_MAX            4096                    //  longest config line accepted
 #define ZPER_CONFIG_FILE_MAX            (1024 * 1024)           //  largest config file accepted
 #define ZPER_FRONT_DRAIN_MAX            1024                    //  messages a worker drains per group commit
+#define ZPER_FRONT_GROUP_MESSAGES_MAX   65536                   //  stored messages per group and per flush note:
+                                                                //  bounds a worker's turn, so heartbeats stay answered
 #define ZPER_FRONT_FRAME_SLACK          1024                    //  wire frame limit: 2 x max_message + this
 #define ZPER_FRONT_REPLY_HWM            1000000                 //  unread replies queued per writer
 #define ZPER_REAR_STREAM_WINDOW_BYTES   (1024 * 1024)           //  streamed bytes in flight per reader

@@ -2,10 +2,11 @@
     zper_front_worker - append, flush, reply: one thread, its own topics
 
     The one thing to know is the group commit. The worker drains whatever
-    writes are queued (up to ZPER_FRONT_DRAIN_MAX), appends each to its
-    topic, then flushes every topic that either has a client waiting for a
-    reply (modes 1, 2, 3) or whose flush policy (flush_messages,
-    flush_interval) is due, and only then replies and notifies the ack: one
+    writes are queued (up to ZPER_FRONT_DRAIN_MAX writes holding at most
+    ZPER_FRONT_GROUP_MESSAGES_MAX messages), appends each to its topic, then
+    flushes every topic that either has a client waiting for a reply (modes
+    1, 2, 3), whose flush policy (flush_messages, flush_interval) is due, or
+    that holds ZPER_FRONT_GROUP_MESSAGES_MAX messages awaiting their acks, and only then replies and notifies the ack: one
     fdatasync covers everything that arrived meanwhile, and nothing is ever
     acknowledged before it is durable. Between groups the poll timeout is
     the earliest flush_interval deadline of a dirty topic, so a quiet topic
@@ -41,6 +42,7 @@ typedef struct {
     int64_t next_position;              //  legacy position of the next append
     int64_t dirty_since_ms;             //  monotonic; 0: nothing unflushed
     bool client_waiting;                //  a mode 1/2/3 write is pending
+    size_t pending_messages;            //  stored messages in pending, awaiting their acks
     zlistx_t *pending;                  //  pending_t, in append order
 } topic_t;
 
@@ -51,6 +53,8 @@ typedef struct {
     zsock_t *replies;                   //  PUSH to the front thread
     zsock_t *notes;                     //  PUSH to ack
     zhashx_t *topics;                   //  name -> topic_t
+    size_t group_messages;              //  messages appended in the current group
+    int64_t beat_ms;                    //  monotonic time of our last PONG
 } worker_t;
 
 static void
@@ -235,6 +239,8 @@ s_append (worker_t *self, topic_t *topic, uint8_t mode, zmsg_t *body, pending_t 
         return s_append_status (self, topic, errno);
     pending->position = topic->next_position;
     topic->next_position += (int64_t) pending->bytes;
+    topic->pending_messages += pending->count;
+    self->group_messages += pending->count;
     if (!topic->dirty_since_ms)
         topic->dirty_since_ms = zclock_mono ();
     if (s_mode_replies (mode))
@@ -345,6 +351,7 @@ s_topic_flush (worker_t *self, topic_t *topic)
         bytes += pending->bytes;
     }
     zlistx_purge (topic->pending);
+    topic->pending_messages = 0;
     topic->dirty_since_ms = 0;
     topic->client_waiting = false;
     zper_stats_written (self->broker->stats, topic->name, messages, bytes);
@@ -366,7 +373,9 @@ s_flush_due (worker_t *self, bool force)
          topic = (topic_t *) zhashx_next (self->topics)) {
         if (!topic->dirty_since_ms)
             continue;
+        //  A flush also bounds its note: one pair per message for ack to publish
         if (force || topic->client_waiting || now - topic->dirty_since_ms >= interval
+        ||  topic->pending_messages >= ZPER_FRONT_GROUP_MESSAGES_MAX
         ||  zper_partition_flush_due (topic->partition, wall_now))
             s_topic_flush (self, topic);
         else {
@@ -397,7 +406,8 @@ void
 zper_front_worker_actor (zsock_t *pipe, void *args)
 {
     zper_front_worker_args_t *arguments = (zper_front_worker_args_t *) args;
-    worker_t self = { arguments->broker, arguments->index, pipe, NULL, NULL, zhashx_new () };
+    worker_t self = { .broker = arguments->broker, .index = arguments->index, .pipe = pipe,
+                      .topics = zhashx_new () };
     zhashx_set_destructor (self.topics, s_topic_destroy);
     self.replies = zsock_new_push (">" ZPER_INPROC_FRONT_REPLIES);
     self.notes = zsock_new_push (">" ZPER_INPROC_NOTES);
@@ -416,13 +426,24 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
         zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (&item, 1, timeout) == -1 && zmq_errno () != EINTR)
             break;
+        //  A group ends when the queue is empty or the group is large
+        //  enough: a turn must stay short for the next PING to be answered.
+        self.group_messages = 0;
         for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX && !terminated
+                           && self.group_messages < ZPER_FRONT_GROUP_MESSAGES_MAX
                            && (zsock_events (pipe) & ZMQ_POLLIN); drained++) {
             zmsg_t *msg = zmsg_recv (pipe);
             terminated = !msg || s_pipe_message (&self, msg);
             zmsg_destroy (&msg);
         }
         timeout = s_flush_due (&self, terminated);
+        //  A PING waits behind every write queued before it; a worker that
+        //  keeps finishing (bounded) turns is alive, so it says so itself.
+        int64_t now = zclock_mono ();
+        if (!terminated && now - self.beat_ms >= ZPER_HEARTBEAT_INTERVAL_MS) {
+            zstr_send (pipe, "PONG");
+            self.beat_ms = now;
+        }
     }
     zhashx_destroy (&self.topics);
     zsock_destroy (&self.replies);

@@ -1,8 +1,10 @@
 /*  =========================================================================
     zper_pool - worker actors with heartbeats
 
-    A worker is alive if it answered a PING within ZPER_HEARTBEAT_LIVENESS
-    intervals. The pool never restarts a worker: a worker that stopped
+    A worker is alive if it sent a PONG within ZPER_HEARTBEAT_LIVENESS
+    intervals: in answer to a PING, or on its own after a turn of work (a
+    PING queued behind a long backlog of writes would arrive too late to
+    tell a busy worker from a stuck one). The pool never restarts a worker: a worker that stopped
     answering is stuck inside a call (a hung disk, a bug) and cannot be
     stopped from outside its thread, so the manager decides what to do
     (docs/operations.md, "Supervision").

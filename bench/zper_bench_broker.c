@@ -1,0 +1,1419 @@
+/*  =========================================================================
+    zper_bench_broker - zperd and libzper measured against raw libzmq and
+    the raw disk, every figure a ratio to a baseline of the same run
+
+    Usage: zper_bench_broker [--quick] [--runs R] [--zperd PATH] [--dir DIR]
+                             [--out DIR] [--log-gb G] [--only LIST]
+
+    Scenarios (LIST: a comma list of raw, produce, consume, latency,
+    restart; default all):
+      raw       DEALER->ROUTER and PUSH->PULL over tcp loopback, in this
+                process, one frame per message; sequential write() of
+                400 MB + one fdatasync (disk bandwidth); 1000 x write()
+                + fdatasync of 100 B, timed one by one (the durability
+                floor of every latency figure).
+      produce   1 and 4 producer threads (libzper), modes 0, 1, 2 and 3
+                (native batches), 100 B / 1 KiB / 64 KiB one-frame
+                messages, against a fresh zperd with the default flush
+                policy and with flush_messages = 0 (a sync per write group).
+                Modes 1-3 end when every message is acknowledged; mode 0
+                (no acks) with the sync policy when STATS counts every
+                message durable, with the default policy when the broker's
+                CPU time last advanced before that (its last append; the
+                tail then waits idle up to flush_interval for its sync,
+                the policy's latency, not the producer's throughput).
+      consume   a topic of 100 B messages read from its start with the
+                page cache warm: batched READ (zper_consumer_recv) and a
+                legacy streaming FETCH on a raw DEALER.
+      latency   a mode-1 producer paced at 1k/10k/100k msg/s; a reader
+                follows the topic by READ long-poll or by the relay. The
+                latency of a message is its receive time minus its
+                SCHEDULED send time (no coordinated omission).
+      restart   a log of --log-gb GiB; time from exec of zperd to the
+                first FETCH reply after a clean stop and after kill -9.
+
+    Every scenario runs --runs times; the runs are interleaved (run 1 of
+    everything, then run 2...) so that noise from other processes spreads
+    over all of them, and a ratio is taken within one run, then the
+    median over the runs is reported with its range. Broker CPU is
+    utime+stime from /proc/PID/stat, peak RSS its VmHWM (a fresh broker
+    per scenario run); client CPU is this process's getrusage, which
+    includes the bench's own bookkeeping (STATS polling in mode 0).
+
+    Output: a table on stdout, a progress line on stderr, and under --out
+    (default: the working directory) broker_runs.csv (every run) and
+    broker_summary.csv (medians, ranges, ratios), targets.csv (the targets
+    of issue 4, met or missed). --zperd: the broker to run (default: zperd
+    in the folder above this program's, as laid out by the build). --dir:
+    scratch folder for logs and data (default ./zper-bench-broker), removed
+    at the end. --quick: tiny counts, one run, few scenarios, a few
+    seconds, no timing assertions (ctest runs it as bench.broker_smoke).
+    bench/run.sh drives the reported runs; BENCHMARKS.md has the figures.
+    ========================================================================= */
+
+#include "zper.h"
+#include "zper_defaults.h"
+#include <assert.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUNS_DEFAULT        3
+#define RUNS_MAX            9
+#define LOG_GB_DEFAULT      2.0
+#define SCENARIOS_MAX       128
+#define PRODUCERS_MAX       4
+#define BROKER_READY_MS     20000
+#define BROKER_STOP_MS      60000
+#define PORT_FIRST          10000   //  below the ephemeral range (32768+): no clash with client ports
+#define PORT_SPAN           22000
+#define PORT_ATTEMPTS       30
+#define STATS_POLL_MS       20
+#define CPU_POLL_MS        1
+#define IDLE_GAP_MS         100
+#define CLIENT_TIMEOUT_MS   5000
+#define ACK_TIMEOUT_MS      60000
+#define LATENCY_SIZE        100
+#define LATENCY_WAIT_MS     200
+#define CONSUME_SIZE        100
+#define RESTART_BODY        1024
+#define FILL_BATCH_BYTES    (32 * 1024)
+#define FILL_SYNC_MESSAGES  20000
+#define DISK_CHUNK          (256 * 1024)
+#define FETCH_PROBE_BYTES   65536
+#define EXIT_PORT_IN_USE    1
+#define MEGABYTE            1e6
+#define GIBIBYTE            (1024.0 * 1024.0 * 1024.0)
+
+typedef struct {
+    bool quick;
+    int runs;
+    double log_gb;
+    char *zperd;
+    const char *dir;
+    const char *out;
+    const char *only;
+} options_t;
+
+//  One measured run of one scenario
+typedef struct {
+    int64_t messages;
+    double bytes;               //  payload bytes moved
+    double seconds;
+    double broker_cpu;          //  seconds, -1 when no broker
+    double client_cpu;
+    double broker_hwm_kb;       //  -1 when no broker
+    double p50, p99, p999, max; //  microseconds, -1 when not a latency scenario
+} result_t;
+
+//  A scenario: its runs and the baseline its ratio is taken against
+typedef struct {
+    char name [64];
+    char baseline [64];         //  empty: no ratio
+    bool by_bytes;              //  ratio of MB/s instead of msg/s
+    size_t size;
+    int count;                  //  runs done
+    result_t runs [RUNS_MAX];
+} scenario_t;
+
+typedef struct {
+    pid_t pid;
+    char dir [256];
+    char config [300];
+    int port;
+    char front [64], rear [64], relay [64];
+} broker_t;
+
+static scenario_t s_scenarios [SCENARIOS_MAX];
+static int s_scenario_count;
+static int s_current_run;
+static options_t s_options;
+
+static double
+s_now (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (double) now.tv_sec + (double) now.tv_nsec / 1e9;
+}
+
+static double
+s_self_cpu (void)
+{
+    struct rusage usage;
+    getrusage (RUSAGE_SELF, &usage);
+    return (double) usage.ru_utime.tv_sec + (double) usage.ru_utime.tv_usec / 1e6
+         + (double) usage.ru_stime.tv_sec + (double) usage.ru_stime.tv_usec / 1e6;
+}
+
+static void
+s_put_be64 (uint8_t *target, int64_t value)
+{
+    for (int index = 7; index >= 0; index--, value = (int64_t) ((uint64_t) value >> 8))
+        target [index] = (uint8_t) value;
+}
+
+static void
+s_progress (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *text = zsys_vprintf (format, args);
+    va_end (args);
+    fprintf (stderr, "\r\033[K[run %d/%d] %s", s_current_run + 1, s_options.runs, text);
+    fflush (stderr);
+    free (text);
+}
+
+static bool
+s_wanted (const char *group)
+{
+    if (!s_options.only)
+        return true;
+    char *list = zsys_sprintf (",%s,", s_options.only);
+    char *item = zsys_sprintf (",%s,", group);
+    bool found = strstr (list, item) != NULL;
+    free (list);
+    free (item);
+    return found;
+}
+
+static void
+s_remove_tree (const char *path)
+{
+    char *command = zsys_sprintf ("rm -rf '%s'", path);
+    if (system (command) != 0)
+        fprintf (stderr, "zper_bench_broker: could not remove %s\n", path);
+    free (command);
+}
+
+//  Record a run of scenario name (created on first use)
+static void
+s_record (const char *name, const char *baseline, bool by_bytes, size_t size, result_t *result)
+{
+    scenario_t *scenario = NULL;
+    for (int index = 0; index < s_scenario_count && !scenario; index++)
+        if (streq (s_scenarios [index].name, name))
+            scenario = &s_scenarios [index];
+    if (!scenario) {
+        assert (s_scenario_count < SCENARIOS_MAX);
+        scenario = &s_scenarios [s_scenario_count++];
+        snprintf (scenario->name, sizeof scenario->name, "%s", name);
+        snprintf (scenario->baseline, sizeof scenario->baseline, "%s", baseline? baseline: "");
+        scenario->by_bytes = by_bytes;
+        scenario->size = size;
+    }
+    assert (scenario->count < RUNS_MAX);
+    scenario->runs [scenario->count++] = *result;
+}
+
+static result_t
+s_result_init (void)
+{
+    result_t result = { 0, 0, 0, -1, 0, -1, -1, -1, -1, -1 };
+    return result;
+}
+
+static int64_t
+s_now_ns (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static int
+s_compare_int64 (const void *left, const void *right)
+{
+    int64_t a = *(const int64_t *) left, b = *(const int64_t *) right;
+    return (a > b) - (a < b);
+}
+
+static double
+s_percentile_us (const int64_t *sorted, int64_t count, double fraction)
+{
+    if (count == 0)
+        return -1;
+    int64_t index = (int64_t) (fraction * (double) (count - 1) + 0.5);
+    return (double) sorted [index] / 1000.0;
+}
+
+//  Sort times (ns) and set the result's percentiles (us)
+static void
+s_percentiles (result_t *result, int64_t *times_ns, int64_t count)
+{
+    qsort (times_ns, (size_t) count, sizeof (int64_t), s_compare_int64);
+    result->p50 = s_percentile_us (times_ns, count, 0.50);
+    result->p99 = s_percentile_us (times_ns, count, 0.99);
+    result->p999 = s_percentile_us (times_ns, count, 0.999);
+    result->max = s_percentile_us (times_ns, count, 1.0);
+}
+
+//  ---- broker process ----------------------------------------------------
+
+static double
+s_broker_cpu (const broker_t *broker)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) broker->pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    char line [1024];
+    double cpu = -1;
+    if (fgets (line, sizeof line, file)) {
+        //  Fields after the command name, which may hold spaces: skip to ')'
+        char *cursor = strrchr (line, ')');
+        unsigned long utime = 0, stime = 0;
+        if (cursor && sscanf (cursor + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                              &utime, &stime) == 2)
+            cpu = (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
+    }
+    fclose (file);
+    return cpu;
+}
+
+static double
+s_broker_hwm_kb (const broker_t *broker)
+{
+    char path [64];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) broker->pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    char line [256];
+    double kb = -1;
+    while (fgets (line, sizeof line, file))
+        if (strncmp (line, "VmHWM:", 6) == 0)
+            kb = atof (line + 6);
+    fclose (file);
+    return kb;
+}
+
+//  Write the broker's configuration: ports from broker->port up, data in
+//  broker->dir/data; flush_messages < 0 keeps the default policy.
+static void
+s_broker_configure (broker_t *broker, int flush_messages)
+{
+    snprintf (broker->front, sizeof broker->front, "tcp://127.0.0.1:%d", broker->port);
+    snprintf (broker->rear, sizeof broker->rear, "tcp://127.0.0.1:%d", broker->port + 1);
+    snprintf (broker->relay, sizeof broker->relay, "tcp://127.0.0.1:%d", broker->port + 3);
+    snprintf (broker->config, sizeof broker->config, "%s/zperd.conf", broker->dir);
+    FILE *file = fopen (broker->config, "w");
+    assert (file);
+    fprintf (file, "base_dir = \"%s/data\"\nfront.bind = \"%s\"\nrear.bind = \"%s\"\n"
+             "ack.bind = \"tcp://127.0.0.1:%d\"\nrelay.bind = \"%s\"\n"
+             "relay.pub.bind = \"tcp://127.0.0.1:%d\"\n",
+             broker->dir, broker->front, broker->rear, broker->port + 2, broker->relay,
+             broker->port + 4);
+    if (flush_messages >= 0)
+        fprintf (file, "flush_messages = %d\n", flush_messages);
+    fclose (file);
+}
+
+//  Fork and exec zperd on broker->config; its stderr goes to zperd.log
+static void
+s_broker_spawn (broker_t *broker)
+{
+    char log_path [300];
+    snprintf (log_path, sizeof log_path, "%s/zperd.log", broker->dir);
+    broker->pid = fork ();
+    assert (broker->pid >= 0);
+    if (broker->pid == 0) {
+        //  A bench that dies (an assert, a ctest timeout) takes its brokers along
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, STDERR_FILENO);
+            dup2 (fd, STDOUT_FILENO);
+        }
+        execl (s_options.zperd, "zperd", "-c", broker->config, (char *) NULL);
+        _exit (127);
+    }
+}
+
+//  Wait until the rear answers BOUNDS. Returns 0, or the broker's exit
+//  code if it died (EXIT_PORT_IN_USE: try other ports), or -1 on timeout.
+static int
+s_broker_wait_ready (broker_t *broker)
+{
+    int64_t deadline = zclock_mono () + BROKER_READY_MS;
+    while (zclock_mono () < deadline) {
+        int status;
+        if (waitpid (broker->pid, &status, WNOHANG) == broker->pid) {
+            broker->pid = 0;
+            return WIFEXITED (status)? WEXITSTATUS (status): 128;
+        }
+        zper_consumer_t *probe = zper_consumer_new (broker->rear, NULL);
+        zper_consumer_set_timeout (probe, 100);
+        zper_topic_bounds_t bounds;
+        int rc = zper_consumer_bounds (probe, "probe", &bounds);
+        zper_consumer_destroy (&probe);
+        if (rc == 0)
+            return 0;
+        zclock_sleep (10);
+    }
+    return -1;
+}
+
+//  Start a fresh broker in a new folder under the bench dir
+static void
+s_broker_start (broker_t *broker, const char *name, int flush_messages)
+{
+    memset (broker, 0, sizeof *broker);
+    snprintf (broker->dir, sizeof broker->dir, "%s/%s", s_options.dir, name);
+    s_remove_tree (broker->dir);
+    mkdir (broker->dir, 0755);
+    for (int attempt = 0; attempt < PORT_ATTEMPTS; attempt++) {
+        broker->port = PORT_FIRST + (int) (random () % PORT_SPAN);
+        s_broker_configure (broker, flush_messages);
+        s_broker_spawn (broker);
+        int rc = s_broker_wait_ready (broker);
+        if (rc == 0)
+            return;
+        if (rc != EXIT_PORT_IN_USE) {
+            fprintf (stderr, "\nzper_bench_broker: zperd (%s) did not start (%d), see %s/zperd.log\n",
+                     s_options.zperd, rc, broker->dir);
+            exit (1);
+        }
+    }
+    fprintf (stderr, "\nzper_bench_broker: no free ports for zperd\n");
+    exit (1);
+}
+
+//  Send signal and wait for the broker to exit
+static void
+s_broker_stop (broker_t *broker, int signal)
+{
+    if (broker->pid <= 0)
+        return;
+    kill (broker->pid, signal);
+    int64_t deadline = zclock_mono () + BROKER_STOP_MS;
+    int status;
+    while (waitpid (broker->pid, &status, WNOHANG) == 0) {
+        if (zclock_mono () > deadline) {
+            kill (broker->pid, SIGKILL);
+            waitpid (broker->pid, &status, 0);
+            break;
+        }
+        zclock_sleep (5);
+    }
+    broker->pid = 0;
+}
+
+static void
+s_broker_destroy (broker_t *broker)
+{
+    s_broker_stop (broker, SIGTERM);
+    s_remove_tree (broker->dir);
+}
+
+//  Messages the broker has appended to topic (STATS messages_written), -1
+//  if the topic is not there yet
+static int64_t
+s_broker_written (zper_consumer_t *reader, const char *topic)
+{
+    char *json = zper_consumer_stats (reader);
+    if (!json)
+        return -1;
+    char *key = zsys_sprintf ("\"%s\"", topic);
+    char *entry = strstr (json, key);
+    char *field = entry? strstr (entry, "\"messages_written\""): NULL;
+    int64_t written = -1;
+    if (field && (field = strchr (field, ':')))
+        written = strtoll (field + 1, NULL, 10);
+    free (key);
+    zstr_free (&json);
+    return written;
+}
+
+//  ---- raw baselines ---------------------------------------------------------
+
+typedef struct {
+    void *socket;
+    int64_t messages;
+    bool router;                //  each message has a routing id frame first
+} raw_receiver_t;
+
+static void *
+s_raw_receive (void *args)
+{
+    raw_receiver_t *receiver = (raw_receiver_t *) args;
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    for (int64_t index = 0; index < receiver->messages; index++) {
+        if (receiver->router)
+            assert (zmq_msg_recv (&frame, receiver->socket, 0) >= 0);
+        assert (zmq_msg_recv (&frame, receiver->socket, 0) >= 0);
+    }
+    zmq_msg_close (&frame);
+    return NULL;
+}
+
+//  N messages of size bytes from a sender to a receiver thread over tcp
+//  loopback, no broker
+static result_t
+s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messages)
+{
+    void *context = zmq_ctx_new ();
+    void *receiver_socket = zmq_socket (context, receiver_type);
+    void *sender_socket = zmq_socket (context, sender_type);
+    assert (zmq_bind (receiver_socket, "tcp://127.0.0.1:*") == 0);
+    char endpoint [256];
+    size_t endpoint_size = sizeof endpoint;
+    zmq_getsockopt (receiver_socket, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size);
+    assert (zmq_connect (sender_socket, endpoint) == 0);
+    uint8_t *body = (uint8_t *) calloc (1, size);
+    //  Handshake first, so that connecting is not measured
+    assert (zmq_send (sender_socket, body, size, 0) == (int) size);
+    raw_receiver_t receiver = { receiver_socket, 1, receiver_type == ZMQ_ROUTER };
+    s_raw_receive (&receiver);
+    receiver.messages = messages;
+
+    result_t result = s_result_init ();
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_raw_receive, &receiver);
+    for (int64_t index = 0; index < messages; index++)
+        assert (zmq_send (sender_socket, body, size, 0) == (int) size);
+    pthread_join (thread, NULL);
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.messages = messages;
+    result.bytes = (double) messages * (double) size;
+    free (body);
+    int linger = 0;
+    zmq_setsockopt (sender_socket, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (sender_socket);
+    zmq_close (receiver_socket);
+    zmq_ctx_term (context);
+    return result;
+}
+
+//  write() bytes in chunks and fdatasync once at the end: the disk's
+//  sequential write ceiling for the produce figures
+static result_t
+s_raw_disk (double bytes)
+{
+    char *path = zsys_sprintf ("%s/raw-disk.dat", s_options.dir);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert (fd >= 0);
+    uint8_t *chunk = (uint8_t *) calloc (1, DISK_CHUNK);
+    result_t result = s_result_init ();
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    for (double done = 0; done < bytes; done += DISK_CHUNK)
+        assert (write (fd, chunk, DISK_CHUNK) == DISK_CHUNK);
+    assert (fdatasync (fd) == 0);
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.bytes = bytes;
+    result.messages = (int64_t) (bytes / DISK_CHUNK);
+    close (fd);
+    unlink (path);
+    free (chunk);
+    free (path);
+    return result;
+}
+
+//  write() + fdatasync of one small record, one at a time: what every
+//  acknowledgement and every reader wake-up waits for, so the floor of
+//  the latency figures (readers see durable messages only)
+static result_t
+s_raw_fdatasync (int64_t syncs)
+{
+    char *path = zsys_sprintf ("%s/raw-sync.dat", s_options.dir);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert (fd >= 0);
+    int64_t *times_ns = (int64_t *) calloc ((size_t) syncs, sizeof (int64_t));
+    uint8_t record [LATENCY_SIZE] = { 0 };
+    result_t result = s_result_init ();
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    for (int64_t index = 0; index < syncs; index++) {
+        int64_t before = s_now_ns ();
+        assert (write (fd, record, sizeof record) == (ssize_t) sizeof record);
+        assert (fdatasync (fd) == 0);
+        times_ns [index] = s_now_ns () - before;
+    }
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.messages = syncs;
+    result.bytes = (double) syncs * sizeof record;
+    s_percentiles (&result, times_ns, syncs);
+    close (fd);
+    unlink (path);
+    free (times_ns);
+    free (path);
+    return result;
+}
+
+//  ---- produce ------------------------------------------------------------
+
+static const size_t s_sizes [] = { 100, 1024, 65536 };
+#define SIZES (sizeof s_sizes / sizeof s_sizes [0])
+
+//  Messages per run for a size: about the same time per run for each size
+static int64_t
+s_messages_for (size_t size)
+{
+    int64_t messages = size <= 100? 200000: size <= 1024? 50000: 1500;
+    return s_options.quick? messages / 100: messages;
+}
+
+//  Lock-step (mode 2) waits a sync per message: far fewer of them
+static int64_t
+s_messages_for_mode (size_t size, int mode)
+{
+    int64_t messages = s_messages_for (size);
+    return mode == ZPER_MODE_REQ? messages / (size <= 1024? 200: 10): messages;
+}
+
+typedef struct {
+    const char *front;
+    const char *topic;
+    int mode;
+    size_t size;
+    int64_t messages;
+    int rc;
+    size_t batch_bytes;         //  modes 3, 4: max batch size, 0 for the default
+    int64_t sync_every;         //  sync after this many messages, 0 only at the end
+} producer_job_t;
+
+static void *
+s_producer_run (void *args)
+{
+    producer_job_t *job = (producer_job_t *) args;
+    zper_producer_t *producer = zper_producer_new (job->front, job->topic, job->mode);
+    assert (producer);
+    zper_producer_set_timeout (producer, CLIENT_TIMEOUT_MS);
+    zper_producer_set_ack_timeout (producer, ACK_TIMEOUT_MS);
+    if (job->batch_bytes)
+        zper_producer_set_batch (producer, job->batch_bytes, ZPER_CLIENT_BATCH_MESSAGES,
+                                 ZPER_CLIENT_BATCH_LINGER_MS);
+    uint8_t *body = (uint8_t *) calloc (1, job->size);
+    job->rc = 0;
+    for (int64_t index = 0; index < job->messages && job->rc == 0; index++) {
+        job->rc = zper_producer_send_mem (producer, body, job->size);
+        if (job->rc == 0 && job->sync_every && (index + 1) % job->sync_every == 0)
+            job->rc = zper_producer_sync (producer);
+    }
+    if (job->rc == 0)
+        job->rc = zper_producer_sync (producer);
+    if (job->rc)
+        fprintf (stderr, "\nzper_bench_broker: %s\n", zper_producer_error (producer));
+    zper_producer_destroy (&producer);
+    free (body);
+    return NULL;
+}
+
+static double
+s_wait_written (const broker_t *broker, const char *topic, int64_t messages, bool appended_only)
+{
+    zper_consumer_t *reader = zper_consumer_new (broker->rear, NULL);
+    zper_consumer_set_timeout (reader, CLIENT_TIMEOUT_MS);
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    double last_cpu = -1, last_growth = s_now (), idle_since = -1;
+    int64_t next_stats = 0;
+    while (zclock_mono () < deadline) {
+        double cpu = s_broker_cpu (broker);
+        if (cpu != last_cpu) {
+            if (idle_since < 0 && s_now () - last_growth > IDLE_GAP_MS / 1000.0)
+                idle_since = last_growth;
+            last_cpu = cpu;
+            last_growth = s_now ();
+        }
+        if (zclock_mono () >= next_stats) {
+            if (s_broker_written (reader, topic) >= messages)
+                break;
+            next_stats = zclock_mono () + STATS_POLL_MS;
+        }
+        zclock_sleep (CPU_POLL_MS);
+    }
+    zper_consumer_destroy (&reader);
+    return !appended_only? s_now (): idle_since >= 0? idle_since: last_growth;
+}
+
+static result_t
+s_produce (int producers, int mode, size_t size, bool sync_per_batch)
+{
+    broker_t broker;
+    s_broker_start (&broker, "produce", sync_per_batch? 0: -1);
+    int64_t messages = s_messages_for_mode (size, mode);
+    producer_job_t jobs [PRODUCERS_MAX];
+    pthread_t threads [PRODUCERS_MAX];
+    result_t result = s_result_init ();
+    double broker_cpu = s_broker_cpu (&broker);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    for (int index = 0; index < producers; index++) {
+        jobs [index] = (producer_job_t) { broker.front, "bench", mode, size,
+                                          messages / producers, 0, 0, 0 };
+        pthread_create (&threads [index], NULL, s_producer_run, &jobs [index]);
+    }
+    for (int index = 0; index < producers; index++)
+        pthread_join (threads [index], NULL);
+    int64_t sent = (messages / producers) * producers;
+    double end = mode == ZPER_MODE_NONE? s_wait_written (&broker, "bench", sent, !sync_per_batch)
+                                       : s_now ();
+    result.seconds = end - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.broker_cpu = s_broker_cpu (&broker) - broker_cpu;
+    result.broker_hwm_kb = s_broker_hwm_kb (&broker);
+    result.messages = sent;
+    result.bytes = (double) sent * (double) size;
+    for (int index = 0; index < producers; index++)
+        if (jobs [index].rc) {
+            fprintf (stderr, "\nzper_bench_broker: produce mode %d failed, run not recorded "
+                     "(see %s/zperd.log)\n", mode, broker.dir);
+            result.seconds = -1;
+            break;
+        }
+    s_broker_destroy (&broker);
+    return result;
+}
+
+//  Fill topic with messages of size bytes through native batches (fast),
+//  a sync every FILL_SYNC_MESSAGES. The broker handles a write group (up
+//  to 1024 batches) as one step, with two note frames and one published
+//  ack per message: a group of 100 B messages in 256 KiB batches (~2.5M
+//  messages) keeps the front worker, then the ack thread, busy past the
+//  manager's 3 s heartbeat deadline, and the broker stops itself
+//  (BENCHMARKS.md, findings). Bounded groups keep the fill clear of that.
+static void
+s_fill (const broker_t *broker, const char *topic, size_t size, int64_t messages)
+{
+    producer_job_t job = { broker->front, topic, ZPER_MODE_BATCH_ACK, size, messages, 0,
+                           FILL_BATCH_BYTES, FILL_SYNC_MESSAGES };
+    s_producer_run (&job);
+    assert (job.rc == 0);
+}
+
+//  ---- consume ------------------------------------------------------------
+
+static int64_t
+s_consume_messages (void)
+{
+    return s_options.quick? 5000: 1000000;
+}
+
+//  Batched READ through libzper from the first message to the end
+static int64_t
+s_consume_read (const broker_t *broker, const char *topic)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, topic);
+    zper_consumer_set_timeout (consumer, CLIENT_TIMEOUT_MS);
+    int64_t received = 0;
+    zmsg_t *msg;
+    while ((msg = zper_consumer_recv (consumer, 0))) {
+        received++;
+        zmsg_destroy (&msg);
+    }
+    if (errno != EAGAIN)
+        fprintf (stderr, "\nzper_bench_broker: READ: %s\n", zper_consumer_error (consumer));
+    zper_consumer_destroy (&consumer);
+    return received;
+}
+
+//  A raw DEALER whose identity names topic (legacy commands, relay)
+static void *
+s_topic_dealer (void *context, const char *endpoint, const char *topic)
+{
+    void *dealer = zmq_socket (context, ZMQ_DEALER);
+    uint8_t identity [3 + ZPER_TOPIC_MAX];
+    size_t length = strlen (topic);
+    identity [0] = zper_topic_hash (topic);
+    identity [1] = ZPER_MODE_NONE;
+    identity [2] = (uint8_t) length;
+    memcpy (identity + 3, topic, length);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, 3 + length);
+    int linger = 0, reconnect_ms = 1;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
+    assert (zmq_connect (dealer, endpoint) == 0);
+    return dealer;
+}
+
+//  Send FETCH position max_bytes (max_bytes -1: streaming)
+static void
+s_send_fetch (void *dealer, int64_t position, int64_t max_bytes)
+{
+    uint8_t position_bytes [8], max_bytes_bytes [8];
+    s_put_be64 (position_bytes, position);
+    s_put_be64 (max_bytes_bytes, max_bytes);
+    zmq_send (dealer, "FETCH", 5, ZMQ_SNDMORE);
+    zmq_send (dealer, position_bytes, 8, ZMQ_SNDMORE);
+    zmq_send (dealer, max_bytes_bytes, 8, 0);
+}
+
+//  Receive one whole message; returns its first frame's first byte, or -1
+static int
+s_recv_status (void *dealer, int timeout_ms)
+{
+    zmq_setsockopt (dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    int status = -1;
+    if (zmq_msg_recv (&frame, dealer, 0) >= 0) {
+        status = zmq_msg_size (&frame)? *(uint8_t *) zmq_msg_data (&frame): 0;
+        while (zmq_msg_more (&frame))
+            zmq_msg_recv (&frame, dealer, 0);
+    }
+    zmq_msg_close (&frame);
+    return status;
+}
+
+//  Legacy streaming FETCH from position 0 until messages have come
+static int64_t
+s_consume_stream (const broker_t *broker, const char *topic, int64_t messages)
+{
+    void *context = zmq_ctx_new ();
+    void *dealer = s_topic_dealer (context, broker->rear, topic);
+    s_send_fetch (dealer, 0, -1);
+    int64_t received = 0;
+    if (s_recv_status (dealer, CLIENT_TIMEOUT_MS) == ZPER_STATUS_OK)
+        while (received < messages && s_recv_status (dealer, CLIENT_TIMEOUT_MS) >= 0)
+            received++;
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    return received;
+}
+
+static void
+s_consume_bench (void)
+{
+    broker_t broker;
+    s_broker_start (&broker, "consume", -1);
+    int64_t messages = s_consume_messages ();
+    s_progress ("consume: writing %" PRId64 " messages of %d B", messages, CONSUME_SIZE);
+    s_fill (&broker, "consume", CONSUME_SIZE, messages);
+    s_consume_read (&broker, "consume");         //  warm the page cache and the broker
+    for (int method = 0; method < 2; method++) {
+        s_progress ("consume: %s", method? "streaming FETCH": "batched READ");
+        result_t result = s_result_init ();
+        double broker_cpu = s_broker_cpu (&broker);
+        double cpu = s_self_cpu ();
+        double start = s_now ();
+        int64_t received = method? s_consume_stream (&broker, "consume", messages)
+                                 : s_consume_read (&broker, "consume");
+        result.seconds = s_now () - start;
+        result.client_cpu = s_self_cpu () - cpu;
+        result.broker_cpu = s_broker_cpu (&broker) - broker_cpu;
+        result.broker_hwm_kb = s_broker_hwm_kb (&broker);
+        result.messages = received;
+        result.bytes = (double) received * CONSUME_SIZE;
+        if (received != messages) {
+            fprintf (stderr, "\nzper_bench_broker: consume got %" PRId64 " of %" PRId64
+                     ", run not recorded (see %s/zperd.log)\n", received, messages, broker.dir);
+            continue;
+        }
+        s_record (method? "consume.fetch_stream.100": "consume.read.100", "raw.dealer.100",
+                  false, CONSUME_SIZE, &result);
+    }
+    s_broker_destroy (&broker);
+}
+
+//  ---- latency ------------------------------------------------------------
+
+typedef struct {
+    const broker_t *broker;
+    const char *topic;
+    bool relay;                 //  relay ROUTER, else READ long-poll
+    int64_t messages;
+    int64_t *latencies_ns;
+    int64_t received;
+    atomic_int ready;           //  set once the reader is at the end of the topic
+} latency_reader_t;
+
+static void
+s_latency_note (latency_reader_t *reader, const void *data, size_t size)
+{
+    int64_t scheduled;
+    if (size < sizeof scheduled || reader->received >= reader->messages)
+        return;
+    memcpy (&scheduled, data, sizeof scheduled);
+    reader->latencies_ns [reader->received++] = s_now_ns () - scheduled;
+}
+
+static void
+s_latency_read (latency_reader_t *reader)
+{
+    zper_consumer_t *consumer = zper_consumer_new (reader->broker->rear, reader->topic);
+    zper_consumer_set_timeout (consumer, CLIENT_TIMEOUT_MS);
+    assert (zper_consumer_seek (consumer, ZPER_OFFSET_LATEST) == 0);
+    atomic_store (&reader->ready, 1);
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    while (reader->received < reader->messages && zclock_mono () < deadline) {
+        zmsg_t *msg = zper_consumer_recv (consumer, LATENCY_WAIT_MS);
+        if (msg) {
+            zframe_t *frame = zmsg_first (msg);
+            s_latency_note (reader, zframe_data (frame), zframe_size (frame));
+            zmsg_destroy (&msg);
+        }
+    }
+    zper_consumer_destroy (&consumer);
+}
+
+static void
+s_latency_relay (latency_reader_t *reader)
+{
+    void *context = zmq_ctx_new ();
+    void *dealer = s_topic_dealer (context, reader->broker->relay, reader->topic);
+    uint8_t offset [8];
+    s_put_be64 (offset, ZPER_OFFSET_LATEST);
+    zmq_send (dealer, "RESUME", 6, ZMQ_SNDMORE);
+    zmq_send (dealer, offset, 8, 0);
+    assert (s_recv_status (dealer, CLIENT_TIMEOUT_MS) == ZPER_STATUS_OK);
+    atomic_store (&reader->ready, 1);
+    int timeout = LATENCY_WAIT_MS;
+    zmq_setsockopt (dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    while (reader->received < reader->messages && zclock_mono () < deadline)
+        if (zmq_msg_recv (&frame, dealer, 0) >= 0) {
+            s_latency_note (reader, zmq_msg_data (&frame), zmq_msg_size (&frame));
+            while (zmq_msg_more (&frame))
+                zmq_msg_recv (&frame, dealer, 0);
+        }
+    zmq_msg_close (&frame);
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+}
+
+static void *
+s_latency_reader (void *args)
+{
+    latency_reader_t *reader = (latency_reader_t *) args;
+    if (reader->relay)
+        s_latency_relay (reader);
+    else
+        s_latency_read (reader);
+    return NULL;
+}
+
+//  Send messages at rate through a mode-1 producer, each carrying its
+//  scheduled send time; every message due is sent, then the thread sleeps
+//  until the next one is due.
+static void
+s_paced_send (zper_producer_t *producer, int64_t messages, int rate)
+{
+    uint8_t body [LATENCY_SIZE] = { 0 };
+    int64_t start = s_now_ns ();
+    int64_t interval = 1000000000LL / rate;
+    for (int64_t index = 0; index < messages; ) {
+        int64_t scheduled = start + index * interval;
+        int64_t now = s_now_ns ();
+        if (scheduled > now) {
+            struct timespec until = { (time_t) (scheduled / 1000000000LL),
+                                      (long) (scheduled % 1000000000LL) };
+            clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL);
+            continue;
+        }
+        memcpy (body, &scheduled, sizeof scheduled);
+        assert (zper_producer_send_mem (producer, body, sizeof body) == 0);
+        index++;
+    }
+}
+
+static result_t
+s_latency (const broker_t *broker, const char *topic, bool relay, int rate)
+{
+    double seconds = s_options.quick? 0.2: rate >= 100000? 1.0: 2.0;
+    int64_t messages = (int64_t) (rate * seconds);
+    latency_reader_t reader = { broker, topic, relay, messages, NULL, 0, 0 };
+    reader.latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
+    zper_producer_t *producer = zper_producer_new (broker->front, topic, ZPER_MODE_ACK);
+    zper_producer_set_timeout (producer, CLIENT_TIMEOUT_MS);
+    zper_producer_set_ack_timeout (producer, ACK_TIMEOUT_MS);
+    //  One message first so that the producer is connected and the topic exists
+    assert (zper_producer_send_mem (producer, "", 0) == 0 && zper_producer_sync (producer) == 0);
+
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_latency_reader, &reader);
+    while (!atomic_load (&reader.ready))
+        zclock_sleep (1);
+    result_t result = s_result_init ();
+    double broker_cpu = s_broker_cpu (broker);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    s_paced_send (producer, messages, rate);
+    assert (zper_producer_sync (producer) == 0);
+    pthread_join (thread, NULL);
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.broker_cpu = s_broker_cpu (broker) - broker_cpu;
+    result.broker_hwm_kb = s_broker_hwm_kb (broker);
+    result.messages = reader.received;
+    result.bytes = (double) reader.received * LATENCY_SIZE;
+    s_percentiles (&result, reader.latencies_ns, reader.received);
+    if (reader.received != messages)
+        fprintf (stderr, "\nzper_bench_broker: latency reader got %" PRId64 " of %" PRId64 "\n",
+                 reader.received, messages);
+    zper_producer_destroy (&producer);
+    free (reader.latencies_ns);
+    return result;
+}
+
+static void
+s_latency_bench (void)
+{
+    static const int rates [] = { 1000, 10000, 100000 };
+    broker_t broker;
+    s_broker_start (&broker, "latency", -1);
+    for (int path = 0; path < 2; path++)
+        for (size_t index = 0; index < sizeof rates / sizeof rates [0]; index++) {
+            const char *how = path? "relay": "read";
+            s_progress ("latency: %s at %d msg/s", how, rates [index]);
+            char topic [64], name [64];
+            snprintf (topic, sizeof topic, "lat%s%d", how, rates [index]);
+            snprintf (name, sizeof name, "latency.%s.%d", how, rates [index]);
+            result_t result = s_latency (&broker, topic, path == 1, rates [index]);
+            s_record (name, NULL, false, LATENCY_SIZE, &result);
+        }
+    s_broker_destroy (&broker);
+}
+
+//  ---- restart ------------------------------------------------------------
+
+//  Exec zperd on an existing log and time it until a FETCH of the first
+//  message is answered. The FETCH is queued on a DEALER that reconnects
+//  every ms, so it reaches the rear as soon as the rear listens.
+static result_t
+s_restart_once (broker_t *broker)
+{
+    void *context = zmq_ctx_new ();
+    void *dealer = s_topic_dealer (context, broker->rear, "restart");
+    result_t result = s_result_init ();
+    double start = s_now ();
+    s_broker_spawn (broker);
+    s_send_fetch (dealer, 0, FETCH_PROBE_BYTES);
+    int status = s_recv_status (dealer, BROKER_READY_MS);
+    result.seconds = s_now () - start;
+    result.broker_cpu = s_broker_cpu (broker);
+    result.broker_hwm_kb = s_broker_hwm_kb (broker);
+    result.messages = 1;
+    if (status != ZPER_STATUS_OK) {
+        fprintf (stderr, "\nzper_bench_broker: first FETCH after restart: status %d, run not "
+                 "recorded\n", status);
+        result.seconds = -1;
+    }
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    return result;
+}
+
+static void
+s_restart_bench (broker_t *broker)
+{
+    s_progress ("restart: clean stop, then start");
+    s_broker_stop (broker, SIGTERM);
+    result_t result = s_restart_once (broker);
+    if (result.seconds > 0)
+        s_record ("restart.clean", NULL, false, RESTART_BODY, &result);
+
+    //  Unsynced writes in flight when the broker dies
+    s_progress ("restart: kill -9, then start");
+    producer_job_t job = { broker->front, "restart", ZPER_MODE_BATCH, RESTART_BODY,
+                           s_options.quick? 1000: 100000, 0, 0, 0 };
+    s_producer_run (&job);
+    s_broker_stop (broker, SIGKILL);
+    result = s_restart_once (broker);
+    if (result.seconds > 0)
+        s_record ("restart.kill9", NULL, false, RESTART_BODY, &result);
+}
+
+//  ---- driver -------------------------------------------------------------
+
+static void
+s_raw_bench (void)
+{
+    for (size_t index = 0; index < SIZES; index++) {
+        size_t size = s_sizes [index];
+        int64_t messages = s_messages_for (size);
+        char name [64];
+        s_progress ("raw: DEALER->ROUTER %zu B", size);
+        result_t result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, messages);
+        snprintf (name, sizeof name, "raw.dealer.%zu", size);
+        s_record (name, NULL, false, size, &result);
+        s_progress ("raw: PUSH->PULL %zu B", size);
+        result = s_raw_transport (ZMQ_PUSH, ZMQ_PULL, size, messages);
+        snprintf (name, sizeof name, "raw.push.%zu", size);
+        s_record (name, "raw.dealer", false, size, &result);
+        if (s_options.quick)
+            break;
+    }
+    s_progress ("raw: disk write");
+    result_t result = s_raw_disk (s_options.quick? 4e6: 400e6);
+    s_record ("raw.disk", NULL, true, DISK_CHUNK, &result);
+    s_progress ("raw: write + fdatasync of %d B, one at a time", LATENCY_SIZE);
+    result = s_raw_fdatasync (s_options.quick? 20: 1000);
+    s_record ("raw.fdatasync", NULL, false, LATENCY_SIZE, &result);
+}
+
+static void
+s_produce_bench (void)
+{
+    static const int modes [] = { ZPER_MODE_NONE, ZPER_MODE_ACK, ZPER_MODE_REQ, ZPER_MODE_BATCH_ACK };
+    static const int producer_counts [] = { 1, 4 };
+    for (size_t size_index = 0; size_index < SIZES; size_index++)
+    for (int policy = 0; policy < 2; policy++)
+    for (size_t count_index = 0; count_index < 2; count_index++)
+    for (size_t mode_index = 0; mode_index < 4; mode_index++) {
+        size_t size = s_sizes [size_index];
+        if (s_options.quick && (size_index > 0 || count_index > 0))
+            continue;
+        int producers = producer_counts [count_index], mode = modes [mode_index];
+        const char *policy_name = policy? "sync": "default";
+        s_progress ("produce: mode %d, %d producer(s), %zu B, %s flush", mode, producers, size,
+                    policy_name);
+        result_t result = s_produce (producers, mode, size, policy == 1);
+        if (result.seconds <= 0)
+            continue;
+        char name [64], baseline [64];
+        snprintf (name, sizeof name, "produce.m%d.p%d.%zu.%s", mode, producers, size, policy_name);
+        snprintf (baseline, sizeof baseline, "raw.dealer.%zu", size);
+        s_record (name, baseline, false, size, &result);
+    }
+}
+
+static double
+s_median (double *values, int count)
+{
+    for (int index = 1; index < count; index++)
+        for (int other = index; other > 0 && values [other - 1] > values [other]; other--) {
+            double swap = values [other];
+            values [other] = values [other - 1];
+            values [other - 1] = swap;
+        }
+    return count == 0? 0: count % 2? values [count / 2]
+                     : (values [count / 2 - 1] + values [count / 2]) / 2;
+}
+
+//  The median over a scenario's runs of one double field of result_t
+static double
+s_median_field (const scenario_t *scenario, size_t field)
+{
+    double values [RUNS_MAX];
+    for (int run = 0; run < scenario->count; run++)
+        memcpy (&values [run], (const char *) &scenario->runs [run] + field, sizeof (double));
+    return s_median (values, scenario->count);
+}
+
+static scenario_t *
+s_find (const char *name)
+{
+    for (int index = 0; index < s_scenario_count; index++)
+        if (streq (s_scenarios [index].name, name))
+            return &s_scenarios [index];
+    return NULL;
+}
+
+static double
+s_rate (const scenario_t *scenario, int run)
+{
+    const result_t *result = &scenario->runs [run];
+    if (result->seconds <= 0)
+        return 0;
+    return scenario->by_bytes? result->bytes / result->seconds / MEGABYTE
+                             : (double) result->messages / result->seconds;
+}
+
+//  A scenario's figure in each run over its baseline's in the same run
+static int
+s_ratios (const scenario_t *scenario, double *ratios)
+{
+    char baseline_name [80];
+    snprintf (baseline_name, sizeof baseline_name, "%s", scenario->baseline);
+    //  "raw.dealer" alone means: the DEALER baseline of the same size
+    if (streq (baseline_name, "raw.dealer"))
+        snprintf (baseline_name, sizeof baseline_name, "raw.dealer.%zu", scenario->size);
+    const scenario_t *baseline = *baseline_name? s_find (baseline_name): NULL;
+    if (!baseline)
+        return 0;
+    int count = 0;
+    for (int run = 0; run < scenario->count && run < baseline->count; run++)
+        if (s_rate (baseline, run) > 0)
+            ratios [count++] = s_rate (scenario, run) / s_rate (baseline, run);
+    return count;
+}
+
+typedef struct {
+    double rate, rate_min, rate_max, mb_s, ratio, ratio_min, ratio_max;
+    double broker_cpu, client_cpu, hwm_kb, seconds, p50, p99, p999, max;
+    bool has_ratio;
+} summary_t;
+
+static summary_t
+s_summarize (const scenario_t *scenario)
+{
+    summary_t summary;
+    double values [RUNS_MAX];
+    int count = scenario->count;
+    for (int run = 0; run < count; run++)
+        values [run] = s_rate (scenario, run);
+    summary.rate = s_median (values, count);
+    summary.rate_min = values [0];
+    summary.rate_max = values [count - 1];
+    for (int run = 0; run < count; run++)
+        values [run] = scenario->runs [run].seconds > 0
+                     ? scenario->runs [run].bytes / scenario->runs [run].seconds / MEGABYTE: 0;
+    summary.mb_s = s_median (values, count);
+    summary.broker_cpu = s_median_field (scenario, offsetof (result_t, broker_cpu));
+    summary.client_cpu = s_median_field (scenario, offsetof (result_t, client_cpu));
+    summary.hwm_kb = s_median_field (scenario, offsetof (result_t, broker_hwm_kb));
+    summary.seconds = s_median_field (scenario, offsetof (result_t, seconds));
+    summary.p50 = s_median_field (scenario, offsetof (result_t, p50));
+    summary.p99 = s_median_field (scenario, offsetof (result_t, p99));
+    summary.p999 = s_median_field (scenario, offsetof (result_t, p999));
+    summary.max = s_median_field (scenario, offsetof (result_t, max));
+    int ratio_count = s_ratios (scenario, values);
+    summary.has_ratio = ratio_count > 0;
+    summary.ratio = s_median (values, ratio_count);
+    summary.ratio_min = ratio_count? values [0]: 0;
+    summary.ratio_max = ratio_count? values [ratio_count - 1]: 0;
+    return summary;
+}
+
+//  A figure for the table, "-" when not measured (negative); the text
+//  lives until the next call with the same slot count cycling
+static const char *
+s_optional (double value, int decimals)
+{
+    static char texts [8][32];
+    static int next;
+    char *text = texts [next++ % 8];
+    if (value < 0)
+        snprintf (text, sizeof texts [0], "-");
+    else
+        snprintf (text, sizeof texts [0], "%.*f", decimals, value);
+    return text;
+}
+
+static FILE *
+s_open_output (const char *name)
+{
+    char *path = zsys_sprintf ("%s/%s", s_options.out, name);
+    FILE *file = fopen (path, "w");
+    if (!file) {
+        fprintf (stderr, "zper_bench_broker: cannot write %s\n", path);
+        exit (1);
+    }
+    free (path);
+    return file;
+}
+
+static void
+s_write_runs (void)
+{
+    FILE *file = s_open_output ("broker_runs.csv");
+    fprintf (file, "scenario,run,size,messages,seconds,msg_per_s,mb_per_s,broker_cpu_s,"
+                   "client_cpu_s,broker_hwm_kb,p50_us,p99_us,p999_us,max_us\n");
+    for (int index = 0; index < s_scenario_count; index++) {
+        const scenario_t *scenario = &s_scenarios [index];
+        for (int run = 0; run < scenario->count; run++) {
+            const result_t *r = &scenario->runs [run];
+            fprintf (file, "%s,%d,%zu,%" PRId64 ",%.6f,%.1f,%.3f,%.3f,%.3f,%.0f,%.1f,%.1f,%.1f,%.1f\n",
+                     scenario->name, run + 1, scenario->size, r->messages, r->seconds,
+                     r->seconds > 0? (double) r->messages / r->seconds: 0,
+                     r->seconds > 0? r->bytes / r->seconds / MEGABYTE: 0, r->broker_cpu,
+                     r->client_cpu, r->broker_hwm_kb, r->p50, r->p99, r->p999, r->max);
+        }
+    }
+    fclose (file);
+}
+
+static void
+s_write_summary (void)
+{
+    FILE *file = s_open_output ("broker_summary.csv");
+    fprintf (file, "scenario,baseline,runs,rate,rate_unit,rate_min,rate_max,mb_per_s,ratio,ratio_min,"
+                   "ratio_max,broker_cpu_s,client_cpu_s,broker_hwm_kb,seconds,p50_us,p99_us,"
+                   "p999_us,max_us\n");
+    printf ("%-27s %10s %17s %7s %17s %8s %6s %6s %6s %7s %7s %7s %7s\n", "scenario",
+            "median/s", "range", "MB/s", "ratio [range]", "seconds", "brkCPU", "cliCPU", "HWM MB",
+            "p50 us", "p99 us", "p99.9us", "max us");
+    for (int index = 0; index < s_scenario_count; index++) {
+        const scenario_t *scenario = &s_scenarios [index];
+        summary_t s = s_summarize (scenario);
+        const char *unit = scenario->by_bytes? "MB/s": strncmp (scenario->name, "restart", 7) == 0
+                         ? "1/s": "msg/s";
+        char baseline [80];
+        snprintf (baseline, sizeof baseline, "%s", scenario->baseline);
+        if (streq (baseline, "raw.dealer"))
+            snprintf (baseline, sizeof baseline, "raw.dealer.%zu", scenario->size);
+        fprintf (file, "%s,%s,%d,%.1f,%s,%.1f,%.1f,%.3f,%.4f,%.4f,%.4f,%.3f,%.3f,%.0f,%.6f,"
+                       "%.1f,%.1f,%.1f,%.1f\n",
+                 scenario->name, s.has_ratio? baseline: "", scenario->count, s.rate, unit,
+                 s.rate_min, s.rate_max, s.mb_s, s.ratio, s.ratio_min, s.ratio_max, s.broker_cpu,
+                 s.client_cpu, s.hwm_kb, s.seconds, s.p50, s.p99, s.p999, s.max);
+        char range [40], ratio [40];
+        snprintf (range, sizeof range, "%.0f-%.0f", s.rate_min, s.rate_max);
+        if (s.has_ratio)
+            snprintf (ratio, sizeof ratio, "%.2f [%.2f-%.2f]", s.ratio, s.ratio_min, s.ratio_max);
+        else
+            snprintf (ratio, sizeof ratio, "-");
+        printf ("%-27s %10.0f %17s %7.1f %17s %8.3f %6s %6.2f %6s %7s %7s %7s %7s\n",
+                scenario->name, s.rate, range, s.mb_s, ratio, s.seconds,
+                s_optional (s.broker_cpu, 2), s.client_cpu, s_optional (s.hwm_kb / 1024, 0),
+                s_optional (s.p50, 0), s_optional (s.p99, 0), s_optional (s.p999, 0),
+                s_optional (s.max, 0));
+    }
+    fclose (file);
+}
+
+//  The issue's targets, met or missed, from the medians
+static void
+s_write_targets (void)
+{
+    FILE *file = s_open_output ("targets.csv");
+    fprintf (file, "target,figure,value,threshold,met\n");
+    printf ("\n%-58s %14s %12s %s\n", "target", "value", "threshold", "result");
+    struct { const char *target, *scenario, *figure; double threshold; bool below; } rows [] = {
+        { "produce mode 0, 100 B, 1 producer / raw DEALER", "produce.m0.p1.100.default",
+          "ratio", 0.80, false },
+        { "native batch (mode 3), 100 B, 1 producer / raw DEALER", "produce.m3.p1.100.default",
+          "ratio", 1.50, false },
+        { "produce mode 0, 1 KiB, 1 producer / raw DEALER", "produce.m0.p1.1024.default",
+          "ratio", 0.80, false },
+        { "durable batches (mode 3, sync/group), 100 B, 4 producers", "produce.m3.p4.100.sync",
+          "msg/s", 1e6, false },
+        { "durable batches (mode 3, sync/group), 100 B, 1 producer", "produce.m3.p1.100.sync",
+          "msg/s", 1e6, false },
+        { "consume 100 B, batched READ / raw DEALER", "consume.read.100", "ratio", 1.0, false },
+        { "consume 100 B, streaming FETCH / raw DEALER", "consume.fetch_stream.100", "ratio", 1.0,
+          false },
+        { "latency at 10k msg/s, READ long-poll, p99 (us)", "latency.read.10000", "p99", 200,
+          true },
+        { "latency at 10k msg/s, relay, p99 (us)", "latency.relay.10000", "p99", 200, true },
+        { "first FETCH after kill -9 (s)", "restart.kill9", "seconds", 1.0, true },
+    };
+    for (size_t index = 0; index < sizeof rows / sizeof rows [0]; index++) {
+        const scenario_t *scenario = s_find (rows [index].scenario);
+        if (!scenario)
+            continue;
+        summary_t s = s_summarize (scenario);
+        const char *figure = rows [index].figure;
+        double value = streq (figure, "ratio")? s.ratio: streq (figure, "p99")? s.p99
+                     : streq (figure, "seconds")? s.seconds: s.rate;
+        bool met = rows [index].below? value < rows [index].threshold
+                                     : value >= rows [index].threshold;
+        fprintf (file, "\"%s\",%s,%.4f,%.4f,%s\n", rows [index].target, figure, value,
+                 rows [index].threshold, met? "met": "missed");
+        printf ("%-58s %14.3f %12.3f %s\n", rows [index].target, value, rows [index].threshold,
+                met? "met": "MISSED");
+    }
+    fclose (file);
+}
+
+static int
+s_arguments (int argc, char *argv [])
+{
+    s_options = (options_t) { false, RUNS_DEFAULT, LOG_GB_DEFAULT, NULL, "zper-bench-broker", ".",
+                              NULL };
+    for (int index = 1; index < argc; index++) {
+        const char *argument = argv [index];
+        const char *value = index + 1 < argc? argv [index + 1]: NULL;
+        if (streq (argument, "--quick"))
+            s_options.quick = true;
+        else if (streq (argument, "--runs") && value)
+            s_options.runs = atoi (argv [++index]);
+        else if (streq (argument, "--log-gb") && value)
+            s_options.log_gb = atof (argv [++index]);
+        else if (streq (argument, "--zperd") && value)
+            s_options.zperd = strdup (argv [++index]);
+        else if (streq (argument, "--dir") && value)
+            s_options.dir = argv [++index];
+        else if (streq (argument, "--out") && value)
+            s_options.out = argv [++index];
+        else if (streq (argument, "--only") && value)
+            s_options.only = argv [++index];
+        else {
+            fprintf (stderr, "Usage: zper_bench_broker [--quick] [--runs R] [--zperd PATH] "
+                             "[--dir DIR] [--out DIR] [--log-gb G] [--only LIST]\n");
+            return 2;
+        }
+    }
+    if (s_options.runs < 1 || s_options.runs > RUNS_MAX || s_options.log_gb <= 0) {
+        fprintf (stderr, "zper_bench_broker: --runs must be 1..%d and --log-gb > 0\n", RUNS_MAX);
+        return 2;
+    }
+    if (s_options.quick) {
+        s_options.runs = 1;
+        s_options.log_gb = 0.01;
+    }
+    if (!s_options.zperd) {
+        //  Built next to this program's folder: build/bench/zper_bench_broker, build/zperd
+        char self [1024];
+        ssize_t length = readlink ("/proc/self/exe", self, sizeof self - 1);
+        self [length > 0? length: 0] = 0;
+        char *slash = strrchr (self, '/');
+        if (slash)
+            *slash = 0;
+        s_options.zperd = zsys_sprintf ("%s/../zperd", self);
+    }
+    return -1;
+}
+
+int
+main (int argc, char *argv [])
+{
+    int rc = s_arguments (argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (access (s_options.zperd, X_OK) != 0) {
+        fprintf (stderr, "zper_bench_broker: no zperd at %s (use --zperd)\n", s_options.zperd);
+        return 1;
+    }
+    signal (SIGPIPE, SIG_IGN);
+    prctl (PR_SET_TIMERSLACK, 1UL);             //  paced sends wake on time
+    srandom ((unsigned) getpid () ^ (unsigned) time (NULL));
+    zsys_init ();
+    mkdir (s_options.dir, 0755);
+    double start = s_now ();
+
+    broker_t restart_broker = { 0 };
+    if (s_wanted ("restart")) {
+        s_broker_start (&restart_broker, "restart", -1);
+        int64_t messages = (int64_t) (s_options.log_gb * GIBIBYTE / RESTART_BODY);
+        s_progress ("restart: writing a %.2f GiB log", s_options.log_gb);
+        producer_job_t job = { restart_broker.front, "restart", ZPER_MODE_BATCH_ACK, RESTART_BODY,
+                               messages, 0, 0, FILL_SYNC_MESSAGES };
+        s_producer_run (&job);
+        assert (job.rc == 0);
+    }
+    for (s_current_run = 0; s_current_run < s_options.runs; s_current_run++) {
+        if (s_wanted ("raw"))
+            s_raw_bench ();
+        if (s_wanted ("produce"))
+            s_produce_bench ();
+        if (s_wanted ("consume"))
+            s_consume_bench ();
+        if (s_wanted ("latency"))
+            s_latency_bench ();
+        if (s_wanted ("restart"))
+            s_restart_bench (&restart_broker);
+    }
+    if (s_wanted ("restart"))
+        s_broker_destroy (&restart_broker);
+    fprintf (stderr, "\r\033[Kdone in %.0f s\n", s_now () - start);
+    s_write_runs ();
+    s_write_summary ();
+    s_write_targets ();
+    s_remove_tree (s_options.dir);
+    free (s_options.zperd);
+    return 0;
+}
