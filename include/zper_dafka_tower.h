@@ -47,6 +47,12 @@ int
 char *
     zper_dafka_tower_advertised_host (const char *configured_host, const char *peer_address);
 
+//  For selftests: a tower on ephemeral loopback ports, and a new config
+//  whose beacon points at it (beacon/address 127.0.0.1, beacon and HEAD
+//  intervals of 100 ms). Caller destroys both.
+zconfig_t *
+    zper_dafka_tower_test_start (zper_dafka_tower_t **tower_p);
+
 //  Self test of this class
 void
     zper_dafka_tower_test (bool verbose);

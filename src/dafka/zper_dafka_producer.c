@@ -601,19 +601,8 @@ s_test_stop (zloop_t *loop, int timer_id, void *argument)
 void
 zper_dafka_producer_test (bool verbose)
 {
-    zconfig_t *config = zconfig_new ("root", NULL);
-    zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
-    zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
-    zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
-    assert (tower);
-    char address [64];
-    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
-    zconfig_put (config, "beacon/sub_address", address);
-    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_pub_port (tower));
-    zconfig_put (config, "beacon/pub_address", address);
-    zconfig_put (config, "beacon/address", "127.0.0.1");
-    zconfig_put (config, "beacon/interval", "100");
-    zconfig_put (config, "producer/head_interval", "100");
+    zper_dafka_tower_t *tower;
+    zconfig_t *config = zper_dafka_tower_test_start (&tower);
     zconfig_put (config, "producer/terminate_unacked", "1");
 
     //  The fake store: a PUB announced through the tower, a SUB on the producer

@@ -197,6 +197,26 @@ zper_dafka_tower_stats (zper_dafka_tower_t *self, uint64_t *forwarded, uint64_t 
 
 //  ---- selftest ------------------------------------------------------------------
 
+zconfig_t *
+zper_dafka_tower_test_start (zper_dafka_tower_t **tower_p)
+{
+    zconfig_t *config = zconfig_new ("root", NULL);
+    zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
+    zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
+    zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
+    assert (tower);
+    char address [64];
+    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
+    zconfig_put (config, "beacon/sub_address", address);
+    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_pub_port (tower));
+    zconfig_put (config, "beacon/pub_address", address);
+    zconfig_put (config, "beacon/address", "127.0.0.1");
+    zconfig_put (config, "beacon/interval", "100");
+    zconfig_put (config, "producer/head_interval", "100");
+    *tower_p = tower;
+    return config;
+}
+
 void
 zper_dafka_tower_test (bool verbose)
 {
