@@ -22,7 +22,8 @@ def test(cluster):
         fail("late consumer got %d records, not all in order" % len(consumed(consumer)))
     store.stop()
     if store.counter("stored") != RECORDS:
-        fail("store stored %d" % store.counter("stored"))
+        fail("store stored %d records, not %d:\n%s" % (store.counter("stored"), RECORDS,
+                                                        store.errors()))
     tower.stop()
 
 
