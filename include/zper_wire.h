@@ -13,6 +13,11 @@
 #include <stdint.h>
 #include <czmq.h>
 
+//  Sizes of the integers of docs/protocol.md.
+#define ZPER_WIRE_INT64_SIZE    8
+#define ZPER_WIRE_INT32_SIZE    4
+#define ZPER_WIRE_STATUS_SIZE   1
+
 //  Store value big-endian in 8 (4) bytes at target.
 void
     zper_wire_put_int64 (void *target, int64_t value);

@@ -15,57 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void
-zper_client_put_int64 (uint8_t *buffer, int64_t value)
-{
-    for (int index = ZPER_WIRE_INT64_SIZE - 1; index >= 0; index--) {
-        buffer [index] = (uint8_t) value;
-        value = (int64_t) ((uint64_t) value >> 8);
-    }
-}
-
-void
-zper_client_put_int32 (uint8_t *buffer, int32_t value)
-{
-    for (int index = ZPER_WIRE_INT32_SIZE - 1; index >= 0; index--) {
-        buffer [index] = (uint8_t) value;
-        value = (int32_t) ((uint32_t) value >> 8);
-    }
-}
-
-int64_t
-zper_client_get_int64 (const uint8_t *buffer)
-{
-    uint64_t value = 0;
-    for (int index = 0; index < ZPER_WIRE_INT64_SIZE; index++)
-        value = (value << 8) | buffer [index];
-    return (int64_t) value;
-}
-
-int32_t
-zper_client_get_int32 (const uint8_t *buffer)
-{
-    uint32_t value = 0;
-    for (int index = 0; index < ZPER_WIRE_INT32_SIZE; index++)
-        value = (value << 8) | buffer [index];
-    return (int32_t) value;
-}
-
-zframe_t *
-zper_client_int64_frame (int64_t value)
-{
-    uint8_t buffer [ZPER_WIRE_INT64_SIZE];
-    zper_client_put_int64 (buffer, value);
-    return zframe_new (buffer, sizeof buffer);
-}
-
-int64_t
-zper_client_frame_int64 (zframe_t *frame, bool *valid)
-{
-    *valid = frame && zframe_size (frame) == ZPER_WIRE_INT64_SIZE;
-    return *valid? zper_client_get_int64 (zframe_data (frame)): -1;
-}
-
 int
 zper_client_status_errno (int status)
 {
@@ -207,24 +156,6 @@ zper_client_wire_test (bool verbose)
     assert (!zper_topic_valid (long_topic));
     long_topic [ZPER_TOPIC_MAX] = 0;
     assert (zper_topic_valid (long_topic));
-
-    uint8_t buffer [ZPER_WIRE_INT64_SIZE];
-    zper_client_put_int64 (buffer, -2);
-    assert (buffer [0] == 0xff && buffer [7] == 0xfe);
-    assert (zper_client_get_int64 (buffer) == -2);
-    zper_client_put_int64 (buffer, 0x0102030405060708LL);
-    assert (buffer [0] == 1 && buffer [7] == 8);
-    zper_client_put_int32 (buffer, 1000);
-    assert (buffer [2] == 0x03 && buffer [3] == 0xe8);
-    assert (zper_client_get_int32 (buffer) == 1000);
-
-    bool valid;
-    zframe_t *frame = zper_client_int64_frame (42);
-    assert (zper_client_frame_int64 (frame, &valid) == 42 && valid);
-    zframe_destroy (&frame);
-    frame = zframe_new ("abc", 3);
-    assert (zper_client_frame_int64 (frame, &valid) == -1 && !valid);
-    zframe_destroy (&frame);
 
     assert (zper_client_status_errno (ZPER_STATUS_MESSAGE_TOO_LARGE) == EMSGSIZE);
     assert (streq (zper_status_name (ZPER_STATUS_INVALID_OFFSET), "INVALID_OFFSET"));

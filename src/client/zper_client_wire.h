@@ -1,7 +1,7 @@
 /*  =========================================================================
     zper_client_wire - what the producer and the consumer share (private)
 
-    Big-endian integers in frames, status codes to errno, topic checks, and
+    Status codes to errno, topic checks, and
     the one way every client call waits for the broker: zmq_poll against a
     deadline, so that no call can hang on a broker that is down.
     Not installed: libzper's public API is include/zper.h alone.
@@ -12,30 +12,7 @@
 
 #include "zper.h"
 #include "zper_defaults.h"
-
-//  Sizes of the integers of docs/protocol.md.
-#define ZPER_WIRE_INT64_SIZE    8
-#define ZPER_WIRE_INT32_SIZE    4
-#define ZPER_WIRE_STATUS_SIZE   1
-
-//  Store value big-endian into buffer (8 or 4 bytes).
-void
-    zper_client_put_int64 (uint8_t *buffer, int64_t value);
-void
-    zper_client_put_int32 (uint8_t *buffer, int32_t value);
-
-//  Read a big-endian value from buffer (8 or 4 bytes).
-int64_t
-    zper_client_get_int64 (const uint8_t *buffer);
-int32_t
-    zper_client_get_int32 (const uint8_t *buffer);
-
-//  A frame holding value big-endian, or the value of a frame that must be
-//  exactly 8 bytes long (-1 with *valid false otherwise).
-zframe_t *
-    zper_client_int64_frame (int64_t value);
-int64_t
-    zper_client_frame_int64 (zframe_t *frame, bool *valid);
+#include "zper_wire.h"          //  integer frames, shared with the broker
 
 //  The errno that stands for a non-OK status (EMSGSIZE, ERANGE, ...).
 int

@@ -197,7 +197,7 @@ zper_consumer_bounds (zper_consumer_t *self, const char *topic, zper_topic_bound
     bool valid = zmsg_size (reply) == 6;
     for (int index = 0; index < 6 && valid; index++) {
         zframe_t *frame = zmsg_pop (reply);
-        values [index] = zper_client_frame_int64 (frame, &valid);
+        valid = zper_wire_frame_int64 (frame, &values [index]) == 0;
         zframe_destroy (&frame);
     }
     zmsg_destroy (&reply);
@@ -239,12 +239,12 @@ zper_consumer_seek_time (zper_consumer_t *self, int64_t timestamp_ms)
     if (!s_has_topic (self))
         return -1;
     zmsg_t *request = s_request_new ("TIMEOFFSET", self->topic);
-    zmsg_append (request, &(zframe_t *) { zper_client_int64_frame (timestamp_ms) });
+    zper_wire_add_int64 (request, timestamp_ms);
     zmsg_t *reply = s_request (self, &request, 0);
     if (!reply)
         return -1;
-    bool valid = zmsg_size (reply) == 1;
-    int64_t offset = zper_client_frame_int64 (zmsg_first (reply), &valid);
+    int64_t offset = -1;
+    bool valid = zmsg_size (reply) == 1 && zper_wire_frame_int64 (zmsg_first (reply), &offset) == 0;
     zmsg_destroy (&reply);
     if (!valid || offset < 0) {
         zper_client_error_set (self->error, "%s sent a malformed TIMEOFFSET reply", self->endpoint);
@@ -281,7 +281,7 @@ s_batch_check (const uint8_t *data, size_t size)
     while (cursor < end) {
         if ((size_t) (end - cursor) < ZPER_RECORD_HEADER_SIZE)
             return -1;
-        int32_t length = zper_client_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
+        int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
         cursor += ZPER_RECORD_HEADER_SIZE;
         if (length <= 0 || (size_t) length > (size_t) (end - cursor)
         ||  zper_zmtp_message_length (cursor, (size_t) length, NULL) != length)
@@ -305,11 +305,11 @@ zper_consumer_fetch (zper_consumer_t *self, int max_wait_ms)
     if (self->position < 0 && zper_consumer_seek (self, self->position) == -1)
         return -1;
     zmsg_t *request = s_request_new ("READ", self->topic);
-    zmsg_append (request, &(zframe_t *) { zper_client_int64_frame (self->position) });
+    zper_wire_add_int64 (request, self->position);
     uint8_t integer [ZPER_WIRE_INT32_SIZE];
-    zper_client_put_int32 (integer, self->max_bytes);
+    zper_wire_put_int32 (integer, self->max_bytes);
     zmsg_addmem (request, integer, sizeof integer);
-    zper_client_put_int32 (integer, max_wait_ms);
+    zper_wire_put_int32 (integer, max_wait_ms);
     zmsg_addmem (request, integer, sizeof integer);
     zmsg_t *reply = s_request (self, &request, max_wait_ms);
     if (!reply && errno == ERANGE)
@@ -338,9 +338,9 @@ static zmsg_t *
 s_next_record (zper_consumer_t *self)
 {
     const uint8_t *cursor = self->cursor;
-    self->offset = zper_client_get_int64 (cursor);
-    self->timestamp = zper_client_get_int64 (cursor + ZPER_WIRE_INT64_SIZE);
-    int32_t length = zper_client_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
+    self->offset = zper_wire_get_int64 (cursor);
+    self->timestamp = zper_wire_get_int64 (cursor + ZPER_WIRE_INT64_SIZE);
+    int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
     cursor += ZPER_RECORD_HEADER_SIZE;
     const uint8_t *end = cursor + length;
     zmsg_t *msg = zmsg_new ();
@@ -449,9 +449,9 @@ s_test_add_record (zchunk_t *batch, int64_t offset)
     size_t frame_count = offset == 2? 3: 2;
     size_t size = zper_zmtp_message_size (frames, frame_count);
     uint8_t header [ZPER_RECORD_HEADER_SIZE];
-    zper_client_put_int64 (header, offset);
-    zper_client_put_int64 (header + ZPER_WIRE_INT64_SIZE, TEST_FIRST_TIME + offset * TEST_TIME_STEP);
-    zper_client_put_int32 (header + 2 * ZPER_WIRE_INT64_SIZE, (int32_t) size);
+    zper_wire_put_int64 (header, offset);
+    zper_wire_put_int64 (header + ZPER_WIRE_INT64_SIZE, TEST_FIRST_TIME + offset * TEST_TIME_STEP);
+    zper_wire_put_int32 (header + 2 * ZPER_WIRE_INT64_SIZE, (int32_t) size);
     zchunk_extend (batch, header, sizeof header);
     uint8_t encoded [64];
     zchunk_extend (batch, encoded, zper_zmtp_encode (frames, frame_count, encoded));
@@ -461,12 +461,12 @@ static void
 s_test_read (zmsg_t *request, zmsg_t *reply)
 {
     char *topic = zmsg_popstr (request);
-    bool valid;
     zframe_t *frame = zmsg_pop (request);
-    int64_t offset = zper_client_frame_int64 (frame, &valid);
+    int64_t offset = -1;                //  a malformed frame leaves it -1: INVALID_OFFSET
+    zper_wire_frame_int64 (frame, &offset);
     zframe_destroy (&frame);
     frame = zmsg_pop (request);
-    int32_t max_bytes = zper_client_get_int32 (zframe_data (frame));
+    int32_t max_bytes = zper_wire_get_int32 (zframe_data (frame));
     zframe_destroy (&frame);
     zchunk_t *batch = zchunk_new (NULL, 0);
     if (streq (topic, "garbage")) {
@@ -499,17 +499,17 @@ s_test_answer (zmsg_t *request, zmsg_t *reply)
         int64_t values [6] = { 0, TEST_MESSAGES, 0, 42, TEST_FIRST_TIME,
                                TEST_FIRST_TIME + (TEST_MESSAGES - 1) * TEST_TIME_STEP };
         for (int index = 0; index < 6; index++)
-            zmsg_append (reply, &(zframe_t *) { zper_client_int64_frame (values [index]) });
+            zper_wire_add_int64 (reply, values [index]);
     }
     else
     if (streq (command, "TIMEOFFSET")) {
         zframe_t *topic = zmsg_pop (request);
         zframe_t *frame = zmsg_pop (request);
-        int64_t timestamp = zper_client_get_int64 (zframe_data (frame));
+        int64_t timestamp = zper_wire_get_int64 (zframe_data (frame));
         int64_t offset = (timestamp - TEST_FIRST_TIME + TEST_TIME_STEP - 1) / TEST_TIME_STEP;
         offset = offset < 0? 0: offset > TEST_MESSAGES? TEST_MESSAGES: offset;
         zmsg_addmem (reply, &ok, 1);
-        zmsg_append (reply, &(zframe_t *) { zper_client_int64_frame (offset) });
+        zper_wire_add_int64 (reply, offset);
         zframe_destroy (&frame);
         zframe_destroy (&topic);
     }

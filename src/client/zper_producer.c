@@ -232,8 +232,8 @@ s_parse_batch_reply (zmsg_t *reply, zper_ack_t *ack)
     ack->status = *zframe_data (status);
     ack->id = zframe_data (batch_id);
     ack->id_size = zframe_size (batch_id);
-    ack->first_offset = zper_client_get_int64 (zframe_data (offset));
-    ack->count = zper_client_get_int32 (zframe_data (count));
+    ack->first_offset = zper_wire_get_int64 (zframe_data (offset));
+    ack->count = zper_wire_get_int32 (zframe_data (count));
     if (ack->status == ZPER_STATUS_OK && (ack->first_offset < 0 || ack->count <= 0))
         return -1;
     return 0;
@@ -247,7 +247,7 @@ static int
 s_match_batch (zper_producer_t *self, zper_ack_t *ack)
 {
     uint8_t expected [ZPER_BATCH_ID_SIZE];
-    zper_client_put_int64 (expected, (int64_t) self->acked_batch_id);
+    zper_wire_put_int64 (expected, (int64_t) self->acked_batch_id);
     void *in_flight = zlistx_first (self->batches);
     if (!in_flight || ack->id_size != sizeof expected || memcmp (ack->id, expected, sizeof expected))
         return -1;
@@ -425,7 +425,7 @@ zper_producer_flush (zper_producer_t *self)
         return -1;
     }
     uint8_t batch_id [ZPER_BATCH_ID_SIZE];
-    zper_client_put_int64 (batch_id, (int64_t) self->next_batch_id++);
+    zper_wire_put_int64 (batch_id, (int64_t) self->next_batch_id++);
     void *handle = zsock_resolve (self->socket);
     int rc = zmq_send (handle, batch_id, sizeof batch_id, ZMQ_SNDMORE);
     if (rc != -1)
@@ -659,8 +659,8 @@ s_test_front_reply (zsock_t *router, zmsg_t *msg, int64_t *next_offset)
         assert (zper_zmtp_decode (&cursor, cursor + zframe_size (batch), &first, &more) == 0);
         bool refused = first.size == strlen (TEST_REFUSE) && memcmp (first.data, TEST_REFUSE, first.size) == 0;
         uint8_t offset [ZPER_WIRE_INT64_SIZE], counted [ZPER_WIRE_INT32_SIZE];
-        zper_client_put_int64 (offset, refused? -1: *next_offset);
-        zper_client_put_int32 (counted, refused? 0: count);
+        zper_wire_put_int64 (offset, refused? -1: *next_offset);
+        zper_wire_put_int32 (counted, refused? 0: count);
         *next_offset += refused? 0: count;
         zmsg_addmem (reply, &(uint8_t) { refused? ZPER_STATUS_MESSAGE_TOO_LARGE: ZPER_STATUS_OK }, 1);
         zmsg_append (reply, &batch_id);
