@@ -21,6 +21,7 @@
 #include "zper_config.h"
 #include "zper_log.h"
 #include "zper_stats.h"
+#include "zper_pool.h"
 
 //  Front workers push "these messages are durable" notes here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
@@ -76,6 +77,14 @@ int
 //  Returns true when the command was "$TERM".
 bool
     zper_broker_pipe_command (zsock_t *pipe, const char *command);
+
+//  Read and handle one command on the pipe of a component that runs a pool
+//  of workers (front, rear): PING is answered only while every worker
+//  answers, because a stuck worker is a stuck component; anything else as
+//  zper_broker_pipe_command. name labels the log line of a silent worker.
+//  Returns true on $TERM or when the pipe was interrupted.
+bool
+    zper_broker_pool_command (zsock_t *pipe, zper_pool_t *workers, const char *name);
 
 //  For selftests: a client socket of type, with a later-revision identity
 //  naming topic in mode, a 5 s receive timeout, connected to endpoint.

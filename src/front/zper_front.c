@@ -164,17 +164,8 @@ s_run (front_t *self)
         if (which == self->replies)
             s_forward_replies (self);
         else
-        if (which == self->pipe) {
-            char *command = zstr_recv (self->pipe);
-            if (command && streq (command, "PING")) {
-                //  Answer only while every worker answers: a stuck worker is a stuck front
-                if (zper_pool_heartbeat (self->workers, "front"))
-                    zstr_send (self->pipe, "PONG");
-            }
-            else
-                terminated = !command || zper_broker_pipe_command (self->pipe, command);
-            zstr_free (&command);
-        }
+        if (which == self->pipe)
+            terminated = zper_broker_pool_command (self->pipe, self->workers, "front");
         else
         if (!which || !zper_pool_handle (self->workers, which))
             terminated = zpoller_terminated (poller);

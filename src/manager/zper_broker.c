@@ -128,6 +128,22 @@ zper_broker_pipe_command (zsock_t *pipe, const char *command)
     return false;
 }
 
+bool
+zper_broker_pool_command (zsock_t *pipe, zper_pool_t *workers, const char *name)
+{
+    char *command = zstr_recv (pipe);
+    bool terminated = !command;
+    if (command && streq (command, "PING")) {
+        if (zper_pool_heartbeat (workers, name))
+            zstr_send (pipe, "PONG");
+    }
+    else
+    if (command)
+        terminated = zper_broker_pipe_command (pipe, command);
+    zstr_free (&command);
+    return terminated;
+}
+
 zsock_t *
 zper_broker_test_client (int type, const char *endpoint, const char *topic, uint8_t mode)
 {

@@ -198,16 +198,8 @@ s_run (rear_t *self)
         if (which == self->output)
             s_worker_output (self);
         else
-        if (which == self->pipe) {
-            char *command = zstr_recv (self->pipe);
-            if (command && streq (command, "PING")) {
-                if (zper_pool_heartbeat (self->workers, "rear"))
-                    zstr_send (self->pipe, "PONG");
-            }
-            else
-                terminated = !command || zper_broker_pipe_command (self->pipe, command);
-            zstr_free (&command);
-        }
+        if (which == self->pipe)
+            terminated = zper_broker_pool_command (self->pipe, self->workers, "rear");
         else
         if (!which || !zper_pool_handle (self->workers, which))
             terminated = zpoller_terminated (poller);
