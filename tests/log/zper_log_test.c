@@ -492,16 +492,16 @@ s_case_torn_tail (void)
     free (path);
 }
 
+//  Damage past the last whole record (bytes that never formed a record):
+//  verify reports it, recovery cuts the file back to its last record and
+//  keeps every message.
 static void
-s_case_garbage_tail (void)
+s_check_damage_past_end_is_cut (const char *name, void (*damage) (const char *active, uint64_t size))
 {
-    char *path = s_path ("garbage/0");
+    char *path = s_path (name);
     char *active = s_crashed_partition (path);
     uint64_t size = s_file_size (active);
-    uint8_t garbage [100];
-    for (size_t index = 0; index < sizeof garbage; index++)
-        garbage [index] = (uint8_t) (index * 37 + 11);
-    s_append_bytes (active, garbage, sizeof garbage);
+    damage (active, size);
     assert (s_verify (path) == 1);
     assert (s_reopen_and_check (path, TAIL_SEGMENT, NULL) == TAIL_MESSAGES);
     assert (s_file_size (active) == size);
@@ -511,19 +511,31 @@ s_case_garbage_tail (void)
 }
 
 static void
+s_append_garbage (const char *active, uint64_t size)
+{
+    uint8_t garbage [100];
+    for (size_t index = 0; index < sizeof garbage; index++)
+        garbage [index] = (uint8_t) (index * 37 + 11);
+    s_append_bytes (active, garbage, sizeof garbage);
+}
+
+//  What a file system may show after a crash: the size grew, the data did not land
+static void
+s_extend_with_zeros (const char *active, uint64_t size)
+{
+    assert (truncate (active, (off_t) (size + 8192)) == 0);
+}
+
+static void
+s_case_garbage_tail (void)
+{
+    s_check_damage_past_end_is_cut ("garbage/0", s_append_garbage);
+}
+
+static void
 s_case_zero_filled_tail (void)
 {
-    char *path = s_path ("zeros/0");
-    char *active = s_crashed_partition (path);
-    uint64_t size = s_file_size (active);
-    //  What a file system may show after a crash: the size grew, the data did not land
-    assert (truncate (active, (off_t) (size + 8192)) == 0);
-    assert (s_verify (path) == 1);
-    assert (s_reopen_and_check (path, TAIL_SEGMENT, NULL) == TAIL_MESSAGES);
-    assert (s_file_size (active) == size);
-    assert (s_verify (path) == 0);
-    free (active);
-    free (path);
+    s_check_damage_past_end_is_cut ("zeros/0", s_extend_with_zeros);
 }
 
 //  A flipped bit in the part recovery scans: that record and all after it go
