@@ -230,11 +230,8 @@ zper_dafka_tower_test (bool verbose)
     assert (strncmp (host, "127.", 4) != 0 || streq (host, S_LOOPBACK));
     zstr_free (&host);
 
-    zconfig_t *config = zconfig_new ("root", NULL);
-    zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
-    zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
-    zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
-    assert (tower);
+    zper_dafka_tower_t *tower;
+    zconfig_t *config = zper_dafka_tower_test_start (&tower);
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
     zsock_t *beacon = zsock_new (ZMQ_PUB);
