@@ -58,6 +58,8 @@
 //  ZPER's additions (docs/dafka.md says why each exists)
 #define ZPER_DAFKA_MIN_ACKS             1                       //  producer/min_acks: distinct stores
 #define ZPER_DAFKA_FETCH_RETRY_MS       500                     //  re-ask for a gap this often
+#define ZPER_DAFKA_HEADS_REFRESH_MS     1000                    //  earliest consumer: GET_HEADS again, to learn
+                                                                //  partitions whose producer it never heard
 #define ZPER_DAFKA_BATCH                1024                    //  messages drained per socket wake-up
 #define ZPER_DAFKA_READ_BYTES           (1024 * 1024)           //  store reader view size per step
 #define ZPER_DAFKA_STRING_MAX           255                     //  codec: 1-byte length strings

@@ -240,6 +240,19 @@ s_on_fetch_timer (zloop_t *loop, int timer_id, void *argument)
     return 0;
 }
 
+//  An earliest consumer asks the stores for their heads again and again: a
+//  producer that came and went while our SUB was not yet connected to it
+//  left no RECORD or HEAD for us, and the stores are then the only ones who
+//  can tell us that its partition exists.
+static int
+s_on_heads_timer (zloop_t *loop, int timer_id, void *argument)
+{
+    s_consumer_t *self = (s_consumer_t *) argument;
+    for (void *topic = zhashx_first (self->topics); topic; topic = zhashx_next (self->topics))
+        s_send_addressed (self, ZPER_DAFKA_GET_HEADS, (const char *) zhashx_cursor (self->topics));
+    return 0;
+}
+
 static void
 s_subscribe (s_consumer_t *self, const char *topic)
 {
@@ -361,6 +374,8 @@ s_consumer_actor (zsock_t *pipe, void *argument)
     zloop_reader (self->loop, self->sub, s_on_sub, self);
     zloop_reader (self->loop, self->xpub, s_on_xpub, self);
     zloop_timer (self->loop, ZPER_DAFKA_FETCH_RETRY_MS, 0, s_on_fetch_timer, self);
+    if (self->earliest)
+        zloop_timer (self->loop, ZPER_DAFKA_HEADS_REFRESH_MS, 0, s_on_heads_timer, self);
     zloop_start (self->loop);
     s_consumer_destroy (&self);
 }
