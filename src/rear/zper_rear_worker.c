@@ -147,14 +147,17 @@ s_stream_pump (worker_t *self, stream_t *stream)
     }
 }
 
-//  Answer the polls of topic (all of them when topic is NULL and expired is
-//  true: those past their deadline).
+//  Answer the polls of topic that durable_offset gives something to read,
+//  or (topic NULL) the polls past their deadline at now. A note that does
+//  not pass a poll's offset (it can arrive after the writer's own ack, for
+//  data the poll already had) leaves the poll waiting.
 static void
-s_polls_answer (worker_t *self, const char *topic, int64_t now)
+s_polls_answer (worker_t *self, const char *topic, int64_t durable_offset, int64_t now)
 {
     poll_t *poll = (poll_t *) zlistx_first (self->polls);
     while (poll) {
         bool due = topic? streq (poll->continuation.topic, topic)
+                          && durable_offset > poll->continuation.offset
                         : now >= poll->continuation.deadline_ms;
         if (due) {
             zper_rear_reply_t reply = s_reply_new ();
@@ -265,7 +268,7 @@ s_durable (worker_t *self, zmsg_t *msg)
     zper_durable_note_t note;
     if (zper_broker_note_decode (msg, &note))
         return;
-    s_polls_answer (self, note.topic, 0);
+    s_polls_answer (self, note.topic, note.durable_offset, 0);
     for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
          stream = (stream_t *) zhashx_next (self->streams))
         if (streq (stream->topic, note.topic))
@@ -278,7 +281,7 @@ static int
 s_timers (worker_t *self)
 {
     int64_t now = zclock_mono ();
-    s_polls_answer (self, NULL, now);
+    s_polls_answer (self, NULL, 0, now);
     int64_t next = -1;
     for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
          stream = (stream_t *) zhashx_next (self->streams)) {
