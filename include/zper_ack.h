@@ -3,7 +3,7 @@
 
     A PUB socket (ack.bind) publishes [topic][message id][position:int64]
     for every message once it is durable (docs/protocol.md 5.1), and the
-    durable bus (ZPER_INPROC_DURABLE) tells the rear and the relay that a
+    durable bus (ZPER_INPROC_VISIBLE) tells the rear and the relay that a
     topic moved. Front workers feed it over ZPER_INPROC_NOTES.
     ========================================================================= */
 

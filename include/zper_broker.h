@@ -8,7 +8,7 @@
     the stats (both thread-safe).
 
         front workers --PUSH notes--> ack --PUB tcp: [topic][id][position]
-                                          \--PUB durable bus--> rear workers, relay
+                                          \--PUB visible bus--> rear workers, relay
 
     Every actor answers "PING" with "PONG" on its pipe (the manager's
     heartbeat) and stops on "$TERM".
@@ -23,10 +23,10 @@
 #include "zper_stats.h"
 #include "zper_pool.h"
 
-//  Front workers push "these messages are durable" notes here (ack binds).
+//  Front workers push "these messages are visible / durable" notes here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
-//  Ack republishes "topic is durable up to N" for rear and relay (ack binds).
-#define ZPER_INPROC_DURABLE     "inproc://zper-durable"
+//  Ack republishes "topic is visible up to N" for rear and relay (ack binds).
+#define ZPER_INPROC_VISIBLE     "inproc://zper-visible"
 
 typedef struct {
     const zper_config_t *config;
@@ -35,15 +35,16 @@ typedef struct {
     bool verbose;                       //  zperd -v: log each client error and component event
 } zper_broker_t;
 
-//  A note on the durable bus: [topic][from:int64][durable:int64][position:int64]:
-//  messages [from, durable) of topic became durable; durable_position is
-//  the legacy byte position of durable.
+//  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
+//  messages [from, visible) of topic became visible to readers (written or
+//  durable, as the log's visibility says); visible_position is the legacy
+//  byte position of visible.
 typedef struct {
     char topic [ZPER_TOPIC_NAME_MAX + 1];
     int64_t from_offset;
-    int64_t durable_offset;
-    int64_t durable_position;
-} zper_durable_note_t;
+    int64_t visible_offset;
+    int64_t visible_position;
+} zper_visible_note_t;
 
 //  Start an actor that reports its start-up on the pipe with "READY" or
 //  "FAIL <reason>". Returns the running actor, or NULL after logging the
@@ -66,12 +67,12 @@ int
     zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endpoint,
                       char *reason, size_t reason_size);
 
-//  Send a durable note on the bus, and decode one. Decoding returns 0, or
+//  Send a visible note on the bus, and decode one. Decoding returns 0, or
 //  -1 when msg is not a well-formed note.
 void
-    zper_broker_note_send (zsock_t *bus, const zper_durable_note_t *note);
+    zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note);
 int
-    zper_broker_note_decode (zmsg_t *msg, zper_durable_note_t *note);
+    zper_broker_note_decode (zmsg_t *msg, zper_visible_note_t *note);
 
 //  Handle a pipe command common to every actor: "PING" (answers PONG).
 //  Returns true when the command was "$TERM".

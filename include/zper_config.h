@@ -40,6 +40,7 @@ typedef struct {
     int receive_hwm;
     int send_buffer;                    //  SO_SNDBUF of TCP sockets; 0: OS default
     int receive_buffer;                 //  SO_RCVBUF; 0: OS default
+    zper_visibility_t visibility;       //  what readers see: written (default) or durable
 } zper_config_t;
 
 //  Fill config with the built-in defaults (zper_defaults.h).

@@ -21,6 +21,7 @@
 #define ZPER_DEFAULT_CLEANUP_INTERVAL_MS (7LL * 24 * 3600 * 1000) //  seed: one week of retention
 #define ZPER_DEFAULT_RETENTION_BYTES    -1                      //  no size limit
 #define ZPER_DEFAULT_MAX_MESSAGE        (8 * 1024 * 1024)       //  spec: 8 MiB per frame and message
+#define ZPER_DEFAULT_VISIBILITY        ZPER_VISIBILITY_WRITTEN //  readers see written data, like Kafka's
 #define ZPER_TOPIC_NAME_MAX             249                     //  Kafka's limit, for the same reasons
 #define ZPER_PARTITION_DEFAULT          "0"                     //  broker topics have one partition
 #define ZPER_LOG_INDEX_INTERVAL_BYTES   4096                    //  one index and time entry per this many bytes of records

@@ -15,10 +15,12 @@
     partition is appended by one writer at a time (the broker routes a topic
     to one front worker), read by any number of threads.
 
-    Durability: a partition has an end offset (next offset to assign) and a
-    durable offset (every offset below it is on disk under the flush policy:
-    fdatasync'd). Readers and acknowledgements only ever see offsets below
-    the durable offset.
+    Durability: a partition has an end offset (next offset to assign), a
+    durable offset (every offset below it is fdatasync'd under the flush
+    policy) and a visible offset, the end readers see: the durable offset,
+    or under ZPER_VISIBILITY_WRITTEN the end of what was written to the
+    segment files (docs/storage.md, "Visibility"). Acknowledgements only
+    ever name offsets below the durable offset.
     ========================================================================= */
 
 #ifndef ZPER_LOG_H_INCLUDED
@@ -34,6 +36,14 @@ typedef struct _zper_log_t zper_log_t;
 typedef struct _zper_partition_t zper_partition_t;
 typedef struct _zper_view_t zper_view_t;
 
+//  What readers see (config key `visibility`).
+typedef enum {
+    ZPER_VISIBILITY_WRITTEN,        //  once written to the segment file (page cache): survives
+                                    //  a crash of the process; a power loss may take back the
+                                    //  unsynced tail that readers already saw
+    ZPER_VISIBILITY_DURABLE         //  once fdatasync'd: readers wait for the flush policy
+} zper_visibility_t;
+
 //  Settings of a log; zper_log_config_init fills the defaults from
 //  zper_defaults.h. Strings are copied by zper_log_new.
 typedef struct {
@@ -44,6 +54,7 @@ typedef struct {
     int64_t retention_ms;           //  delete segments whose newest record is older (<= 0: forever)
     int64_t retention_bytes;        //  delete oldest segments while a partition is larger (< 0: no limit)
     size_t max_message;             //  largest message (sum of frame sizes), and largest frame
+    zper_visibility_t visibility;   //  what readers see
 } zper_log_config_t;
 
 //  Fill config with the defaults of zper_defaults.h.

@@ -17,12 +17,15 @@
 //  Where a partition stands. Positions are legacy byte positions.
 typedef struct {
     int64_t start_offset;           //  first retained message
-    int64_t durable_offset;         //  every message below is durable; readers see [start, durable)
-    int64_t end_offset;             //  next offset to assign (>= durable_offset)
+    int64_t durable_offset;         //  every message below is fdatasync'd: what acks name
+    int64_t visible_offset;         //  readers see [start, visible): == durable_offset, or
+                                    //  the written end under ZPER_VISIBILITY_WRITTEN
+    int64_t end_offset;             //  next offset to assign (>= visible_offset >= durable_offset)
     int64_t start_position;         //  legacy byte position of start_offset
     int64_t durable_position;       //  legacy byte position of durable_offset
+    int64_t visible_position;       //  legacy byte position of visible_offset
     int64_t first_timestamp;        //  timestamp of start_offset's message, -1 if empty
-    int64_t last_timestamp;         //  timestamp of the last durable message, -1 if none
+    int64_t last_timestamp;         //  timestamp of the last visible message, -1 if none
     uint64_t size_bytes;            //  bytes on disk in segment files
     size_t segment_count;
 } zper_bounds_t;
@@ -79,6 +82,16 @@ int64_t
 //  discarded (their offsets will be reused) and the log stays consistent.
 int64_t
     zper_partition_flush (zper_partition_t *self);
+
+//  Seal the open batch into a record and write it to the segment file,
+//  without fdatasync. Under ZPER_VISIBILITY_WRITTEN this makes the messages
+//  visible to readers (they survive a crash of the process, not a power
+//  loss); the durable offset does not move. Returns the written end
+//  (offset), or -1 with errno (ENOSPC, EIO, EFBIG): the failed record is cut
+//  off, every message that was not yet written is discarded (its offsets are
+//  assigned again), what was written before stays.
+int64_t
+    zper_partition_write (zper_partition_t *self);
 
 //  True if the flush policy says a flush is due at now_ms (flush_messages
 //  unsynced messages, or the oldest unsynced one is flush_interval_ms old).

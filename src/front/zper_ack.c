@@ -19,7 +19,7 @@ static void
 s_note_handle (zmsg_t *msg, zsock_t *publisher, zsock_t *bus)
 {
     //  Head: 4 frames, then id/position pairs
-    zper_durable_note_t note;
+    zper_visible_note_t note;
     zmsg_t *head = zmsg_new ();
     for (int index = 0; index < 4 && zmsg_size (msg); index++) {
         zframe_t *frame = zmsg_pop (msg);
@@ -54,7 +54,7 @@ zper_ack_actor (zsock_t *pipe, void *args)
     zsock_t *bus = zsock_new (ZMQ_PUB);
     //  The bus must never drop a note: an idle subscriber would miss a wake-up
     zsock_set_sndhwm (bus, 0);
-    if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1 || zsock_bind (bus, ZPER_INPROC_DURABLE) == -1)
+    if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1 || zsock_bind (bus, ZPER_INPROC_VISIBLE) == -1)
         zper_broker_fail (pipe, "cannot bind its inproc endpoints (is a broker already running "
                           "in this process?)");
     else
@@ -108,7 +108,7 @@ zper_ack_test (bool verbose)
     zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     assert (ack);
     zsock_t *subscriber = zsock_new_sub (">inproc://zper-ack-test", "topic");
-    zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_DURABLE, "");
+    zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     zsock_t *front = zsock_new_push (">" ZPER_INPROC_NOTES);
     zclock_sleep (100);                 //  subscriptions reach the publishers
 
@@ -138,9 +138,9 @@ zper_ack_test (bool verbose)
         zmsg_destroy (&msg);
     }
     msg = zmsg_recv (bus);
-    zper_durable_note_t note;
+    zper_visible_note_t note;
     assert (zper_broker_note_decode (msg, &note) == 0);
-    assert (note.durable_offset == 2 && note.durable_position == 14);
+    assert (note.visible_offset == 2 && note.visible_position == 14);
     zmsg_destroy (&msg);
     zsock_destroy (&front);
     zsock_destroy (&bus);

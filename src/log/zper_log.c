@@ -36,6 +36,7 @@ zper_log_config_init (zper_log_config_t *config)
     config->retention_ms = ZPER_DEFAULT_CLEANUP_INTERVAL_MS;
     config->retention_bytes = ZPER_DEFAULT_RETENTION_BYTES;
     config->max_message = ZPER_DEFAULT_MAX_MESSAGE;
+    config->visibility = ZPER_DEFAULT_VISIBILITY;
 }
 
 bool

@@ -747,6 +747,19 @@ zper_partition_flush (zper_partition_t *self)
     return durable_offset;
 }
 
+int64_t
+zper_partition_write (zper_partition_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->io_mutex);
+    int rc = s_write_batch_locked (self);
+    if (rc)
+        s_discard_locked (self);
+    int64_t written_offset = self->written_offset;
+    pthread_mutex_unlock (&self->io_mutex);
+    return rc? -1: written_offset;
+}
+
 //  Write the open batch without syncing (it reached its size cap)
 static int
 s_write_full_batch (zper_partition_t *self)
@@ -1159,6 +1172,8 @@ zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds)
     bounds->start_position = zper_segment_base_position (first);
     bounds->durable_offset = self->durable_offset;
     bounds->durable_position = self->durable_position;
+    bounds->visible_offset = self->durable_offset;
+    bounds->visible_position = self->durable_position;
     bounds->end_offset = self->end_offset;
     bool empty = self->durable_offset == bounds->start_offset;
     bounds->first_timestamp = empty? -1: zper_segment_first_timestamp (first);

@@ -90,18 +90,18 @@ zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endp
 }
 
 void
-zper_broker_note_send (zsock_t *bus, const zper_durable_note_t *note)
+zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note)
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, note->topic);
     zper_wire_add_int64 (msg, note->from_offset);
-    zper_wire_add_int64 (msg, note->durable_offset);
-    zper_wire_add_int64 (msg, note->durable_position);
+    zper_wire_add_int64 (msg, note->visible_offset);
+    zper_wire_add_int64 (msg, note->visible_position);
     zmsg_send (&msg, bus);
 }
 
 int
-zper_broker_note_decode (zmsg_t *msg, zper_durable_note_t *note)
+zper_broker_note_decode (zmsg_t *msg, zper_visible_note_t *note)
 {
     zframe_t *topic = zmsg_first (msg);
     if (zmsg_size (msg) != 4 || !topic || zframe_size (topic) == 0
@@ -110,8 +110,8 @@ zper_broker_note_decode (zmsg_t *msg, zper_durable_note_t *note)
     memcpy (note->topic, zframe_data (topic), zframe_size (topic));
     note->topic [zframe_size (topic)] = 0;
     if (zper_wire_frame_int64 (zmsg_next (msg), &note->from_offset)
-    ||  zper_wire_frame_int64 (zmsg_next (msg), &note->durable_offset)
-    ||  zper_wire_frame_int64 (zmsg_next (msg), &note->durable_position))
+    ||  zper_wire_frame_int64 (zmsg_next (msg), &note->visible_offset)
+    ||  zper_wire_frame_int64 (zmsg_next (msg), &note->visible_position))
         return -1;
     return 0;
 }
@@ -203,14 +203,14 @@ zper_broker_test (bool verbose)
     zactor_destroy (&actor);
     assert (zper_broker_start (s_failing_actor, &broker, "failing (expected)") == NULL);
 
-    zper_durable_note_t note = { "topic", 3, 7, 120 }, decoded;
+    zper_visible_note_t note = { "topic", 3, 7, 120 }, decoded;
     zsock_t *sink = zsock_new_pull ("inproc://zper-broker-test");
     zsock_t *source = zsock_new_push (">inproc://zper-broker-test");
     zper_broker_note_send (source, &note);
     zmsg_t *msg = zmsg_recv (sink);
     assert (zper_broker_note_decode (msg, &decoded) == 0);
     assert (streq (decoded.topic, "topic") && decoded.from_offset == 3);
-    assert (decoded.durable_offset == 7 && decoded.durable_position == 120);
+    assert (decoded.visible_offset == 7 && decoded.visible_position == 120);
     zmsg_addstr (msg, "extra");
     assert (zper_broker_note_decode (msg, &decoded) == -1);
     zmsg_destroy (&msg);

@@ -22,7 +22,7 @@
 
 #define MS_PER_HOUR (3600LL * 1000)
 
-typedef enum { TYPE_STRING, TYPE_ENDPOINT, TYPE_INT, TYPE_INT64, TYPE_UINT64, TYPE_HOURS } type_t;
+typedef enum { TYPE_STRING, TYPE_ENDPOINT, TYPE_INT, TYPE_INT64, TYPE_UINT64, TYPE_HOURS, TYPE_VISIBILITY } type_t;
 
 typedef struct {
     const char *name;
@@ -60,9 +60,10 @@ static const key_t_ s_keys [] = {
     { "receive_hwm",      NULL, TYPE_INT,      FIELD (receive_hwm), 0, INT_MAX, 16 },
     { "send_buffer",      NULL, TYPE_INT,      FIELD (send_buffer), 0, INT_MAX, 17 },
     { "receive_buffer",   NULL, TYPE_INT,      FIELD (receive_buffer), 0, INT_MAX, 18 },
+    { "visibility",       NULL, TYPE_VISIBILITY, FIELD (visibility), 0, 0, 19 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
-#define SLOT_COUNT 19
+#define SLOT_COUNT 20
 
 void
 zper_config_init (zper_config_t *config)
@@ -88,6 +89,7 @@ zper_config_init (zper_config_t *config)
     config->receive_hwm = ZPER_DEFAULT_RECEIVE_HWM;
     config->send_buffer = ZPER_DEFAULT_SOCKET_BUFFER;
     config->receive_buffer = ZPER_DEFAULT_SOCKET_BUFFER;
+    config->visibility = ZPER_DEFAULT_VISIBILITY;
 }
 
 //  Edit distance, for "did you mean": keys are short, so the quadratic
@@ -210,6 +212,19 @@ s_key_set (zper_config_t *config, const key_t_ *key, const char *value, char *pr
             return -1;
         }
         snprintf (field, ZPER_CONFIG_STRING_MAX, "%s", value);
+        return 0;
+    }
+    if (key->type == TYPE_VISIBILITY) {
+        if (streq (value, "written"))
+            *(zper_visibility_t *) field = ZPER_VISIBILITY_WRITTEN;
+        else
+        if (streq (value, "durable"))
+            *(zper_visibility_t *) field = ZPER_VISIBILITY_DURABLE;
+        else {
+            snprintf (problem, problem_size, "%s: '%.64s' is neither 'written' nor 'durable'",
+                      key->name, value);
+            return -1;
+        }
         return 0;
     }
     int64_t number;
@@ -385,6 +400,7 @@ zper_config_log_config (const zper_config_t *config, zper_log_config_t *log_conf
     log_config->retention_ms = config->retention_ms;
     log_config->retention_bytes = config->retention_bytes;
     log_config->max_message = config->max_message;
+    log_config->visibility = config->visibility;
 }
 
 void
@@ -416,6 +432,11 @@ zper_config_print (const zper_config_t *config, FILE *stream)
                          ? (long long) *(const size_t *) field: (long long) *(const int64_t *) field);
                 break;
             case TYPE_HOURS:    break;  //  shown as cleanup_interval, its slot's ms form
+            case TYPE_VISIBILITY:
+                fprintf (stream, "%s = %s\n", key->name,
+                         *(const zper_visibility_t *) field == ZPER_VISIBILITY_WRITTEN
+                         ? "written": "durable");
+                break;
         }
     }
 }
@@ -491,13 +512,17 @@ zper_config_test (bool verbose)
     assert (s_try (&config, "cleanup_interval = 5\nretain_hours = 1\n", error) == -1);
     assert (s_try (&config, "= 5\n", error) == -1);
     assert (streq (error, "test.conf:1: unknown key ''"));
+    assert (s_try (&config, "visibility = synced\n", error) == -1);
+    assert (streq (error, "test.conf:1: visibility: 'synced' is neither 'written' nor 'durable'"));
+    assert (s_try (&config, "visibility = durable\n", error) == 0
+            && config.visibility == ZPER_VISIBILITY_DURABLE);
 
     //  Files
     assert (zper_config_load (&config, "no-such.conf", error, sizeof error) == -1);
     assert (strstr (error, "no-such.conf: cannot read"));
     FILE *file = fopen ("good.conf", "w");
     assert (file);
-    fprintf (file, "max_message = 1024\nrelay.pub.bind = ipc://relay\n");
+    fprintf (file, "max_message = 1024\nrelay.pub.bind = ipc://relay\nvisibility = durable\n");
     fclose (file);
     zper_config_init (&config);
     assert (zper_config_load (&config, "good.conf", error, sizeof error) == 0);
@@ -508,6 +533,7 @@ zper_config_test (bool verbose)
     zper_log_config_t log_config;
     zper_config_log_config (&config, &log_config);
     assert (log_config.max_message == 1024 && streq (log_config.base_dir, config.base_dir));
+    assert (log_config.visibility == ZPER_VISIBILITY_DURABLE);
     if (verbose)
         zper_config_print (&config, stdout);
 }

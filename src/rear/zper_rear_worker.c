@@ -265,10 +265,10 @@ s_pipe_message (worker_t *self, zmsg_t *msg)
 static void
 s_durable (worker_t *self, zmsg_t *msg)
 {
-    zper_durable_note_t note;
+    zper_visible_note_t note;
     if (zper_broker_note_decode (msg, &note))
         return;
-    s_polls_answer (self, note.topic, note.durable_offset, 0);
+    s_polls_answer (self, note.topic, note.visible_offset, 0);
     for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
          stream = (stream_t *) zhashx_next (self->streams))
         if (streq (stream->topic, note.topic))
@@ -310,7 +310,7 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     //  request: a limit could deadlock the two. Output stays bounded by the
     //  requests in flight and one stream window per stream.
     zsock_set_sndhwm (self.output, 0);
-    self.bus = zsock_new_sub (">" ZPER_INPROC_DURABLE, "");
+    self.bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     self.streams = zhashx_new ();
     zhashx_set_destructor (self.streams, s_stream_destroy);
     self.polls = zlistx_new ();

@@ -118,7 +118,7 @@ s_reader_pump (relay_t *self, reader_t *reader)
 
 //  Publish topic's new durable messages [next published, durable) on PUB.
 static void
-s_publish (relay_t *self, const zper_durable_note_t *note)
+s_publish (relay_t *self, const zper_visible_note_t *note)
 {
     int64_t *next = (int64_t *) zhashx_lookup (self->published, note->topic);
     if (!next) {
@@ -128,13 +128,13 @@ s_publish (relay_t *self, const zper_durable_note_t *note)
     }
     zper_partition_t *partition = s_partition (self, note->topic);
     void *publisher = zsock_resolve (self->publisher);
-    while (partition && *next < note->durable_offset) {
+    while (partition && *next < note->visible_offset) {
         zper_view_t *view = zper_partition_read (partition, *next, ZPER_REAR_STREAM_WINDOW_BYTES);
         if (!view)
             break;
         zper_message_t message;
         bool any = false;
-        while (zper_view_next (view, &message) && message.offset < note->durable_offset) {
+        while (zper_view_next (view, &message) && message.offset < note->visible_offset) {
             s_send_message (publisher, note->topic, strlen (note->topic), view, &message);
             *next = message.offset + 1;
             any = true;
@@ -221,7 +221,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     const zper_config_t *config = self->broker->config;
     self->router = zsock_new (ZMQ_ROUTER);
     self->publisher = zsock_new (ZMQ_PUB);
-    self->bus = zsock_new_sub (">" ZPER_INPROC_DURABLE, "");
+    self->bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     self->readers = zhashx_new ();
     zhashx_set_destructor (self->readers, s_reader_destroy);
     self->published = zhashx_new ();
@@ -252,7 +252,7 @@ s_run (relay_t *self)
         else
         if (which == self->bus) {
             zmsg_t *msg = zmsg_recv (self->bus);
-            zper_durable_note_t note;
+            zper_visible_note_t note;
             if (msg && zper_broker_note_decode (msg, &note) == 0) {
                 s_publish (self, &note);
                 behind = s_pump (self, note.topic);
