@@ -2,8 +2,10 @@
     zper_partition - one append-only, replayable stream of messages
 
     A partition is a sequence of segments in one folder. Appends go into an
-    open batch in memory; a flush seals the batch into one record (one
-    CRC-32C, one write), fdatasyncs the segment and moves the durable offset.
+    open batch in memory; a write seals the batch into one record (one
+    CRC-32C, one write); a flush also fdatasyncs the segment and moves the
+    durable offset. Readers see up to the visible offset: the written end,
+    or the durable end (config.visibility; docs/storage.md, "Visibility").
     Offsets are logical (0, 1, 2, ...); every message also has a legacy byte
     position: where its ZMTP/2.0 encoding starts in the stream of all
     messages' encodings since offset 0 (zper-wire.md). Both resolve cheaply.
@@ -18,16 +20,16 @@
 typedef struct {
     int64_t start_offset;           //  first retained message
     int64_t durable_offset;         //  every message below is fdatasync'd: what acks name
-    int64_t visible_offset;         //  readers see [start, visible): == durable_offset, or
-                                    //  the written end under ZPER_VISIBILITY_WRITTEN
+    int64_t visible_offset;         //  readers see [start, visible): the written end under
+                                    //  ZPER_VISIBILITY_WRITTEN, durable_offset under DURABLE
     int64_t end_offset;             //  next offset to assign (>= visible_offset >= durable_offset)
     int64_t start_position;         //  legacy byte position of start_offset
     int64_t durable_position;       //  legacy byte position of durable_offset
     int64_t visible_position;       //  legacy byte position of visible_offset
     int64_t first_timestamp;        //  timestamp of start_offset's message, -1 if empty
     int64_t last_timestamp;         //  timestamp of the last visible message, -1 if none
-    uint64_t size_bytes;            //  bytes on disk in segment files
-    size_t segment_count;
+    uint64_t size_bytes;            //  bytes of visible records in segment files
+    size_t segment_count;           //  segments holding visible records
 } zper_bounds_t;
 
 //  One message, as a read returns it. data points into a mapping held by
@@ -60,9 +62,11 @@ void
 //  carries the newest timestamp of its record (docs/storage.md). Returns
 //  its offset, or -1 with errno: EINVAL (no frames), EMSGSIZE (larger than
 //  max_message), ENOSPC/EIO/EFBIG (the open batch was full and writing it
-//  failed: every undurable message was discarded, nothing stored was
-//  damaged, later appends may succeed). The message becomes visible to
-//  readers once durable.
+//  failed: the log was cut back as zper_partition_write says, nothing
+//  durable was damaged, later appends may succeed). The message becomes
+//  visible to readers once written (ZPER_VISIBILITY_WRITTEN: by
+//  zper_partition_write, a flush, or a full batch) or once durable
+//  (ZPER_VISIBILITY_DURABLE: by a flush).
 int64_t
     zper_partition_append (zper_partition_t *self, const zper_frame_t *frames, size_t frame_count,
                            int64_t timestamp_ms);
@@ -77,9 +81,13 @@ int64_t
                                    int64_t timestamp_ms, size_t *count);
 
 //  Make every appended message durable now (seal, write, fdatasync; fsync
-//  the folder if a segment was created). Returns the new durable offset, or
-//  -1 with errno; on failure the messages since the last durable offset are
-//  discarded (their offsets will be reused) and the log stays consistent.
+//  the folder if a segment was created); under ZPER_VISIBILITY_DURABLE this
+//  is what makes messages visible. Returns the new durable offset, or -1
+//  with errno, and the log stays consistent: if the write failed, as
+//  zper_partition_write says; if the fdatasync failed (the kernel may have
+//  dropped the pages), every message after the durable offset is discarded,
+//  even ones readers already saw, and its offset is assigned again. Views
+//  held across that cut keep their bytes unchanged.
 int64_t
     zper_partition_flush (zper_partition_t *self);
 
@@ -89,7 +97,10 @@ int64_t
 //  loss); the durable offset does not move. Returns the written end
 //  (offset), or -1 with errno (ENOSPC, EIO, EFBIG): the failed record is cut
 //  off, every message that was not yet written is discarded (its offsets are
-//  assigned again), what was written before stays.
+//  assigned again), what was written before stays. A roll before the
+//  record syncs the segment it closes: if that fails, the log is cut back to
+//  the durable end, as a failed flush. bounds.end_offset tells where the log
+//  ends after a failure.
 int64_t
     zper_partition_write (zper_partition_t *self);
 
@@ -98,34 +109,35 @@ int64_t
 bool
     zper_partition_flush_due (zper_partition_t *self, int64_t now_ms);
 
-//  Fill bounds (durable segments only). Returns 0.
+//  Fill bounds: offsets, and sizes of the segments readers see. Returns 0.
 int
     zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds);
 
-//  A zero-copy view of durable messages starting at logical offset, within
+//  A zero-copy view of visible messages starting at logical offset, within
 //  one segment, holding at most max_bytes of message encodings (but always
-//  the first message whole, however large). offset == durable_offset gives
+//  the first message whole, however large). offset == visible_offset gives
 //  an empty view. Every record served has had its CRC checked. Returns NULL
-//  with errno ERANGE when offset is outside [start_offset, durable_offset],
+//  with errno ERANGE when offset is outside [start_offset, visible_offset],
 //  EBADMSG when the record holding it is corrupt.
 zper_view_t *
     zper_partition_read (zper_partition_t *self, int64_t offset, size_t max_bytes);
 
 //  Same, from a legacy byte position. NULL with errno ERANGE outside
-//  [start_position, durable_position], EINVAL when position is not where a
+//  [start_position, visible_position], EINVAL when position is not where a
 //  message starts.
 zper_view_t *
     zper_partition_read_position (zper_partition_t *self, int64_t position, size_t max_bytes);
 
-//  Logical offset of the first message with timestamp >= timestamp_ms
-//  (end: durable_offset if none). Uses the time index and a bounded scan.
+//  Logical offset of the first visible message with timestamp >=
+//  timestamp_ms (visible_offset if none). Uses the time index and a
+//  bounded scan.
 int64_t
     zper_partition_offset_for_time (zper_partition_t *self, int64_t timestamp_ms);
 
 //  Legacy OFFSET semantics (zper-wire.md, like Kafka ListOffsets v0): the
-//  legacy byte positions of the starts of segments whose first message is
-//  older than timestamp_ms, oldest first and newest last, at most max (the
-//  newest ones when there are more). Returns the count written to
+//  legacy byte positions of the starts of visible segments whose first
+//  message is older than timestamp_ms, oldest first and newest last, at
+//  most max (the newest ones when there are more). Returns the count written to
 //  positions. (-1 latest and -2 earliest are resolved by the caller from
 //  zper_partition_bounds.)
 int
@@ -133,8 +145,9 @@ int
                                       int64_t *positions, int max);
 
 //  Delete whole segments past retention (age or bytes), never the active
-//  segment; a segment still held by a view is unlinked but stays readable
-//  through that view. Returns the number of segments deleted, or -1.
+//  segment nor the one holding the durable end or any after it; a segment
+//  still held by a view is unlinked but stays readable through that view.
+//  Returns the number of segments deleted, or -1.
 int
     zper_partition_retain (zper_partition_t *self, int64_t now_ms);
 
@@ -145,8 +158,9 @@ uint64_t
 
 //  TEST HOOK, never for production use: from now on every record write
 //  fails with write_errno (after writing half of the record's header, as a
-//  full disk would) and every fdatasync with sync_errno; 0 turns a fault
-//  off. Lets tests prove the ENOSPC/EIO behaviour of zper_partition_flush.
+//  full disk would) and every fdatasync (of a flush, a roll or a
+//  checkpoint) with sync_errno; 0 turns a fault off. Lets tests prove the
+//  ENOSPC/EIO behaviour of zper_partition_write and zper_partition_flush.
 void
     zper_partition_set_fault (zper_partition_t *self, int write_errno, int sync_errno);
 
@@ -154,7 +168,7 @@ void
 void
     zper_partition_test (bool verbose);
 
-//  ---- zper_view: a held window onto durable messages ------------------------
+//  ---- zper_view: a held window onto visible messages ------------------------
 
 //  Next message of the view, in offset order. Returns false at the end.
 bool

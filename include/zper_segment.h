@@ -9,8 +9,8 @@
 
     Threads: a segment is not thread-safe; its partition serializes writers
     (io lock) and readers (state lock). A zper_mapping_t is: its reference
-    count is atomic, and the bytes it maps never change below the durable
-    end, so any thread may read them while it holds a reference.
+    count is atomic, and the bytes it maps never change below the visible
+    end (invariant 6), so any thread may read them while it holds a reference.
     ========================================================================= */
 
 #ifndef ZPER_SEGMENT_H_INCLUDED
@@ -26,6 +26,8 @@
 #define ZPER_INDEX_ENTRY_SIZE       24
 #define ZPER_TIME_ENTRY_SIZE        16
 #define ZPER_SEGMENT_NAME_DIGITS    20
+#define ZPER_SEGMENT_COPY_SUFFIX    ".copy"         //  a log file being cut by copy (a crash leaves
+                                                    //  it behind: never listed, replaced next time)
 
 typedef struct _zper_segment_t zper_segment_t;
 typedef struct _zper_mapping_t zper_mapping_t;
@@ -195,6 +197,16 @@ int
 int
     zper_segment_truncate (zper_segment_t *self, uint64_t file_size, uint64_t index_size,
                            uint64_t timeindex_size, int64_t next_offset, int64_t last_timestamp);
+
+//  Cut the log file back to file_size without changing a byte of it: copy
+//  its first file_size bytes into a new file (fdatasync'd) that then takes
+//  its name, so mappings of the old file (views, lent messages) keep every
+//  byte they showed. For cuts below bytes readers may have mapped. Closes
+//  the writing descriptor; follow with zper_segment_truncate (indexes, and
+//  to open the new file for writing) and a sync of the folder. 0, or -1
+//  with errno (the segment keeps its old file).
+int
+    zper_segment_cut_by_copy (zper_segment_t *self, uint64_t file_size);
 
 //  Can the indexes of this sealed segment be trusted without reading its
 //  records? (both files present, whole entries, first entry is the base,

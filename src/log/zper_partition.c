@@ -1,138 +1,36 @@
 /*  =========================================================================
-    zper_partition - one append-only stream: batching, durability, recovery,
-    reads, retention
+    zper_partition - one append-only stream: batching, durability,
+    visibility, reads, retention
 
-    The one thing to know: three offsets move forward, in this order.
-        end_offset      assigned at append (the message sits in the open batch)
-        written_offset  sealed into a record and written (page cache)
-        durable_offset  fdatasync'd: the only offsets readers and acks see
-    A flush seals the open batch into one record, writes it, fdatasyncs
-    once (group commit: one sync covers every message appended before it)
-    and only then moves durable_offset. A failed write or sync cuts the
-    files back to the durable end and forgets everything after it: those
-    offsets are assigned again.
+    The one thing to know: the log has three ends behind the end offset
+    assigned at append (the message sits in the open batch), each a
+    log_end_t (offsets and the sizes of the files holding them):
+        written   sealed into a record and written (page cache)
+        visible   what readers see: written (ZPER_VISIBILITY_WRITTEN) or
+                  durable (ZPER_VISIBILITY_DURABLE)
+        durable   fdatasync'd: what acks and checkpoints name
+    end >= written >= visible >= durable. s_write_batch_locked (a write, a
+    full batch, a flush) moves written, and visible under WRITTEN;
+    s_sync_locked (one sync covers every message written before it: group
+    commit) moves durable, and visible under DURABLE. Readers only ever use
+    visible; acks and checkpoints only durable. A failed record write cuts
+    the files back to the written end (readers keep what they saw); a failed
+    sync cuts them back to the durable end (the kernel may have dropped the
+    pages), by copy where readers may hold the cut bytes (s_cut_back_locked).
+    Either way every offset after the cut is assigned again.
 
-    Locks. `mutex` guards the in-memory state (segment list, offsets, open
-    batch) and is only held for short steps, never across a write or sync.
-    `io_mutex` serializes changes to files (record writes, syncs, rolls,
-    truncation, retention, checkpoints); it is taken before `mutex`. So an
-    fdatasync blocks neither readers nor appends into the open batch.
+    Locks. `mutex` guards the in-memory state (segment list, end offset,
+    visible and durable ends, open batch) and is only held for short steps,
+    never across a write or sync. `io_mutex` serializes changes to files
+    (record writes, syncs, rolls, truncation, retention, checkpoints) and
+    guards the written end; it is taken before `mutex`, and the visible and
+    durable ends only change with both held. So an fdatasync blocks neither
+    readers nor appends into the open batch.
 
-    CHECKPOINT FILE (72 bytes, little-endian, replaced by rename):
-        0..3    magic            0x4B43505A, "ZPCK" on disk
-        4..7    crc              CRC-32C of bytes 8..71
-        8..11   version          1
-        12..15  flags            bit 0: clean shutdown
-        16..23  segment          base offset of the active segment
-        24..31  file_size        its size at the synced end
-        32..39  next_offset      durable_offset at the synced end
-        40..47  next_position    durable_position at the synced end
-        48..55  index_size       its .index and .timeindex sizes, synced too
-        56..63  timeindex_size
-        64..71  last_timestamp   of the last durable message, -1 if none
-    Written (clean = 0) right after open, after a roll, every
-    ZPER_LOG_CHECKPOINT_BYTES of synced records; and (clean = 1) by a clean
-    close, after the last flush.
-
-    RECOVERY (zper_partition_open -> s_load)
-
-      zper_segment_list ----> s_checkpoint_read ----> s_recovery_start
-                                                          |
-              clean flag, active segment sizes match, every earlier index trusted?
-                 | yes                                    | no
-                 v                                        v
-           s_open_active: adopt               s_recover: scan from the checkpoint's synced
-           the checkpoint                     end (or from the first earlier segment whose
-           (reads no record)                  index is not trusted, or from the first
-                 |                            segment without a checkpoint); cut at the first
-                 |                            bad record; drop every later segment; rebuild
-                 |                            index entries past that point
-                 v                                        v
-              s_checkpoint_write (clean = 0): from now on a crash is noticed
+    The checkpoint file and recovery are in zper_recovery.c.
     ========================================================================= */
 
-#include "zper_partition.h"
-#include "zper_segment.h"
-#include "zper_crc32c.h"
-#include "zper_le.h"
-#include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#define CHECKPOINT_NAME         "checkpoint"
-#define CHECKPOINT_TEMPORARY    "checkpoint.tmp"
-#define CHECKPOINT_MAGIC        0x4B43505Au
-#define CHECKPOINT_VERSION      1
-#define CHECKPOINT_SIZE         72
-#define CHECKPOINT_CLEAN        0x01
-
-typedef struct {
-    bool clean;
-    int64_t segment;
-    uint64_t file_size;
-    int64_t next_offset;
-    int64_t next_position;
-    uint64_t index_size;
-    uint64_t timeindex_size;
-    int64_t last_timestamp;
-} checkpoint_t;
-
-//  A growable buffer of message encodings: the open batch, or the one
-//  being written
-typedef struct {
-    uint8_t *data;
-    size_t size;
-    size_t capacity;
-    uint32_t count;                 //  messages
-    int64_t base_offset;
-    int64_t base_position;
-    int64_t timestamp;              //  newest
-} batch_t;
-
-struct _zper_partition_t {
-    char *path;
-    zper_log_config_t config;
-    pthread_mutex_t mutex;
-    pthread_mutex_t io_mutex;
-    bool opened;                    //  recovered: destroy writes a clean checkpoint
-    //  Under mutex (changed under io_mutex too when it is a file change)
-    zper_segment_t **segments;      //  oldest first; the last one is active
-    size_t segment_count;
-    size_t segment_capacity;
-    int64_t end_offset;
-    int64_t end_position;
-    int64_t end_timestamp;          //  newest timestamp assigned
-    batch_t batch;                  //  open batch
-    int64_t pending_since;          //  wall clock ms of the oldest undurable append, -1 none
-    int64_t durable_offset;
-    int64_t durable_position;
-    int64_t durable_timestamp;
-    size_t durable_segment_count;   //  segments holding durable records (the last may be empty)
-    uint64_t durable_file_size;     //  of segment durable_segment_count - 1
-    uint64_t durable_index_size;
-    uint64_t durable_timeindex_size;
-    zper_segment_t *mapped [ZPER_LOG_MAPPED_SEGMENTS_MAX];  //  FIFO of segments holding a mapping
-    size_t mapped_count;
-    //  Under io_mutex
-    batch_t writing;                //  sealed batch on its way to disk
-    int64_t written_offset;
-    int64_t written_position;
-    int64_t written_timestamp;
-    bool rolled;                    //  a segment was created since the last sync
-    uint64_t checkpoint_bytes;      //  bytes synced since the last checkpoint
-    int fault_write_errno;          //  test hook
-    int fault_sync_errno;
-    uint64_t recovery_bytes;
-};
+#include "zper_partition_internal.h"
 
 struct _zper_view_t {
     zper_mapping_t *mapping;        //  NULL for an empty view
@@ -153,63 +51,7 @@ struct _zper_view_t {
 
 static int64_t s_flush_locked (zper_partition_t *self);
 
-//  ---- small helpers ---------------------------------------------------------
-
-static int
-s_sync_directory (const char *path)
-{
-    int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync (fd);
-    int saved = errno;
-    close (fd);
-    errno = saved;
-    return rc;
-}
-
-static zper_segment_t *
-s_active (zper_partition_t *self)
-{
-    assert (self->segment_count > 0);
-    return self->segments [self->segment_count - 1];
-}
-
-static void
-s_segments_push (zper_partition_t *self, zper_segment_t *segment)
-{
-    if (self->segment_count == self->segment_capacity) {
-        self->segment_capacity = self->segment_capacity? self->segment_capacity * 2: 8;
-        self->segments = (zper_segment_t **) realloc (self->segments,
-                             self->segment_capacity * sizeof (zper_segment_t *));
-        assert (self->segments);
-    }
-    self->segments [self->segment_count++] = segment;
-}
-
-static void
-s_mapped_forget (zper_partition_t *self, zper_segment_t *segment)
-{
-    for (size_t index = 0; index < self->mapped_count; index++)
-        if (self->mapped [index] == segment) {
-            memmove (self->mapped + index, self->mapped + index + 1,
-                     (self->mapped_count - index - 1) * sizeof (zper_segment_t *));
-            self->mapped_count--;
-            return;
-        }
-}
-
-//  Unlink and free segments [from, segment_count); the caller holds both locks
-static void
-s_segments_drop_from (zper_partition_t *self, size_t from)
-{
-    while (self->segment_count > from) {
-        zper_segment_t *segment = self->segments [--self->segment_count];
-        s_mapped_forget (self, segment);
-        zper_segment_remove (segment);
-        zper_segment_destroy (&segment);
-    }
-}
+//  ---- batches ---------------------------------------------------------------
 
 static void
 s_batch_reserve (batch_t *batch, size_t more)
@@ -239,294 +81,7 @@ s_batch_swap (batch_t *first, batch_t *second)
     *second = saved;
 }
 
-//  ---- checkpoint ------------------------------------------------------------
-
-static int
-s_checkpoint_read (zper_partition_t *self, checkpoint_t *checkpoint)
-{
-    char *path = zsys_sprintf ("%s/" CHECKPOINT_NAME, self->path);
-    uint8_t bytes [CHECKPOINT_SIZE];
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    free (path);
-    ssize_t got = fd >= 0? read (fd, bytes, sizeof bytes): -1;
-    if (fd >= 0)
-        close (fd);
-    if (got != CHECKPOINT_SIZE
-    ||  zper_le_get32 (bytes) != CHECKPOINT_MAGIC
-    ||  zper_le_get32 (bytes + 4) != zper_crc32c (bytes + 8, CHECKPOINT_SIZE - 8)
-    ||  zper_le_get32 (bytes + 8) != CHECKPOINT_VERSION)
-        return -1;
-    checkpoint->clean = (zper_le_get32 (bytes + 12) & CHECKPOINT_CLEAN) != 0;
-    checkpoint->segment = (int64_t) zper_le_get64 (bytes + 16);
-    checkpoint->file_size = zper_le_get64 (bytes + 24);
-    checkpoint->next_offset = (int64_t) zper_le_get64 (bytes + 32);
-    checkpoint->next_position = (int64_t) zper_le_get64 (bytes + 40);
-    checkpoint->index_size = zper_le_get64 (bytes + 48);
-    checkpoint->timeindex_size = zper_le_get64 (bytes + 56);
-    checkpoint->last_timestamp = (int64_t) zper_le_get64 (bytes + 64);
-    if (checkpoint->next_offset < checkpoint->segment || checkpoint->next_position < 0)
-        return -1;
-    return 0;
-}
-
-//  Record the durable end as the synced end. Caller holds io_mutex.
-static int
-s_checkpoint_write (zper_partition_t *self, bool clean)
-{
-    zper_segment_t *active = self->segments [self->durable_segment_count - 1];
-    if (zper_segment_sync_indexes (active))
-        return -1;
-    uint8_t bytes [CHECKPOINT_SIZE];
-    zper_le_put32 (bytes, CHECKPOINT_MAGIC);
-    zper_le_put32 (bytes + 8, CHECKPOINT_VERSION);
-    zper_le_put32 (bytes + 12, clean? CHECKPOINT_CLEAN: 0);
-    zper_le_put64 (bytes + 16, (uint64_t) zper_segment_base_offset (active));
-    zper_le_put64 (bytes + 24, self->durable_file_size);
-    zper_le_put64 (bytes + 32, (uint64_t) self->durable_offset);
-    zper_le_put64 (bytes + 40, (uint64_t) self->durable_position);
-    zper_le_put64 (bytes + 48, self->durable_index_size);
-    zper_le_put64 (bytes + 56, self->durable_timeindex_size);
-    zper_le_put64 (bytes + 64, (uint64_t) self->durable_timestamp);
-    zper_le_put32 (bytes + 4, zper_crc32c (bytes + 8, CHECKPOINT_SIZE - 8));
-
-    char *temporary = zsys_sprintf ("%s/" CHECKPOINT_TEMPORARY, self->path);
-    char *final = zsys_sprintf ("%s/" CHECKPOINT_NAME, self->path);
-    int rc = -1;
-    int fd = open (temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        rc = write (fd, bytes, sizeof bytes) == (ssize_t) sizeof bytes? 0: -1;
-        if (rc == 0 && self->fault_sync_errno) {
-            errno = self->fault_sync_errno;
-            rc = -1;
-        }
-        if (rc == 0)
-            rc = fdatasync (fd);
-        int saved = errno;
-        close (fd);
-        errno = saved;
-    }
-    if (rc == 0)
-        rc = rename (temporary, final);
-    if (rc == 0)
-        rc = s_sync_directory (self->path);
-    if (rc == 0)
-        self->checkpoint_bytes = 0;
-    free (temporary);
-    free (final);
-    return rc;
-}
-
-//  ---- opening and recovery --------------------------------------------------
-
-static void
-s_index_on_record (const zper_record_t *record, void *argument)
-{
-    zper_segment_t *segment = (zper_segment_t *) argument;
-    //  A failed index write leaves the index short: the next open rebuilds it
-    if (zper_segment_index_record (segment, record))
-        zsys_warning ("zper log: cannot write index of %s: %s",
-                      zper_segment_path (segment), strerror (errno));
-}
-
-//  Take the end of recovery as the durable state, the last segment active
-static void
-s_set_durable (zper_partition_t *self, int64_t offset, int64_t position, int64_t timestamp)
-{
-    zper_segment_t *active = s_active (self);
-    self->durable_offset = self->written_offset = self->end_offset = offset;
-    self->durable_position = self->written_position = self->end_position = position;
-    self->durable_timestamp = self->written_timestamp = self->end_timestamp = timestamp;
-    self->durable_segment_count = self->segment_count;
-    self->durable_file_size = zper_segment_file_size (active);
-    self->durable_index_size = zper_segment_index_size (active);
-    self->durable_timeindex_size = zper_segment_timeindex_size (active);
-}
-
-//  Scan segments from number first on, starting at file_position with
-//  the given expectations; cut at the first bad record and drop what
-//  follows it; rebuild index entries past index_size/timeindex_size.
-static int
-s_recover (zper_partition_t *self, size_t first, uint64_t file_position, int64_t next_offset,
-           int64_t next_position, int64_t last_timestamp, uint64_t index_size,
-           uint64_t timeindex_size)
-{
-    for (size_t number = first; number < self->segment_count; number++) {
-        zper_segment_t *segment = self->segments [number];
-        if (number > first && zper_segment_base_offset (segment) != next_offset) {
-            zsys_warning ("zper log: %s does not follow offset %" PRId64 ": dropped",
-                          zper_segment_path (segment), next_offset);
-            s_segments_drop_from (self, number);
-            break;
-        }
-        if (number > first)
-            zper_segment_set_base_position (segment, next_position);
-        if (zper_segment_truncate (segment, zper_segment_file_size (segment), index_size,
-                                   timeindex_size, next_offset, last_timestamp))
-            return -1;
-        zper_scan_t scan;
-        if (zper_segment_scan (segment, file_position, next_offset, next_position, last_timestamp,
-                               s_index_on_record, segment, &scan))
-            return -1;
-        zper_segment_unmap (segment);
-        self->recovery_bytes += scan.bytes_scanned;
-        next_offset = scan.next_offset;
-        next_position = scan.next_position;
-        last_timestamp = scan.last_timestamp;
-        if (scan.status != ZPER_RECORD_END) {
-            zsys_warning ("zper log: %s: %s at byte %" PRIu64 " (offset %" PRId64
-                          "): log truncated there", zper_segment_path (segment),
-                          zper_record_status_text (scan.status), scan.valid_size, next_offset);
-            if (zper_segment_truncate (segment, scan.valid_size, zper_segment_index_size (segment),
-                                       zper_segment_timeindex_size (segment), next_offset,
-                                       last_timestamp)
-            ||  zper_segment_sync (segment))
-                return -1;
-            s_segments_drop_from (self, number + 1);
-            break;
-        }
-        if (number + 1 < self->segment_count && zper_segment_seal (segment))
-            return -1;
-        file_position = 0;
-        index_size = timeindex_size = 0;
-    }
-    if (s_sync_directory (self->path))
-        return -1;
-    if (next_position < 0)
-        next_position = 0;              //  an empty first segment without index or checkpoint
-    //  The active segment may have been sealed above: open it for writing
-    zper_segment_t *active = s_active (self);
-    if (zper_segment_truncate (active, zper_segment_file_size (active),
-                               zper_segment_index_size (active),
-                               zper_segment_timeindex_size (active), next_offset, last_timestamp))
-        return -1;
-    if (zper_segment_file_size (active) == 0)
-        zper_segment_set_base_position (active, next_position);
-    s_set_durable (self, next_offset, next_position, last_timestamp);
-    return 0;
-}
-
-//  Where recovery must start: the first sealed segment whose indexes are
-//  not trusted, else the checkpoint's synced end, else the first segment.
-//  Returns the segment number, segment_count if the checkpoint can be
-//  adopted as it is (a clean shutdown).
-static size_t
-s_recovery_start (zper_partition_t *self, const checkpoint_t *checkpoint, bool have_checkpoint)
-{
-    size_t last = self->segment_count - 1;
-    //  Recovery scans from the checkpoint's segment on; without one, from the first
-    size_t named = 0;
-    bool found = false;
-    for (size_t number = 0; have_checkpoint && number <= last; number++)
-        if (zper_segment_base_offset (self->segments [number]) == checkpoint->segment) {
-            named = number;
-            found = true;
-        }
-    //  Segments before it are only read if their indexes cannot be trusted
-    for (size_t number = 0; number < named; number++)
-        if (!zper_segment_indexes_trusted (self->segments [number]))
-            return number;
-    zper_segment_t *active = self->segments [last];
-    if (found && named == last && checkpoint->clean
-    &&  zper_segment_file_size (active) == checkpoint->file_size
-    &&  zper_segment_index_size (active) == checkpoint->index_size
-    &&  zper_segment_timeindex_size (active) == checkpoint->timeindex_size)
-        return self->segment_count;
-    return named;
-}
-
-static int
-    s_open_active (zper_partition_t *self, size_t start, const checkpoint_t *checkpoint,
-                   bool have_checkpoint);
-
-//  Legacy position after the last record of a sealed, trusted segment:
-//  a bounded scan from its last index entry; -1 if it cannot be read
-static int64_t
-s_end_position (zper_segment_t *segment)
-{
-    zper_index_entry_t entry;
-    zper_scan_t scan;
-    uint64_t entries = zper_segment_index_size (segment) / ZPER_INDEX_ENTRY_SIZE;
-    if (zper_segment_index_find (segment, false, INT64_MAX, entries, &entry)
-    ||  zper_segment_scan (segment, entry.file_position, entry.offset, entry.position, -1,
-                           NULL, NULL, &scan))
-        return -1;
-    return scan.next_position;
-}
-
-static int
-s_load (zper_partition_t *self)
-{
-    size_t count;
-    int64_t *offsets = zper_segment_list (self->path, &count);
-    if (!offsets)
-        return -1;
-    checkpoint_t checkpoint = { 0 };
-    bool have_checkpoint = s_checkpoint_read (self, &checkpoint) == 0;
-    for (size_t index = 0; index < count; index++) {
-        bool named = have_checkpoint && offsets [index] == checkpoint.segment;
-        zper_segment_t *segment = zper_segment_load (self->path, offsets [index],
-                                      named && checkpoint.file_size == 0? checkpoint.next_position: -1,
-                                      ZPER_LOG_INDEX_INTERVAL_BYTES);
-        if (!segment) {
-            free (offsets);
-            return -1;
-        }
-        s_segments_push (self, segment);
-    }
-    free (offsets);
-    if (self->segment_count == 0) {
-        zper_segment_t *segment = zper_segment_create (self->path, 0, 0, ZPER_LOG_INDEX_INTERVAL_BYTES);
-        if (!segment || s_sync_directory (self->path))
-            return -1;
-        s_segments_push (self, segment);
-        s_set_durable (self, 0, 0, -1);
-        return 0;
-    }
-    size_t start = s_recovery_start (self, &checkpoint, have_checkpoint);
-    int rc = s_open_active (self, start, &checkpoint, have_checkpoint);
-    //  Descriptors and mappings of the checks: one set per segment is too many to keep
-    for (size_t number = 0; number < self->segment_count; number++)
-        zper_segment_unmap (self->segments [number]);
-    return rc;
-}
-
-//  Adopt the checkpoint (start == segment_count) or recover from start
-static int
-s_open_active (zper_partition_t *self, size_t start, const checkpoint_t *checkpoint,
-               bool have_checkpoint)
-{
-    if (start == self->segment_count) {
-        //  Clean shutdown: adopt the checkpoint, read no record
-        zper_segment_t *active = s_active (self);
-        if (zper_segment_truncate (active, checkpoint->file_size, checkpoint->index_size,
-                                   checkpoint->timeindex_size, checkpoint->next_offset,
-                                   checkpoint->last_timestamp))
-            return -1;
-        s_set_durable (self, checkpoint->next_offset, checkpoint->next_position,
-                       checkpoint->last_timestamp);
-        return 0;
-    }
-    zper_segment_t *segment = self->segments [start];
-    bool from_checkpoint = have_checkpoint && zper_segment_base_offset (segment) == checkpoint->segment
-                        && zper_segment_file_size (segment) >= checkpoint->file_size
-                        && zper_segment_index_size (segment) >= checkpoint->index_size
-                        && zper_segment_timeindex_size (segment) >= checkpoint->timeindex_size;
-    if (from_checkpoint)
-        return s_recover (self, start, checkpoint->file_size, checkpoint->next_offset,
-                          checkpoint->next_position, checkpoint->last_timestamp,
-                          checkpoint->index_size, checkpoint->timeindex_size);
-    int64_t last_timestamp = -1;
-    int64_t position = zper_segment_base_position (segment);
-    if (start > 0) {
-        zper_segment_t *previous = self->segments [start - 1];
-        last_timestamp = zper_segment_last_timestamp (previous);
-        if (position < 0)
-            position = s_end_position (previous);
-    }
-    //  A position still unknown (-1) takes the first record's
-    return s_recover (self, start, 0, zper_segment_base_offset (segment), position,
-                      last_timestamp, 0, 0);
-}
+//  ---- opening and closing ----------------------------------------------------
 
 zper_partition_t *
 zper_partition_open (const char *path, const zper_log_config_t *config)
@@ -548,7 +103,7 @@ zper_partition_open (const char *path, const zper_log_config_t *config)
     pthread_mutex_init (&self->mutex, NULL);
     pthread_mutex_init (&self->io_mutex, NULL);
     self->pending_since = -1;
-    if (s_load (self) || s_checkpoint_write (self, false)) {
+    if (zper_recovery_load (self) || zper_recovery_checkpoint_write (self, false)) {
         int saved = errno;
         zper_partition_destroy (&self);
         errno = saved;
@@ -570,7 +125,7 @@ zper_partition_destroy (zper_partition_t **self_p)
         //  After a failed flush the files are back at the durable end:
         //  consistent, so the shutdown is still clean
         s_flush_locked (self);
-        if (s_checkpoint_write (self, true))
+        if (zper_recovery_checkpoint_write (self, true))
             zsys_warning ("zper log: %s: cannot write the checkpoint: %s (the next open "
                           "will scan from the last one)", self->path, strerror (errno));
         pthread_mutex_unlock (&self->io_mutex);
@@ -589,34 +144,61 @@ zper_partition_destroy (zper_partition_t **self_p)
 
 //  ---- writing -------------------------------------------------------------
 
-//  Cut the files back to the durable end and forget every message after
-//  it (their offsets are assigned again). Caller holds io_mutex. errno is
-//  kept: it says why the write failed.
+//  Give the active segment a new file holding only its first file_size
+//  bytes (readers may hold mappings of the bytes past it) and make readers
+//  map the new file from now on. Caller holds io_mutex.
+static int
+s_cut_by_copy (zper_partition_t *self, zper_segment_t *active, uint64_t file_size)
+{
+    if (zper_segment_cut_by_copy (active, file_size)) {
+        zsys_warning ("zper log: %s: cannot cut by copy: %s (cut in place: a reader still "
+                      "holding the cut bytes may fault)", zper_segment_path (active),
+                      strerror (errno));
+        return -1;
+    }
+    pthread_mutex_lock (&self->mutex);
+    s_mapped_forget (self, active);
+    zper_segment_unmap (active);
+    pthread_mutex_unlock (&self->mutex);
+    return 0;
+}
+
+//  Cut the files back to end (the written or the durable end) and forget
+//  every message after it: their offsets are assigned again. Bytes readers
+//  may have seen (past the durable end, under WRITTEN visibility) are cut
+//  by copy, never in place (invariant 6 of zper_segment.c). Caller holds
+//  io_mutex. errno is kept: it says why the write or sync failed.
 static void
-s_discard_locked (zper_partition_t *self)
+s_cut_back_locked (zper_partition_t *self, log_end_t end)
 {
     int saved = errno;
     pthread_mutex_lock (&self->mutex);
-    bool dropped = self->segment_count > self->durable_segment_count;
-    s_segments_drop_from (self, self->durable_segment_count);
-    self->end_offset = self->durable_offset;
-    self->end_position = self->durable_position;
-    self->end_timestamp = self->durable_timestamp;
+    bool seen_beyond = self->visible.segment_count > end.segment_count
+                    || (self->visible.segment_count == end.segment_count
+                     && self->visible.file_size > end.file_size);
+    bool dropped = self->segment_count > end.segment_count;
+    s_segments_drop_from (self, end.segment_count);
+    self->end_offset = end.offset;
+    self->end_position = end.position;
+    self->end_timestamp = end.timestamp;
     s_batch_clear (&self->batch);
-    self->pending_since = -1;
+    if (end.offset == self->durable.offset)
+        self->pending_since = -1;       //  else the written tail still waits for its sync
+    if (self->visible.offset > end.offset)
+        self->visible = end;
     pthread_mutex_unlock (&self->mutex);
 
     s_batch_clear (&self->writing);
-    self->written_offset = self->durable_offset;
-    self->written_position = self->durable_position;
-    self->written_timestamp = self->durable_timestamp;
-    self->rolled = false;
+    self->written = end;
+    self->rolled = end.segment_count > self->durable.segment_count;
     zper_segment_t *active = s_active (self);
+    if (seen_beyond && zper_segment_file_size (active) > end.file_size
+    &&  s_cut_by_copy (self, active, end.file_size) == 0)
+        dropped = true;                 //  a rename: the folder needs its sync
     //  Best effort: if the disk refuses even this, the sizes in memory are
-    //  still the durable ones and the next write lands there
-    if (zper_segment_truncate (active, self->durable_file_size, self->durable_index_size,
-                               self->durable_timeindex_size, self->durable_offset,
-                               self->durable_timestamp) == 0)
+    //  still those of end and the next write lands there
+    if (zper_segment_truncate (active, end.file_size, end.index_size, end.timeindex_size,
+                               end.offset, end.timestamp) == 0)
         zper_segment_sync (active);
     if (dropped)
         s_sync_directory (self->path);
@@ -647,7 +229,10 @@ s_roll (zper_partition_t *self, int64_t base_offset, int64_t base_position)
 }
 
 //  Seal the open batch into a record and write it, rolling first if it
-//  would take the segment past segment_size. Caller holds io_mutex.
+//  would take the segment past segment_size; under WRITTEN visibility,
+//  publish it to readers. On failure, cut back: to the written end if the
+//  record write failed, to the durable end if the roll (which syncs the
+//  segment it closes) did. Caller holds io_mutex.
 static int
 s_write_batch_locked (zper_partition_t *self)
 {
@@ -667,55 +252,57 @@ s_write_batch_locked (zper_partition_t *self)
     };
     uint64_t record_size = ZPER_RECORD_HEADER_SIZE + (uint64_t) batch->size;
     uint64_t file_size = zper_segment_file_size (s_active (self));
-    int rc = 0;
-    if (file_size > 0 && file_size + record_size > self->config.segment_size)
-        rc = s_roll (self, record.base_offset, record.base_position);
-    if (rc == 0)
-        rc = zper_segment_append (s_active (self), &record, batch->data, self->fault_write_errno);
-    if (rc == 0) {
-        self->written_offset = record.base_offset + record.message_count;
-        self->written_position = record.base_position + record.payload_size;
-        self->written_timestamp = record.timestamp;
-        self->checkpoint_bytes += record_size;
-        s_batch_clear (batch);
-        if (batch->capacity > ZPER_LOG_BATCH_KEEP_BYTES) {
-            //  Idle partitions (a Dafka store may hold thousands) keep no big buffer
-            free (batch->data);
-            batch->data = NULL;
-            batch->capacity = 0;
-        }
+    if (file_size > 0 && file_size + record_size > self->config.segment_size
+    &&  s_roll (self, record.base_offset, record.base_position)) {
+        s_cut_back_locked (self, self->durable);
+        return -1;
     }
-    return rc;
+    if (zper_segment_append (s_active (self), &record, batch->data, self->fault_write_errno)) {
+        s_cut_back_locked (self, self->written);
+        return -1;
+    }
+    s_end_of_active (self, record.base_offset + record.message_count,
+                     record.base_position + record.payload_size, record.timestamp, &self->written);
+    if (self->config.visibility == ZPER_VISIBILITY_WRITTEN) {
+        pthread_mutex_lock (&self->mutex);
+        self->visible = self->written;
+        pthread_mutex_unlock (&self->mutex);
+    }
+    self->checkpoint_bytes += record_size;
+    s_batch_clear (batch);
+    if (batch->capacity > ZPER_LOG_BATCH_KEEP_BYTES) {
+        //  Idle partitions (a Dafka store may hold thousands) keep no big buffer
+        free (batch->data);
+        batch->data = NULL;
+        batch->capacity = 0;
+    }
+    return 0;
 }
 
-//  fdatasync what was written and publish it as durable. Caller holds io_mutex.
+//  fdatasync what was written and publish it as durable (and, under
+//  DURABLE visibility, to readers). Caller holds io_mutex.
 static int
 s_sync_locked (zper_partition_t *self)
 {
-    zper_segment_t *active = s_active (self);
     if (self->fault_sync_errno) {
         errno = self->fault_sync_errno;
         return -1;
     }
-    if (zper_segment_sync (active))
+    if (zper_segment_sync (s_active (self)))
         return -1;
     if (self->rolled && s_sync_directory (self->path))
         return -1;
     pthread_mutex_lock (&self->mutex);
-    self->durable_offset = self->written_offset;
-    self->durable_position = self->written_position;
-    self->durable_timestamp = self->written_timestamp;
-    self->durable_segment_count = self->segment_count;
-    self->durable_file_size = zper_segment_file_size (active);
-    self->durable_index_size = zper_segment_index_size (active);
-    self->durable_timeindex_size = zper_segment_timeindex_size (active);
-    if (self->end_offset == self->durable_offset)
+    self->durable = self->written;
+    if (self->config.visibility == ZPER_VISIBILITY_DURABLE)
+        self->visible = self->durable;
+    if (self->end_offset == self->durable.offset)
         self->pending_since = -1;
     pthread_mutex_unlock (&self->mutex);
     if (self->rolled || self->checkpoint_bytes >= ZPER_LOG_CHECKPOINT_BYTES) {
         //  The data is durable whatever happens here; a stale checkpoint
         //  only makes the next crash recovery scan more
-        if (s_checkpoint_write (self, false))
+        if (zper_recovery_checkpoint_write (self, false))
             zsys_warning ("zper log: %s: cannot write the checkpoint: %s",
                           self->path, strerror (errno));
         self->rolled = false;
@@ -723,18 +310,18 @@ s_sync_locked (zper_partition_t *self)
     return 0;
 }
 
-//  Caller holds io_mutex. Returns the durable offset or -1.
+//  Caller holds io_mutex. Returns the durable offset or -1. A failed sync
+//  cuts back to the durable end: the kernel may have dropped the pages.
 static int64_t
 s_flush_locked (zper_partition_t *self)
 {
-    int rc = s_write_batch_locked (self);
-    if (rc == 0 && (self->written_offset > self->durable_offset || self->rolled))
-        rc = s_sync_locked (self);
-    if (rc) {
-        s_discard_locked (self);
+    if (s_write_batch_locked (self))
+        return -1;
+    if ((self->written.offset > self->durable.offset || self->rolled) && s_sync_locked (self)) {
+        s_cut_back_locked (self, self->durable);
         return -1;
     }
-    return self->durable_offset;
+    return self->durable.offset;
 }
 
 int64_t
@@ -753,9 +340,7 @@ zper_partition_write (zper_partition_t *self)
     assert (self);
     pthread_mutex_lock (&self->io_mutex);
     int rc = s_write_batch_locked (self);
-    if (rc)
-        s_discard_locked (self);
-    int64_t written_offset = self->written_offset;
+    int64_t written_offset = self->written.offset;
     pthread_mutex_unlock (&self->io_mutex);
     return rc? -1: written_offset;
 }
@@ -766,8 +351,6 @@ s_write_full_batch (zper_partition_t *self)
 {
     pthread_mutex_lock (&self->io_mutex);
     int rc = s_write_batch_locked (self);
-    if (rc)
-        s_discard_locked (self);
     pthread_mutex_unlock (&self->io_mutex);
     return rc;
 }
@@ -911,7 +494,7 @@ zper_partition_flush_due (zper_partition_t *self, int64_t now_ms)
 {
     assert (self);
     pthread_mutex_lock (&self->mutex);
-    int64_t undurable = self->end_offset - self->durable_offset;
+    int64_t undurable = self->end_offset - self->durable.offset;
     bool due = undurable > 0
             && (self->config.flush_messages == 0
              || (uint64_t) undurable >= self->config.flush_messages
@@ -940,17 +523,17 @@ zper_partition_recovery_bytes (zper_partition_t *self)
 //  What a reader needs of one segment, taken under mutex
 typedef struct {
     zper_mapping_t *mapping;
-    uint64_t file_limit;            //  durable bytes of the segment
+    uint64_t file_limit;            //  visible bytes of the segment
     uint64_t start;                 //  a record start at or before the wanted message
-    int64_t offset_limit;           //  durable_offset
+    int64_t offset_limit;           //  visible end offset
 } segment_window_t;
 
 //  Number of the segment holding key (an offset or a position) among the
-//  durable ones. Caller holds mutex; key is inside the durable range.
+//  visible ones. Caller holds mutex; key is inside the visible range.
 static size_t
 s_segment_find (zper_partition_t *self, bool by_position, int64_t key)
 {
-    size_t low = 0, high = self->durable_segment_count;
+    size_t low = 0, high = self->visible.segment_count;
     while (high - low > 1) {
         size_t middle = low + (high - low) / 2;
         zper_segment_t *segment = self->segments [middle];
@@ -965,12 +548,12 @@ s_segment_find (zper_partition_t *self, bool by_position, int64_t key)
 }
 
 static bool
-s_is_durable_active (zper_partition_t *self, size_t number)
+s_is_visible_active (zper_partition_t *self, size_t number)
 {
-    return number == self->durable_segment_count - 1;
+    return number == self->visible.segment_count - 1;
 }
 
-//  A mapping of segment number covering its durable bytes. Keeps at most
+//  A mapping of segment number covering its visible bytes. Keeps at most
 //  ZPER_LOG_MAPPED_SEGMENTS_MAX segments mapped. Caller holds mutex.
 static zper_mapping_t *
 s_map (zper_partition_t *self, size_t number, uint64_t file_limit)
@@ -994,10 +577,10 @@ s_window (zper_partition_t *self, bool by_position, int64_t key, segment_window_
 {
     size_t number = s_segment_find (self, by_position, key);
     zper_segment_t *segment = self->segments [number];
-    bool active = s_is_durable_active (self, number);
-    window->file_limit = active? self->durable_file_size: zper_segment_file_size (segment);
-    window->offset_limit = self->durable_offset;
-    uint64_t entries = (active? self->durable_index_size: zper_segment_index_size (segment))
+    bool active = s_is_visible_active (self, number);
+    window->file_limit = active? self->visible.file_size: zper_segment_file_size (segment);
+    window->offset_limit = self->visible.offset;
+    uint64_t entries = (active? self->visible.index_size: zper_segment_index_size (segment))
                      / ZPER_INDEX_ENTRY_SIZE;
     zper_index_entry_t entry;
     window->start = zper_segment_index_find (segment, by_position, key, entries, &entry) == 0
@@ -1112,7 +695,7 @@ s_read (zper_partition_t *self, bool by_position, int64_t key, size_t max_bytes)
     pthread_mutex_lock (&self->mutex);
     zper_segment_t *first = self->segments [0];
     int64_t start = by_position? zper_segment_base_position (first): zper_segment_base_offset (first);
-    int64_t end = by_position? self->durable_position: self->durable_offset;
+    int64_t end = by_position? self->visible.position: self->visible.offset;
     if (key < start || key > end) {
         pthread_mutex_unlock (&self->mutex);
         errno = ERANGE;
@@ -1170,27 +753,27 @@ zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds)
     zper_segment_t *first = self->segments [0];
     bounds->start_offset = zper_segment_base_offset (first);
     bounds->start_position = zper_segment_base_position (first);
-    bounds->durable_offset = self->durable_offset;
-    bounds->durable_position = self->durable_position;
-    bounds->visible_offset = self->durable_offset;
-    bounds->visible_position = self->durable_position;
+    bounds->durable_offset = self->durable.offset;
+    bounds->durable_position = self->durable.position;
+    bounds->visible_offset = self->visible.offset;
+    bounds->visible_position = self->visible.position;
     bounds->end_offset = self->end_offset;
-    bool empty = self->durable_offset == bounds->start_offset;
+    bool empty = self->visible.offset == bounds->start_offset;
     bounds->first_timestamp = empty? -1: zper_segment_first_timestamp (first);
-    bounds->last_timestamp = empty? -1: self->durable_timestamp;
-    bounds->size_bytes = self->durable_file_size;
-    for (size_t number = 0; number + 1 < self->durable_segment_count; number++)
+    bounds->last_timestamp = empty? -1: self->visible.timestamp;
+    bounds->size_bytes = self->visible.file_size;
+    for (size_t number = 0; number + 1 < self->visible.segment_count; number++)
         bounds->size_bytes += zper_segment_file_size (self->segments [number]);
-    bounds->segment_count = self->durable_segment_count;
+    bounds->segment_count = self->visible.segment_count;
     pthread_mutex_unlock (&self->mutex);
     return 0;
 }
 
-//  Newest timestamp of durable segment number. Caller holds mutex.
+//  Newest timestamp of visible segment number. Caller holds mutex.
 static int64_t
 s_newest_timestamp (zper_partition_t *self, size_t number)
 {
-    return s_is_durable_active (self, number)? self->durable_timestamp
+    return s_is_visible_active (self, number)? self->visible.timestamp
          : zper_segment_last_timestamp (self->segments [number]);
 }
 
@@ -1199,9 +782,9 @@ zper_partition_offset_for_time (zper_partition_t *self, int64_t timestamp_ms)
 {
     assert (self);
     pthread_mutex_lock (&self->mutex);
-    int64_t answer = self->durable_offset;
-    //  First durable segment whose newest timestamp reaches timestamp_ms
-    size_t low = 0, high = self->durable_segment_count;
+    int64_t answer = self->visible.offset;
+    //  First visible segment whose newest timestamp reaches timestamp_ms
+    size_t low = 0, high = self->visible.segment_count;
     while (low < high) {
         size_t middle = low + (high - low) / 2;
         if (s_newest_timestamp (self, middle) >= timestamp_ms)
@@ -1209,13 +792,13 @@ zper_partition_offset_for_time (zper_partition_t *self, int64_t timestamp_ms)
         else
             low = middle + 1;
     }
-    if (low == self->durable_segment_count
-    ||  self->durable_offset == zper_segment_base_offset (self->segments [0])) {
+    if (low == self->visible.segment_count
+    ||  self->visible.offset == zper_segment_base_offset (self->segments [0])) {
         pthread_mutex_unlock (&self->mutex);
         return answer;
     }
     zper_segment_t *segment = self->segments [low];
-    uint64_t time_entries = (s_is_durable_active (self, low)? self->durable_timeindex_size
+    uint64_t time_entries = (s_is_visible_active (self, low)? self->visible.timeindex_size
                              : zper_segment_timeindex_size (segment)) / ZPER_TIME_ENTRY_SIZE;
     int64_t before = zper_segment_time_find (segment, timestamp_ms, time_entries);
     segment_window_t window;
@@ -1243,8 +826,8 @@ zper_partition_segment_positions (zper_partition_t *self, int64_t timestamp_ms,
     assert (self && (positions || max <= 0));
     pthread_mutex_lock (&self->mutex);
     //  Segments whose first message is older than timestamp_ms: a prefix
-    size_t low = 0, high = self->durable_segment_count;
-    if (self->durable_file_size == 0)
+    size_t low = 0, high = self->visible.segment_count;
+    if (self->visible.file_size == 0)
         high--;                         //  the empty active segment has no first message
     while (low < high) {
         size_t middle = low + (high - low) / 2;
@@ -1266,16 +849,17 @@ zper_partition_retain (zper_partition_t *self, int64_t now_ms)
     assert (self);
     pthread_mutex_lock (&self->io_mutex);
     pthread_mutex_lock (&self->mutex);
-    //  Candidates: every durable segment but the last (never the active one)
-    size_t candidates = self->durable_segment_count - 1;
+    //  Candidates: every segment below the durable active one (a segment
+    //  never goes while the checkpoint may still name it)
+    size_t candidates = self->durable.segment_count - 1;
     size_t expired = 0;
     if (self->config.retention_ms > 0)
         while (expired < candidates
            &&  s_newest_timestamp (self, expired) < now_ms - self->config.retention_ms)
             expired++;
     if (self->config.retention_bytes >= 0) {
-        uint64_t total = self->durable_file_size;
-        for (size_t number = expired; number + 1 < self->durable_segment_count; number++)
+        uint64_t total = self->visible.file_size;
+        for (size_t number = expired; number + 1 < self->visible.segment_count; number++)
             total += zper_segment_file_size (self->segments [number]);
         while (expired < candidates && total > (uint64_t) self->config.retention_bytes)
             total -= zper_segment_file_size (self->segments [expired++]);
@@ -1288,7 +872,9 @@ zper_partition_retain (zper_partition_t *self, int64_t now_ms)
         memmove (self->segments, self->segments + expired,
                  (self->segment_count - expired) * sizeof (zper_segment_t *));
         self->segment_count -= expired;
-        self->durable_segment_count -= expired;
+        self->written.segment_count -= expired;
+        self->visible.segment_count -= expired;
+        self->durable.segment_count -= expired;
         for (size_t index = 0; index < expired; index++)
             s_mapped_forget (self, removed [index]);
     }
@@ -1433,9 +1019,9 @@ s_test_check (const zper_message_t *message, int number)
     assert (!more && frame.size == 0);
 }
 
-//  Read every durable message from offset 0 and check it
+//  Read every visible message from offset 0 and check it
 static void
-s_test_read_all (zper_partition_t *partition, int expected)
+s_test_read_all_visible (zper_partition_t *partition, int expected)
 {
     int64_t offset = 0;
     while (offset < expected) {
@@ -1448,7 +1034,164 @@ s_test_read_all (zper_partition_t *partition, int expected)
     }
     zper_bounds_t bounds;
     zper_partition_bounds (partition, &bounds);
+    assert (bounds.visible_offset == expected);
+}
+
+//  Same, and every visible message is durable
+static void
+s_test_read_all (zper_partition_t *partition, int expected)
+{
+    s_test_read_all_visible (partition, expected);
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
     assert (bounds.durable_offset == expected);
+}
+
+//  Messages [from, to) are exactly what a read from `from` returns
+static void
+s_test_read_range (zper_partition_t *partition, int from, int to)
+{
+    zper_view_t *view = zper_partition_read (partition, from, SIZE_MAX);
+    assert (view && zper_view_count (view) == (size_t) (to - from));
+    zper_message_t message;
+    for (int number = from; zper_view_next (view, &message); number++)
+        s_test_check (&message, number);
+    zper_view_destroy (&view);
+}
+
+static void
+s_test_bounds (zper_partition_t *partition, int64_t durable, int64_t visible, int64_t end)
+{
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
+    assert (bounds.durable_offset == durable && bounds.visible_offset == visible);
+    assert (bounds.end_offset == end);
+    assert (bounds.durable_position <= bounds.visible_position);
+}
+
+//  Under DURABLE visibility, written messages stay invisible until synced
+static void
+s_test_visibility_durable (zper_log_config_t config)
+{
+    config.visibility = ZPER_VISIBILITY_DURABLE;
+    zper_partition_t *partition = zper_partition_open ("durable/0", &config);
+    assert (partition);
+    for (int number = 0; number < 3; number++)
+        assert (s_test_append (partition, number, 0) == number);
+    assert (zper_partition_write (partition) == 3);
+    s_test_bounds (partition, 0, 0, 3);
+    s_test_read_range (partition, 0, 0);
+    assert (zper_partition_read (partition, 1, 100) == NULL && errno == ERANGE);
+    assert (zper_partition_offset_for_time (partition, 0) == 0);
+    assert (zper_partition_flush (partition) == 3);
+    s_test_bounds (partition, 3, 3, 3);
+    s_test_read_range (partition, 0, 3);
+    //  A failed write keeps what was written before; a flush makes it visible
+    assert (s_test_append (partition, 3, 0) == 3);
+    assert (zper_partition_write (partition) == 4);
+    zper_partition_set_fault (partition, ENOSPC, 0);
+    assert (s_test_append (partition, 4, 0) == 4);
+    assert (zper_partition_write (partition) == -1 && errno == ENOSPC);
+    s_test_bounds (partition, 3, 3, 4);
+    zper_partition_set_fault (partition, 0, 0);
+    assert (zper_partition_flush (partition) == 4);
+    s_test_read_range (partition, 0, 4);
+    zper_partition_destroy (&partition);
+}
+
+//  Under WRITTEN visibility (the default), a write makes messages visible
+//  and a flush makes them durable; a failed write keeps what readers saw,
+//  a failed sync takes back everything past the durable end without
+//  changing a byte under a view that holds it
+static void
+s_test_visibility_written (zper_log_config_t config)
+{
+    config.visibility = ZPER_VISIBILITY_WRITTEN;
+    zper_partition_t *partition = zper_partition_open ("written/0", &config);
+    assert (partition);
+    //  Enough writes to roll a few segments before any sync
+    for (int number = 0; number < 100; number++) {
+        assert (s_test_append (partition, number, 1000 + number) == number);
+        if (number % 10 == 9)
+            assert (zper_partition_write (partition) == number + 1);
+    }
+    s_test_bounds (partition, 0, 100, 100);
+    s_test_read_all_visible (partition, 100);
+    assert (zper_partition_offset_for_time (partition, 1050) == 50);
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
+    assert (bounds.segment_count > 1 && bounds.last_timestamp == 1099);
+    assert (zper_partition_flush (partition) == 100);
+    s_test_bounds (partition, 100, 100, 100);
+
+    //  A failed write: nothing already written is taken back
+    for (int number = 100; number < 105; number++)
+        assert (s_test_append (partition, number, 0) == number);
+    assert (zper_partition_write (partition) == 105);
+    zper_partition_set_fault (partition, EIO, 0);
+    assert (s_test_append (partition, 105, 0) == 105);
+    assert (zper_partition_write (partition) == -1 && errno == EIO);
+    assert (s_test_append (partition, 105, 0) == 105);  //  its offset is assigned again
+    assert (zper_partition_flush (partition) == -1 && errno == EIO);
+    s_test_bounds (partition, 100, 105, 105);
+    s_test_read_range (partition, 100, 105);
+
+    //  A failed sync: back to the durable end, a held view keeps its bytes
+    zper_partition_set_fault (partition, 0, EIO);
+    zper_view_t *held = zper_partition_read (partition, 100, SIZE_MAX);
+    assert (held && zper_view_count (held) == 5);
+    zper_message_t message;
+    assert (zper_view_next (held, &message));
+    uint8_t saved [32];
+    assert (message.size <= sizeof saved);
+    memcpy (saved, message.data, message.size);
+    assert (zper_partition_flush (partition) == -1 && errno == EIO);
+    s_test_bounds (partition, 100, 100, 100);
+    assert (zper_partition_read (partition, 101, 100) == NULL && errno == ERANGE);
+    zper_partition_set_fault (partition, 0, 0);
+    //  Offset 100 is assigned again, to other contents, written over the cut
+    zper_frame_t other = { "replacement of message 100", 26 };
+    assert (zper_partition_append (partition, &other, 1, 0) == 100);
+    assert (zper_partition_flush (partition) == 101);
+    assert (memcmp (message.data, saved, message.size) == 0);
+    s_test_check (&message, 100);
+    while (zper_view_next (held, &message))
+        ;
+    zper_view_destroy (&held);
+    //  Readers map the new file, not the one the cut left to the view
+    zper_view_t *view = zper_partition_read (partition, 100, 100);
+    assert (view && zper_view_next (view, &message) && message.size == 2 + other.size);
+    assert (memcmp (message.data + 2, other.data, other.size) == 0);
+    zper_view_destroy (&view);
+    zper_partition_destroy (&partition);
+    //  The files hold exactly the durable log
+    partition = zper_partition_open ("written/0", &config);
+    assert (partition && zper_partition_recovery_bytes (partition) == 0);
+    s_test_bounds (partition, 101, 101, 101);
+    view = zper_partition_read (partition, 100, 100);
+    assert (view && zper_view_next (view, &message) && message.size == 2 + other.size);
+    assert (memcmp (message.data + 2, other.data, other.size) == 0);
+    zper_view_destroy (&view);
+
+    //  A roll syncs the segment it closes: when that fails, the written
+    //  tail is taken back as by a failed flush
+    zper_partition_bounds (partition, &bounds);
+    zper_partition_set_fault (partition, 0, EIO);
+    int64_t written = 0;
+    for (int number = 101; number < 200 && written >= 0; number++) {
+        assert (s_test_append (partition, number, 0) == number);
+        written = zper_partition_write (partition);
+    }
+    assert (written == -1 && errno == EIO);
+    s_test_bounds (partition, 101, 101, 101);
+    zper_bounds_t after;
+    zper_partition_bounds (partition, &after);
+    assert (after.segment_count == bounds.segment_count && after.size_bytes == bounds.size_bytes);
+    zper_partition_set_fault (partition, 0, 0);
+    assert (s_test_append (partition, 101, 0) == 101);
+    assert (zper_partition_flush (partition) == 102);
+    s_test_read_range (partition, 101, 102);
+    zper_partition_destroy (&partition);
 }
 
 void
@@ -1464,7 +1207,7 @@ zper_partition_test (bool verbose)
     zper_partition_t *partition = zper_partition_open ("topic/0", &config);
     assert (partition);
 
-    //  Appends are invisible until flushed; a flush makes them durable
+    //  Appends sit in the open batch, invisible; a flush writes and syncs them
     assert (s_test_append (partition, 0, 1000) == 0);
     zper_view_t *view = zper_partition_read (partition, 0, 100);
     assert (view && zper_view_count (view) == 0);
@@ -1590,5 +1333,8 @@ zper_partition_test (bool verbose)
     s_test_check (&message, 203);
     zper_view_destroy (&view);
     zper_partition_destroy (&partition);
+
+    s_test_visibility_durable (config);
+    s_test_visibility_written (config);
     //  @end
 }

@@ -8,7 +8,7 @@
         00000000000000004096.index      sparse offset index
         00000000000000004096.timeindex  sparse time index
 
-    plus one `checkpoint` file (its layout is in zper_partition.c).
+    plus one `checkpoint` file (its layout is in zper_recovery.c).
 
     RECORD (a batch of one or more messages). Integers little-endian.
 
@@ -49,8 +49,11 @@
         segment's last time entry is its newest timestamp (written at seal).
     (5) Index entries only ever point at record starts inside the file;
         when a file is cut back, its indexes are cut back with it.
-    (6) Bytes below a partition's durable end never change while the file
-        exists, so a read-only mapping of them may be read without locks.
+    (6) Bytes below a partition's visible end (what readers may have seen:
+        the written or the durable end) never change while the file exists,
+        so a read-only mapping of them may be read without locks. A cut below
+        the visible end (a failed sync) gives the segment a new file
+        (zper_segment_cut_by_copy) and leaves the old one as it was.
         Mappings are reference counted: unlinking a file never pulls bytes
         from under a reader that still holds a mapping.
     (7) A record is accepted (scan, read) only if its magic, lengths, CRC,
@@ -685,6 +688,41 @@ zper_segment_truncate (zper_segment_t *self, uint64_t file_size, uint64_t index_
     return 0;
 }
 
+int
+zper_segment_cut_by_copy (zper_segment_t *self, uint64_t file_size)
+{
+    char *temporary = zsys_sprintf ("%s" ZPER_SEGMENT_COPY_SUFFIX, self->log_path);
+    int source = open (self->log_path, O_RDONLY | O_CLOEXEC);
+    int target = source >= 0? open (temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644): -1;
+    int rc = target >= 0? 0: -1;
+    loff_t copied = 0;
+    while (rc == 0 && (uint64_t) copied < file_size) {
+        ssize_t done = copy_file_range (source, &copied, target, NULL,
+                                        (size_t) (file_size - (uint64_t) copied), 0);
+        if (done == 0)
+            errno = EIO;                //  the file is shorter than its durable end
+        if (done <= 0)
+            rc = -1;
+    }
+    if (rc == 0)
+        rc = fdatasync (target);
+    //  rename replaces the name, never the old file's bytes (invariant 6)
+    if (rc == 0)
+        rc = rename (temporary, self->log_path);
+    int saved = errno;
+    if (rc && target >= 0)
+        unlink (temporary);
+    s_close (&source);
+    s_close (&target);
+    free (temporary);
+    if (rc == 0) {
+        s_close (&self->data_fd);       //  the old file's: zper_segment_truncate opens the new one
+        self->file_size = file_size;
+    }
+    errno = saved;
+    return rc;
+}
+
 bool
 zper_segment_indexes_trusted (zper_segment_t *self)
 {
@@ -980,6 +1018,25 @@ zper_segment_test (bool verbose)
     assert (zper_segment_seal (segment) == 0);
     assert (zper_segment_indexes_trusted (segment));
     assert (zper_segment_last_timestamp (segment) == 1005);
+
+    //  A cut by copy leaves mapped bytes as they were; the segment goes on
+    //  in a new file holding the kept bytes
+    uint64_t full_size = zper_segment_file_size (segment);
+    zper_mapping_t *old = zper_segment_map (segment, full_size, 0);
+    assert (old && zper_segment_unmap (segment));
+    assert (zper_segment_cut_by_copy (segment, 168) == 0);
+    assert (access ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, F_OK) == -1);
+    assert (zper_segment_truncate (segment, 168, ZPER_INDEX_ENTRY_SIZE, ZPER_TIME_ENTRY_SIZE,
+                                   104, 1000) == 0);
+    s_test_append (segment, 104, 5000 + 128, 1001, 4, 31, &record);
+    assert (zper_segment_file_size (segment) == 168 + 172);
+    assert (zper_record_decode (zper_mapping_data (old) + 168, full_size - 168, &record)
+            == ZPER_RECORD_OK && record.payload_size == 128);
+    assert (zper_record_verify (&record, zper_mapping_data (old) + 168) == ZPER_RECORD_OK);
+    zper_mapping_unref (&old);
+    assert (zper_segment_cut_by_copy (segment, 1000) == -1 && errno == EIO);
+    assert (zper_segment_file_size (segment) == 168 + 172);
+    assert (zper_segment_seal (segment) == 0);
 
     //  Mappings outlive the file and the segment
     zper_mapping_t *mapping = zper_segment_map (segment, zper_segment_file_size (segment), 0);

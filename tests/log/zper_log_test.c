@@ -29,8 +29,8 @@
 #define FRAME_BODY_MAX      1000
 #define CRASH_ITERATIONS    60
 #define CRASH_RUN_MAX_MS    40          //  the child lives up to this long before SIGKILL
-#define CRASH_BATCH_MAX     40
-#define CRASH_FIRST_REPORT_MS 20000     //  a child that never reports in this long is broken          //  messages appended between two flushes
+#define CRASH_BATCH_MAX     40          //  messages appended between two flushes
+#define CRASH_FIRST_REPORT_MS 20000     //  a child that never reports in this long is broken
 #define SMALL_SEGMENT       (64 * 1024) //  rolls often
 
 static const char *s_cli;               //  path of the zper tool
@@ -972,7 +972,7 @@ s_concurrent_reader (void *argument)
     while (!shared->stop) {
         zper_bounds_t bounds;
         zper_partition_bounds (shared->partition, &bounds);
-        int64_t span = bounds.durable_offset - bounds.start_offset;
+        int64_t span = bounds.visible_offset - bounds.start_offset;
         int64_t offset = bounds.start_offset + (span > 0? rand_r (&seed) % span: 0);
         zper_view_t *view = zper_partition_read (shared->partition, offset, 16 * 1024);
         if (!view) {
@@ -1039,6 +1039,180 @@ s_case_concurrent_readers_and_retention (void)
     free (path);
 }
 
+//  ---- visibility: readers see written messages --------------------------------
+
+#define WRITTEN_CRASH_ITERATIONS    20
+#define SYNC_FAILURE_WRITES         2000
+#define SYNC_FAILURE_EVERY          7       //  one flush in this many fails its fdatasync
+
+//  The child: append random batches forever, writing each without a sync
+//  and reporting the visible offset, what readers could have seen
+static void
+s_written_crash_child (const char *path, int report_fd)
+{
+    zper_log_config_t config;
+    s_config (&config, SMALL_SEGMENT);
+    config.visibility = ZPER_VISIBILITY_WRITTEN;
+    zper_partition_t *partition = zper_partition_open (path, &config);
+    assert (partition);
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
+    int64_t offset = bounds.end_offset;
+    while (true) {
+        int64_t batch = 1 + random () % CRASH_BATCH_MAX;
+        for (int64_t index = 0; index < batch; index++, offset++)
+            assert (s_append (partition, offset, 0) == offset);
+        assert (zper_partition_write (partition) == offset);
+        zper_partition_bounds (partition, &bounds);
+        assert (bounds.visible_offset == offset && bounds.durable_offset <= offset);
+        assert (write (report_fd, &bounds.visible_offset, sizeof (int64_t)) == sizeof (int64_t));
+    }
+}
+
+//  kill -9 of a writer that never flushes: every message readers could see
+//  was in the page cache, so recovery finds it
+static void
+s_case_written_crash (void)
+{
+    char *path = s_path ("written-crash/0");
+    int64_t seen = 0;
+    for (int iteration = 0; iteration < WRITTEN_CRASH_ITERATIONS; iteration++) {
+        int report [2];
+        assert (pipe (report) == 0);
+        srandom ((unsigned) (getpid () + iteration));
+        pid_t child = fork ();
+        assert (child >= 0);
+        if (child == 0) {
+            close (report [0]);
+            s_written_crash_child (path, report [1]);
+        }
+        close (report [1]);
+        int64_t before = seen;
+        seen = s_crash_first_report (report [0], seen);
+        int64_t run_ms = 1 + random () % CRASH_RUN_MAX_MS;
+        seen = s_crash_collect (report [0], zclock_mono () + run_ms, seen);
+        kill (child, SIGKILL);
+        seen = s_crash_collect (report [0], zclock_mono () + 50, seen);
+        int status;
+        assert (waitpid (child, &status, 0) == child);
+        assert (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
+        close (report [0]);
+        assert (seen > before);
+
+        zper_log_config_t config;
+        s_config (&config, SMALL_SEGMENT);
+        zper_partition_t *partition = zper_partition_open (path, &config);
+        assert (partition);
+        zper_bounds_t bounds;
+        zper_partition_bounds (partition, &bounds);
+        assert (bounds.durable_offset >= seen && bounds.visible_offset == bounds.durable_offset);
+        assert (s_check_all (partition) == bounds.durable_offset);
+        zper_partition_destroy (&partition);
+    }
+    printf ("written crash: %d iterations, %" PRId64 " messages seen and recovered\n",
+            WRITTEN_CRASH_ITERATIONS, seen);
+    assert (s_segment_count (path) > 1);
+    assert (s_verify (path) == 0);
+    free (path);
+}
+
+//  A reader that keeps its previous view (and a lent message of it) while
+//  it reads the next one, and checks the held one again before letting go:
+//  a cut of seen bytes must never change or pull them
+static void *
+s_holding_reader (void *argument)
+{
+    concurrent_t *shared = (concurrent_t *) argument;
+    unsigned seed = (unsigned) (uintptr_t) &seed;
+    zper_view_t *held = NULL;
+    zmq_msg_t lent;
+    zmq_msg_init (&lent);
+    while (!shared->stop) {
+        zper_bounds_t bounds;
+        zper_partition_bounds (shared->partition, &bounds);
+        int64_t span = bounds.visible_offset - bounds.durable_offset;
+        int64_t offset = bounds.durable_offset + (span > 0? rand_r (&seed) % span: 0);
+        zper_view_t *view = zper_partition_read (shared->partition, offset, 16 * 1024);
+        if (!view) {
+            assert (errno == ERANGE);       //  a failed sync took it back meanwhile
+            continue;
+        }
+        zper_message_t message;
+        while (zper_view_next (view, &message))
+            assert (message.offset == offset++ && s_message_intact (&message));
+        if (held) {
+            zper_view_rewind (held);
+            while (zper_view_next (held, &message))
+                assert (s_message_intact (&message));
+            zper_view_destroy (&held);
+        }
+        zmq_msg_close (&lent);
+        zper_view_rewind (view);
+        if (zper_view_next (view, &message))
+            assert (zper_view_lend (view, message.data, message.size, &lent) == 0);
+        else
+            zmq_msg_init (&lent);
+        held = view;
+        shared->reads++;
+    }
+    zper_view_destroy (&held);
+    zmq_msg_close (&lent);
+    return NULL;
+}
+
+//  Readers hold views of written, unsynced messages while fdatasyncs fail
+//  and cut the log back under them: no fault, no changed byte, and the
+//  log ends consistent
+static void
+s_case_failed_syncs_keep_held_views_intact (void)
+{
+    char *path = s_path ("sync-failures/0");
+    zper_log_config_t config;
+    s_config (&config, 8 * 1024);
+    config.visibility = ZPER_VISIBILITY_WRITTEN;
+    concurrent_t shared = { .partition = zper_partition_open (path, &config) };
+    assert (shared.partition);
+    pthread_t threads [2];
+    for (int index = 0; index < 2; index++)
+        assert (pthread_create (&threads [index], NULL, s_holding_reader, &shared) == 0);
+    int64_t offset = 0, failures = 0;
+    for (int write = 0; write < SYNC_FAILURE_WRITES; write++) {
+        int64_t batch = 1 + write % 5;
+        for (int64_t index = 0; index < batch; index++, offset++)
+            assert (s_append (shared.partition, offset, 0) == offset);
+        assert (zper_partition_write (shared.partition) == offset);
+        if (write % 3 != 2)
+            continue;                   //  readers get a written tail to hold
+        bool fail = write % (3 * SYNC_FAILURE_EVERY) == 2;
+        zper_partition_set_fault (shared.partition, 0, fail? EIO: 0);
+        int64_t durable = zper_partition_flush (shared.partition);
+        zper_partition_set_fault (shared.partition, 0, 0);
+        zper_bounds_t bounds;
+        zper_partition_bounds (shared.partition, &bounds);
+        if (fail) {
+            assert (durable == -1 && errno == EIO);
+            assert (bounds.end_offset == bounds.durable_offset);
+            offset = bounds.end_offset;     //  offsets assigned again, to the same contents
+            failures++;
+        }
+        else
+            assert (durable == offset && bounds.durable_offset == offset);
+        assert (bounds.visible_offset == bounds.end_offset);
+    }
+    assert (zper_partition_flush (shared.partition) == offset);
+    shared.stop = true;
+    for (int index = 0; index < 2; index++)
+        pthread_join (threads [index], NULL);
+    printf ("sync failures: %" PRId64 " failed syncs, %" PRIu64 " reads, %" PRId64 " messages\n",
+            failures, shared.reads, offset);
+    assert (shared.reads > 0 && failures > 0);
+    assert (s_check_all (shared.partition) == offset);
+    zper_partition_destroy (&shared.partition);
+    assert (s_reopen_and_check (path, 8 * 1024, NULL) == offset);
+    assert (s_verify (path) == 0);
+    free (path);
+}
+
 //  ---- runner --------------------------------------------------------------------------
 
 static const struct {
@@ -1062,6 +1236,8 @@ static const struct {
     { "retention_keeps_held_views_readable", s_case_retention_with_held_reader },
     { "bad_names_are_refused", s_case_bad_names_are_refused },
     { "readers_run_during_appends_and_retention", s_case_concurrent_readers_and_retention },
+    { "written_messages_survive_sigkill", s_case_written_crash },
+    { "failed_syncs_keep_held_views_intact", s_case_failed_syncs_keep_held_views_intact },
     { NULL, NULL }
 };
 
