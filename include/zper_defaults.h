@@ -74,6 +74,8 @@
 #define ZPER_CLIENT_BATCH_MESSAGES      10000           //  ...or holding this many messages...
 #define ZPER_CLIENT_BATCH_LINGER_MS     10              //  ...or when its first message is this old
 #define ZPER_CLIENT_MAX_IN_FLIGHT       1000    //  acks owed before a send waits (bounds the broker's reply queue)
+#define ZPER_CLIENT_DRAIN_SENDS         64      //  mode 1: read waiting acks after this many sends...
+#define ZPER_CLIENT_DRAIN_INTERVAL_MS   1       //  ...or when they were last read this long ago
 #define ZPER_CLIENT_READ_BYTES          (1024 * 1024)   //  largest READ batch a consumer asks for
 #define ZPER_CLIENT_FOLLOW_WAIT_MS      1000    //  long poll of a following consumer (READ max_wait_ms)
 #define ZPER_CLIENT_IDLE_POLL_MS        100     //  zper produce: read acks this often while input is idle
@@ -89,17 +91,32 @@
 #define ZPER_CONFIG_IO_THREADS_MAX      64
 #define ZPER_CONFIG_LINE_MAX            4096                    //  longest config line accepted
 #define ZPER_CONFIG_FILE_MAX            (1024 * 1024)           //  largest config file accepted
-#define ZPER_FRONT_DRAIN_MAX            1024                    //  messages a worker drains per group commit
+#define ZPER_FRONT_DRAIN_MAX            1024                    //  writes the front drains per turn, hand-offs a worker drains per group
 #define ZPER_FRONT_GROUP_MESSAGES_MAX   65536                   //  stored messages per group and per flush note:
                                                                 //  bounds a worker's turn, so heartbeats stay answered
 #define ZPER_FRONT_FRAME_SLACK          1024                    //  wire frame limit: 2 x max_message + this
 #define ZPER_FRONT_REPLY_HWM            1000000                 //  unread replies queued per writer
-#define ZPER_REAR_STREAM_WINDOW_BYTES   (1024 * 1024)           //  streamed bytes in flight per reader
-#define ZPER_REAR_STREAM_RETRY_MS       50                      //  retry a stream its reader stalled
+#define ZPER_FRONT_HANDOFF_BYTES        (256 * 1024)            //  a worker's hand-off is sent once its data holds this much
+#define ZPER_FRONT_QUEUE_BYTES          (64 * 1024 * 1024)      //  hand-off bytes queued per worker before the front waits
+#define ZPER_FRONT_QUEUE_WAIT_MS        1                       //  the front's pause while a worker's queue is full
+#define ZPER_FRONT_HANDOFF_START_BYTES  (16 * 1024)             //  first allocation of a hand-off buffer (it doubles)
+#define ZPER_FRONT_IDENTITY_CACHE       64                      //  parsed identities kept by routing id (direct-mapped)
+#define ZPER_FRONT_COMMAND_MAX          16                      //  longest pipe command a worker reads (PING, $TERM)
+#define ZPER_FRONT_RECORDS_BYTES        4096                    //  a topic's reply records and ack entries start this large
+#define ZPER_REAR_STREAM_WINDOW_BYTES   (1024 * 1024)           //  log bytes a stream hands over per chunk
+#define ZPER_REAR_STREAM_RETRY_MS       50                      //  longest wait before retrying a stalled reader
+#define ZPER_REAR_STREAM_RETRY_MIN_MS   1                       //  first retry of a stalled reader (then doubles)
+#define ZPER_REAR_SEND_HWM              10000                   //  messages queued per reader: one window of
+                                                                //  ~100 B messages, so a stream is not paced by
+                                                                //  retries while its reader keeps up
+#define ZPER_REAR_COPY_FRAME_MAX        32                      //  stored frames up to this are copied, not lent:
+                                                                //  libzmq keeps them inline without an allocation
 #define ZPER_REAR_READ_MAX_WAIT_MS      60000                   //  cap on READ's long poll
 #define ZPER_OFFSET_DEFAULT_MAX_ENTRIES 1024                    //  OFFSET without max_entries
 #define ZPER_RELAY_WINDOW_MESSAGES      256                     //  pushed per reader per turn
-#define ZPER_RELAY_RETRY_MS             50                      //  retry readers whose queue was full
+#define ZPER_RELAY_RETRY_MS             50                      //  longest wait before retrying a full reader
+#define ZPER_RELAY_RETRY_MIN_MS         1                       //  first retry of a full reader (then doubles)
+#define ZPER_RELAY_NOTES_PER_WAKE       1024                    //  bus notes the relay drains before it sends
 #define ZPER_HEARTBEAT_INTERVAL_MS      1000                    //  manager -> component PING
 #define ZPER_HEARTBEAT_LIVENESS         3                       //  missed PONGs before the broker stops
 #define ZPER_STATS_INTERVAL_MS          1000                    //  rate computation period

@@ -1,14 +1,24 @@
 /*  =========================================================================
     zper_front - the front thread: ROUTER in, workers by topic, replies out
 
-    The one thing to know: this thread owns the ROUTER socket and does no
-    disk work. It parses each write's identity, picks the worker from the
-    topic name (zper_identity_route; the client's hash byte is never used,
-    so two clients of one topic can never land on two workers), and
-    forwards the message. Workers push their replies back over an inproc
-    PULL and this thread sends them out, because only it may use the
-    ROUTER. A write from an identity that does not parse is answered here
-    with status 103 (docs/protocol.md 2.1) and never reaches a worker.
+    The one thing to know: this thread owns the ROUTER socket, does no disk
+    work and allocates nothing per message. It receives each frame into one
+    reused zmq_msg_t, finds the write's identity in a small cache keyed by
+    routing id (a producer sends millions of messages under one id), and
+    appends the write to the hand-off of the worker that owns its topic
+    (zper_identity_route: the client's hash byte is never used, so two
+    clients of one topic always land on one worker). A message is copied
+    once, straight into the storage encoding; each worker gets one inproc
+    message per drain turn (or per ZPER_FRONT_HANDOFF_BYTES), handed over
+    without a copy (zper_front.h describes the hand-off).
+
+    Refusals keep their order: a write whose identity does not parse is
+    answered here with status 103 (docs/protocol.md 2.1) and never reaches
+    a worker, but a write that is too large or malformed is handed to its
+    worker marked refused, so its reply leaves in order with the replies
+    of the writes before it. Workers push replies back over an inproc PULL
+    and this thread forwards them frame by frame, because only it may use
+    the ROUTER.
 
     Stopping: stop reading the ROUTER, stop the workers (each flushes and
     pushes its last replies and notes), send those replies, then close the
@@ -22,13 +32,40 @@
 #include "zper_wire.h"
 #include <assert.h>
 
+#define ROUTING_ID_MAX  255             //  ZMTP: a routing id is at most 255 bytes
+
+//  A parsed identity, remembered under its routing id.
+typedef struct {
+    uint8_t routing_id [ROUTING_ID_MAX];
+    size_t routing_id_size;             //  0: slot empty
+    uint8_t mode;
+    uint8_t topic_size;
+    char topic [ZPER_TOPIC_MAX + 1];
+    size_t worker;
+} identity_slot_t;
+
+//  The writes drained for one worker and not yet handed to it.
+typedef struct {
+    uint8_t *entries;
+    size_t entries_size, entries_capacity;
+    uint8_t *data;
+    size_t data_size, data_capacity;
+    size_t writes;
+} handoff_t;
+
 typedef struct {
     zper_broker_t *broker;
     zsock_t *pipe;
     zsock_t *router;
+    void *router_handle;                //  its libzmq socket, resolved once: used per frame
     zsock_t *replies;
     zper_pool_t *workers;
     zper_front_worker_args_t *worker_args;
+    handoff_t *handoffs;                //  one per worker
+    size_t worker_count;
+    identity_slot_t *identities;        //  ZPER_FRONT_IDENTITY_CACHE slots
+    identity_slot_t *last_identity;     //  the slot that answered last
+    zmq_msg_t part;                     //  the frame being received
     int64_t last_bad_identity_log_ms;
 } front_t;
 
@@ -41,10 +78,86 @@ s_wire_frame_limit (const zper_config_t *config)
     return 2 * (int64_t) config->max_message + ZPER_FRONT_FRAME_SLACK;
 }
 
-//  Answer a write whose identity does not parse: [id][103], through a REQ
-//  delimiter when one is there.
+//  Make room for more bytes after used. Buffers at least double, so many
+//  small writes cost few reallocations, but a large write (a batch) gets
+//  just its size: doubling past it would waste up to half of a big buffer.
+static uint8_t *
+s_reserve (uint8_t **buffer, size_t *capacity, size_t used, size_t more)
+{
+    if (used + more > *capacity) {
+        size_t wanted = *capacity? 2 * *capacity: ZPER_FRONT_HANDOFF_START_BYTES;
+        if (wanted < used + more)
+            wanted = used + more;
+        *buffer = (uint8_t *) realloc (*buffer, wanted);
+        assert (*buffer);
+        *capacity = wanted;
+    }
+    return *buffer + used;
+}
+
 static void
-s_reject_identity (front_t *self, zmsg_t *msg, const char *problem)
+s_append_bytes (uint8_t **buffer, size_t *capacity, size_t *used, const void *data, size_t size)
+{
+    if (size)
+        memcpy (s_reserve (buffer, capacity, *used, size), data, size);
+    *used += size;
+}
+
+static bool
+s_more (front_t *self)
+{
+    return zmq_msg_more (&self->part) == 1;
+}
+
+static int
+s_receive_part (front_t *self, int flags)
+{
+    return zmq_msg_recv (&self->part, self->router_handle, flags);
+}
+
+//  The cached identity of a routing id, parsed on a miss. Returns NULL
+//  with *problem set when it does not parse (refusals are not cached).
+static const identity_slot_t *
+s_identity (front_t *self, const uint8_t *routing_id, size_t size, const char **problem)
+{
+    //  A busy producer sends message after message: try its slot first
+    identity_slot_t *slot = self->last_identity;
+    if (slot && slot->routing_id_size == size && memcmp (slot->routing_id, routing_id, size) == 0)
+        return slot;
+    uint32_t hash = 2166136261u;            //  FNV-1a, as zper_identity_route
+    for (size_t index = 0; index < size; index++)
+        hash = (hash ^ routing_id [index]) * 16777619u;
+    slot = &self->identities [hash % ZPER_FRONT_IDENTITY_CACHE];
+    self->last_identity = slot;
+    if (slot->routing_id_size == size && memcmp (slot->routing_id, routing_id, size) == 0)
+        return slot;
+    zper_identity_t identity;
+    if (zper_identity_parse (routing_id, size, &identity, problem)) {
+        self->last_identity = NULL;
+        return NULL;
+    }
+    memcpy (slot->routing_id, routing_id, size);
+    slot->routing_id_size = size;
+    slot->mode = identity.mode;
+    slot->topic_size = (uint8_t) strlen (identity.topic);
+    memcpy (slot->topic, identity.topic, slot->topic_size + 1);
+    slot->worker = zper_identity_route (identity.topic, zper_pool_size (self->workers));
+    return slot;
+}
+
+//  Receive and drop what is left of the current message.
+static void
+s_skip_rest (front_t *self)
+{
+    while (s_more (self) && s_receive_part (self, 0) != -1)
+        ;
+}
+
+//  Answer a write whose identity does not parse: [id][103], through a REQ
+//  delimiter when one is there. The routing id has been received.
+static void
+s_reject_identity (front_t *self, const uint8_t *routing_id, size_t routing_id_size,
+                   const char *problem)
 {
     zper_stats_count (self->broker->stats, ZPER_COUNTER_BAD_IDENTITY);
     int64_t now = zclock_time ();
@@ -52,48 +165,193 @@ s_reject_identity (front_t *self, zmsg_t *msg, const char *problem)
         zsys_warning ("front: write refused: bad identity (%s)", problem);
         self->last_bad_identity_log_ms = now;
     }
-    zmsg_t *reply = zmsg_new ();
-    zframe_t *routing_id = zmsg_pop (msg);
-    zmsg_append (reply, &routing_id);
-    if (zmsg_size (msg) >= 2 && zframe_size (zmsg_first (msg)) == 0) {
-        zframe_t *delimiter = zmsg_pop (msg);
-        zmsg_append (reply, &delimiter);
+    void *router = self->router_handle;
+    zmq_send (router, routing_id, routing_id_size, ZMQ_SNDMORE);
+    bool has_id = s_more (self) && s_receive_part (self, 0) != -1;
+    if (has_id && zmq_msg_size (&self->part) == 0 && s_more (self)) {
+        zmq_send (router, "", 0, ZMQ_SNDMORE);           //  the REQ delimiter
+        has_id = s_receive_part (self, 0) != -1;
     }
-    zframe_t *id = zmsg_pop (msg);
-    if (!id || zframe_size (id) > self->broker->config->max_message) {
-        zframe_destroy (&id);           //  an oversized id is not echoed back
-        id = zframe_new_empty ();
+    //  An oversized id is not echoed back
+    if (has_id && zmq_msg_size (&self->part) <= self->broker->config->max_message)
+        zmq_send (router, zmq_msg_data (&self->part), zmq_msg_size (&self->part), ZMQ_SNDMORE);
+    else
+        zmq_send (router, "", 0, ZMQ_SNDMORE);
+    uint8_t status = ZPER_STATUS_INVALID_ARGUMENT;
+    zmq_send (router, &status, 1, 0);
+    s_skip_rest (self);
+}
+
+//  Copy the current frame into the hand-off's data in the storage
+//  encoding (modes 0-2).
+static void
+s_encode_part (front_t *self, handoff_t *handoff)
+{
+    zper_frame_t frame = { zmq_msg_data (&self->part), zmq_msg_size (&self->part) };
+    size_t size = zper_zmtp_frame_size (frame.size);
+    uint8_t *target = s_reserve (&handoff->data, &handoff->data_capacity, handoff->data_size,
+                                 size);
+    zper_zmtp_encode (&frame, 1, target);
+    if (s_more (self))
+        target [0] |= ZPER_ZMTP_MORE;
+    handoff->data_size += size;
+}
+
+//  Receive the frames of one write into its hand-off: the body into data,
+//  and into *entry the refusal, if any. The id a reply needs but data does
+//  not hold (a batch id, a refused write's id) goes after the entry.
+static void
+s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
+{
+    size_t limit = self->broker->config->max_message;
+    bool batch = entry->mode == ZPER_MODE_BATCH_ACK || entry->mode == ZPER_MODE_BATCH;
+    size_t data_start = handoff->data_size, total = 0, frames = 0;
+    bool too_large = false;
+    zmq_msg_t id;
+    zmq_msg_init (&id);
+    while (s_more (self) && s_receive_part (self, 0) != -1) {
+        size_t size = zmq_msg_size (&self->part);
+        //  A REQ client (mode 2) sends an empty delimiter before its message
+        if (frames == 0 && entry->mode == ZPER_MODE_REQ && size == 0 && s_more (self)
+        &&  !(entry->flags & ZPER_FRONT_ENTRY_REQ)) {
+            entry->flags |= ZPER_FRONT_ENTRY_REQ;
+            continue;
+        }
+        total += size;
+        too_large |= size > limit || total > limit;
+        if (frames++ == 0)
+            zmq_msg_copy (&id, &self->part);    //  shares the frame: no copy of its bytes
+        if (too_large)
+            ;                                   //  nothing of it is stored
+        else
+        if (!batch)
+            s_encode_part (self, handoff);
+        else
+        if (frames == 2)
+            s_append_bytes (&handoff->data, &handoff->data_capacity, &handoff->data_size,
+                            zmq_msg_data (&self->part), size);
     }
-    zmsg_append (reply, &id);
-    zper_wire_add_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
-    zmsg_send (&reply, self->router);
+    if (too_large)
+        entry->status = ZPER_STATUS_MESSAGE_TOO_LARGE;
+    else
+    if (batch && frames != 2)
+        entry->status = ZPER_STATUS_INVALID_ARGUMENT;
+    if (entry->status)
+        handoff->data_size = data_start;
+    entry->data_size = handoff->data_size - data_start;
+    //  The id travels with the entry unless data holds it (an accepted
+    //  message's first frame); an id over the limit is not echoed back
+    if ((entry->status || batch) && zmq_msg_size (&id) <= limit) {
+        entry->id_size = (uint32_t) zmq_msg_size (&id);
+        s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
+                        zmq_msg_data (&id), entry->id_size);
+    }
+    zmq_msg_close (&id);
 }
 
 static void
-s_dispatch (front_t *self, zmsg_t **msg_p)
+s_free_buffer (void *data, void *hint)
 {
-    zmsg_t *msg = *msg_p;
-    zframe_t *routing_id = zmsg_first (msg);
-    zper_identity_t identity;
-    const char *problem = "no message frames";
-    if (zmsg_size (msg) < 2
-    ||  zper_identity_parse (zframe_data (routing_id), zframe_size (routing_id), &identity,
-                             &problem)) {
-        s_reject_identity (self, msg, problem);
-        zmsg_destroy (msg_p);
-        return;
-    }
-    size_t worker = zper_identity_route (identity.topic, zper_pool_size (self->workers));
-    zmsg_pushmem (msg, &identity, sizeof identity);
-    zmsg_send (msg_p, zper_pool_worker (self->workers, worker));
+    (void) hint;
+    free (data);
 }
 
+//  Hand a worker its pending writes as one message [entries][data],
+//  without copying them: the worker's thread frees the buffers.
+static void
+s_handoff_send (front_t *self, size_t worker)
+{
+    handoff_t *handoff = &self->handoffs [worker];
+    if (handoff->writes == 0)
+        return;
+    void *pipe = zsock_resolve (zper_pool_worker (self->workers, worker));
+    atomic_size_t *queued = &self->worker_args [worker].queued_bytes;
+    while (atomic_load (queued) > ZPER_FRONT_QUEUE_BYTES)
+        zclock_sleep (ZPER_FRONT_QUEUE_WAIT_MS);
+    atomic_fetch_add (queued, handoff->entries_size + handoff->data_size);
+    zmq_msg_t entries, data;
+    zmq_msg_init_data (&entries, handoff->entries, handoff->entries_size, s_free_buffer, NULL);
+    if (handoff->data_size)
+        zmq_msg_init_data (&data, handoff->data, handoff->data_size, s_free_buffer, NULL);
+    else {
+        free (handoff->data);
+        zmq_msg_init (&data);
+    }
+    int rc = zmq_msg_send (&entries, pipe, ZMQ_SNDMORE);
+    assert (rc != -1);                  //  inproc to our own worker: blocks, never fails
+    rc = zmq_msg_send (&data, pipe, 0);
+    assert (rc != -1);
+    memset (handoff, 0, sizeof *handoff);
+}
+
+//  Take one write whose routing id is in self->part into its worker's
+//  hand-off.
+static void
+s_take_write (front_t *self)
+{
+    uint8_t routing_id [ROUTING_ID_MAX];
+    size_t routing_id_size = zmq_msg_size (&self->part);
+    assert (routing_id_size <= ROUTING_ID_MAX);
+    memcpy (routing_id, zmq_msg_data (&self->part), routing_id_size);
+    const char *problem = "no message frames";
+    const identity_slot_t *identity = s_more (self)
+        ? s_identity (self, routing_id, routing_id_size, &problem): NULL;
+    if (!identity) {
+        s_reject_identity (self, routing_id, routing_id_size, problem);
+        return;
+    }
+    handoff_t *handoff = &self->handoffs [identity->worker];
+    size_t entry_at = handoff->entries_size;
+    zper_front_entry_t entry = { .mode = identity->mode,
+                                 .routing_id_size = (uint8_t) routing_id_size,
+                                 .topic_size = identity->topic_size };
+    s_reserve (&handoff->entries, &handoff->entries_capacity, entry_at, sizeof entry);
+    handoff->entries_size += sizeof entry;
+    s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
+                    routing_id, routing_id_size);
+    s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
+                    identity->topic, identity->topic_size);
+    s_receive_write (self, handoff, &entry);
+    memcpy (handoff->entries + entry_at, &entry, sizeof entry);
+    size_t padded = entry_at + zper_front_entry_size (&entry);
+    s_reserve (&handoff->entries, &handoff->entries_capacity, handoff->entries_size,
+               padded - handoff->entries_size);
+    handoff->entries_size = padded;
+    handoff->writes++;
+    if (handoff->data_size >= ZPER_FRONT_HANDOFF_BYTES)
+        s_handoff_send (self, identity->worker);
+}
+
+//  Take what is queued, not one message per poll: a poll is a system call
+//  over every socket. Bounded, so replies and heartbeats keep their turn.
+//  Every worker then gets what was drained for it.
+static void
+s_drain_router (front_t *self)
+{
+    for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX
+                       && s_receive_part (self, ZMQ_DONTWAIT) != -1; drained++)
+        s_take_write (self);
+    for (size_t worker = 0; worker < self->worker_count; worker++)
+        s_handoff_send (self, worker);
+}
+
+//  Pass worker replies to the ROUTER frame by frame, as they came.
 static void
 s_forward_replies (front_t *self)
 {
-    zmsg_t *reply;
-    while ((reply = zmsg_recv_nowait (self->replies)))
-        zmsg_send (&reply, self->router);
+    void *replies = zsock_resolve (self->replies);
+    void *router = self->router_handle;
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    while (zmq_msg_recv (&frame, replies, ZMQ_DONTWAIT) != -1) {
+        bool more = zmq_msg_more (&frame);
+        zmq_msg_send (&frame, router, more? ZMQ_SNDMORE: 0);
+        while (more && zmq_msg_recv (&frame, replies, 0) != -1) {
+            more = zmq_msg_more (&frame);
+            zmq_msg_send (&frame, router, more? ZMQ_SNDMORE: 0);
+        }
+    }
+    zmq_msg_close (&frame);
 }
 
 static int
@@ -101,13 +359,14 @@ s_start (front_t *self, char *reason, size_t reason_size)
 {
     const zper_config_t *config = self->broker->config;
     self->router = zsock_new (ZMQ_ROUTER);
+    self->router_handle = zsock_resolve (self->router);
     self->replies = zsock_new (ZMQ_PULL);
     zsock_set_rcvhwm (self->replies, 0);    //  see zper_front_worker.c: no deadlock
     //  A pipelining writer reads its replies late; libzmq's default of 1000
     //  queued replies would silently drop acknowledgements
     zsock_set_sndhwm (self->router, ZPER_FRONT_REPLY_HWM);
     int64_t frame_limit = s_wire_frame_limit (config);
-    zmq_setsockopt (zsock_resolve (self->router), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
+    zmq_setsockopt (self->router_handle, ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
     if (zsock_bind (self->replies, ZPER_INPROC_FRONT_REPLIES) == -1) {
         snprintf (reason, reason_size, "cannot bind %s", ZPER_INPROC_FRONT_REPLIES);
         return -1;
@@ -120,7 +379,12 @@ s_start (front_t *self, char *reason, size_t reason_size)
     for (size_t index = 0; index < count; index++) {
         self->worker_args [index].broker = self->broker;
         self->worker_args [index].index = index;
+        atomic_init (&self->worker_args [index].queued_bytes, 0);
     }
+    self->handoffs = (handoff_t *) zmalloc (count * sizeof (handoff_t));
+    self->worker_count = count;
+    self->identities = (identity_slot_t *)
+        zmalloc (ZPER_FRONT_IDENTITY_CACHE * sizeof (identity_slot_t));
     self->workers = zper_pool_new (zper_front_worker_actor, self->worker_args,
                                    sizeof (zper_front_worker_args_t), count);
     if (!self->workers) {
@@ -140,6 +404,13 @@ s_stop (front_t *self)
     }
     zsock_destroy (&self->router);
     zsock_destroy (&self->replies);
+    //  Hand-offs are sent at the end of every drain: none holds a write
+    for (size_t worker = 0; self->handoffs && worker < self->worker_count; worker++) {
+        freen (self->handoffs [worker].entries);
+        freen (self->handoffs [worker].data);
+    }
+    freen (self->handoffs);
+    freen (self->identities);
     freen (self->worker_args);
 }
 
@@ -151,15 +422,8 @@ s_run (front_t *self)
     bool terminated = false;
     while (!terminated) {
         void *which = zpoller_wait (poller, -1);
-        if (which == self->router) {
-            //  Take what is queued, not one message per poll: a poll is a
-            //  system call over every socket, the main cost of small
-            //  writes. Bounded, so replies and heartbeats keep their turn.
-            zmsg_t *msg;
-            for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX
-                              && (msg = zmsg_recv_nowait (self->router)); drained++)
-                s_dispatch (self, &msg);
-        }
+        if (which == self->router)
+            s_drain_router (self);
         else
         if (which == self->replies)
             s_forward_replies (self);
@@ -177,6 +441,7 @@ void
 zper_front_actor (zsock_t *pipe, void *args)
 {
     front_t self = { .broker = (zper_broker_t *) args, .pipe = pipe };
+    zmq_msg_init (&self.part);
     char reason [256];
     if (s_start (&self, reason, sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
@@ -185,6 +450,7 @@ zper_front_actor (zsock_t *pipe, void *args)
         s_run (&self);
     }
     s_stop (&self);
+    zmq_msg_close (&self.part);
 }
 
 //  --------------------------------------------------------------------------
@@ -199,6 +465,8 @@ zper_front_test (bool verbose)
     snprintf (config.base_dir, sizeof config.base_dir, "data");
     config.front_workers = 2;
     config.max_message = 100;
+    config.flush_interval_ms = 60000;   //  only waiting clients and the stop flush
+    config.visibility = ZPER_VISIBILITY_WRITTEN;
     zper_log_config_t log_config;
     zper_config_log_config (&config, &log_config);
     zper_broker_t broker = { &config, zper_log_new (&log_config), zper_stats_new (), verbose };
@@ -248,6 +516,20 @@ zper_front_test (bool verbose)
     assert (zframe_data (zmsg_next (reply)) [0] == ZPER_STATUS_MESSAGE_TOO_LARGE);
     zmsg_destroy (&reply);
 
+    //  A refused write's reply keeps its place among the writer's replies
+    zstr_sendx (dealer, "id-a", "body", NULL);
+    zstr_sendx (dealer, "id-big", large, NULL);
+    zstr_sendx (dealer, "id-b", "body", NULL);
+    id = zstr_recv (dealer);
+    assert (id && streq (id, "id-a"));
+    zstr_free (&id);
+    reply = zmsg_recv (dealer);
+    assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_first (reply), "id-big"));
+    zmsg_destroy (&reply);
+    id = zstr_recv (dealer);
+    assert (id && streq (id, "id-b"));
+    zstr_free (&id);
+
     //  A bad identity is answered by the front thread: [id][103]
     zsock_t *stranger = zsock_new_dealer (config.front_bind);
     zsock_set_rcvtimeo (stranger, 5000);
@@ -257,9 +539,27 @@ zper_front_test (bool verbose)
     assert (zframe_data (zmsg_last (reply)) [0] == ZPER_STATUS_INVALID_ARGUMENT);
     zmsg_destroy (&reply);
     assert (zper_stats_counter (broker.stats, ZPER_COUNTER_BAD_IDENTITY) == 1);
-    assert (zper_stats_counter (broker.stats, ZPER_COUNTER_TOO_LARGE) == 1);
+    assert (zper_stats_counter (broker.stats, ZPER_COUNTER_TOO_LARGE) == 2);
     assert (zper_stats_counter (broker.stats, ZPER_COUNTER_STORAGE_ERROR) == 1);
 
+    //  Visibility written: a mode 0 write is written and announced on the
+    //  bus at the end of its turn, long before the flush policy syncs it
+    zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "seen");
+    zsock_set_rcvtimeo (bus, 5000);
+    zclock_sleep (100);                 //  the subscription reaches the bus
+    zsock_t *producer = zper_broker_test_client (ZMQ_DEALER, config.front_bind, "seen", 0);
+    zstr_sendx (producer, "id-5", "body", NULL);
+    reply = zmsg_recv (bus);
+    zper_visible_note_t note;
+    assert (reply && zper_broker_note_decode (reply, &note) == 0);
+    assert (streq (note.topic, "seen") && note.from_offset == 0 && note.visible_offset == 1);
+    zmsg_destroy (&reply);
+    partition = zper_log_partition (broker.log, "seen", "0", false);
+    zper_partition_bounds (partition, &bounds);
+    assert (bounds.durable_offset == 0 && bounds.end_offset == 1);
+
+    zsock_destroy (&bus);
+    zsock_destroy (&producer);
     zsock_destroy (&dealer);
     zsock_destroy (&req);
     zsock_destroy (&stranger);

@@ -2,77 +2,96 @@
     zper_front_worker - append, flush, reply: one thread, its own topics
 
     The one thing to know is the group commit. The worker drains whatever
-    writes are queued (up to ZPER_FRONT_DRAIN_MAX writes holding at most
-    ZPER_FRONT_GROUP_MESSAGES_MAX messages), appends each to its topic, then
-    flushes every topic that either has a client waiting for a reply (modes
-    1, 2, 3), whose flush policy (flush_messages, flush_interval) is due, or
-    that holds ZPER_FRONT_GROUP_MESSAGES_MAX messages awaiting their acks, and only then replies and notifies the ack: one
-    fdatasync covers everything that arrived meanwhile, and nothing is ever
-    acknowledged before it is durable. Between groups the poll timeout is
-    the earliest flush_interval deadline of a dirty topic, so a quiet topic
-    still becomes durable within the interval.
+    hand-offs are queued (up to ZPER_FRONT_DRAIN_MAX, holding at most about
+    ZPER_FRONT_GROUP_MESSAGES_MAX messages), appends each run of messages
+    of one topic with one call, then flushes every topic that either has a
+    client waiting for a reply (modes 1, 2, 3), whose flush policy
+    (flush_messages, flush_interval) is due, or that holds
+    ZPER_FRONT_GROUP_MESSAGES_MAX messages awaiting their acks, and only
+    then replies and notifies the ack: one fdatasync covers everything
+    that arrived meanwhile, and nothing is ever acknowledged before it is
+    durable. Under ZPER_VISIBILITY_WRITTEN the other dirty topics are
+    written (not synced) at the end of the turn and announced, so readers
+    see new data within a turn, long before it is durable. Between groups
+    the poll timeout is the earliest flush_interval deadline of a dirty
+    topic, so a quiet topic still becomes durable within the interval.
+
+    Nothing is allocated per message: what a flush owes is kept per topic
+    in two packed buffers, the replies of modes 1-3 (and a record of each
+    mode 4 batch, to count it if the disk refuses it), and the ack entries,
+    built only while a subscriber of the ack socket wants the topic.
 
     Because the front routes by topic name, this thread is the only writer
-    of its topics' partitions, so it can track each topic's next legacy
-    byte position itself (the position every ack names).
+    of its topics' partitions, so it can track each topic's end offset and
+    next legacy byte position itself (the position every ack names).
     ========================================================================= */
 
 #include "zper_front.h"
+#include "zper_ack.h"
 #include "zper_partition.h"
 #include "zper_wire.h"
 #include <assert.h>
 #include <errno.h>
 
-//  A write waiting for its topic's next flush.
+//  A write waiting for its topic's next flush, packed in topic->records,
+//  followed by its routing id and id. A refused write of a loaded topic
+//  waits there too, so that a client's replies keep the order of its writes.
 typedef struct {
-    zmsg_t *envelope;                   //  routing id [+ REQ delimiter]
-    uint8_t mode;
-    zframe_t *id;                       //  message id (first frame) or batch id
-    zframe_t *batch;                    //  modes 3/4: the encoded messages
     int64_t offset;                     //  first logical offset
-    int64_t position;                   //  legacy byte position of the first message
-    size_t count;                       //  messages
-    size_t bytes;                       //  bytes of their storage encoding
-} pending_t;
+    int32_t count;                      //  messages
+    uint32_t id_size;
+    uint8_t mode;
+    uint8_t flags;                      //  ZPER_FRONT_ENTRY_REQ
+    uint8_t routing_id_size;
+    uint8_t status;                     //  0: stored; else the refusal it waits to send
+} record_t;
 
 typedef struct {
     char name [ZPER_TOPIC_MAX + 1];
+    size_t name_size;
     zper_partition_t *partition;
     int64_t durable_offset;             //  as of our last flush
-    int64_t next_position;              //  legacy position of the next append
+    int64_t durable_position;           //  its legacy position: the bytes since are pending
+    int64_t visible_offset;             //  as announced on the bus
+    int64_t end_offset;                 //  next offset the log assigns
+    int64_t next_position;              //  legacy position of end_offset
     int64_t dirty_since_ms;             //  monotonic; 0: nothing unflushed
+    bool unwritten;                     //  appended since the last write or flush
     bool client_waiting;                //  a mode 1/2/3 write is pending
-    size_t pending_messages;            //  stored messages in pending, awaiting their acks
-    zlistx_t *pending;                  //  pending_t, in append order
+    uint64_t pending_messages;          //  appended since the last flush
+    zchunk_t *records;                  //  record_t + routing id + id, in append order
+    zchunk_t *acks;                     //  [id size:u32][id][position:int64 BE] per message
+    zper_ack_interest_t interest;
 } topic_t;
 
 typedef struct {
     zper_broker_t *broker;
     size_t index;
     zsock_t *pipe;
+    atomic_size_t *queued_bytes;        //  hand-offs not yet taken (zper_front.h)
     zsock_t *replies;                   //  PUSH to the front thread
     zsock_t *notes;                     //  PUSH to ack
     zhashx_t *topics;                   //  name -> topic_t
+    topic_t *last_topic;                //  of the previous entry: writes come in runs
     size_t group_messages;              //  messages appended in the current group
     int64_t beat_ms;                    //  monotonic time of our last PONG
 } worker_t;
 
-static void
-s_pending_destroy (void **item)
-{
-    pending_t *pending = (pending_t *) *item;
-    zmsg_destroy (&pending->envelope);
-    zframe_destroy (&pending->id);
-    zframe_destroy (&pending->batch);
-    freen (pending);
-    *item = NULL;
-}
+//  One entry of a hand-off, with its variable parts located.
+typedef struct {
+    zper_front_entry_t head;
+    const uint8_t *routing_id;
+    const uint8_t *topic;
+    const uint8_t *id;                  //  head.id_size bytes
+    const uint8_t *body;                //  head.data_size bytes in the data frame
+} entry_t;
 
 static void
 s_topic_destroy (void **item)
 {
     topic_t *topic = (topic_t *) *item;
-    zlistx_destroy (&topic->pending);
+    zchunk_destroy (&topic->records);
+    zchunk_destroy (&topic->acks);
     freen (topic);
     *item = NULL;
 }
@@ -80,53 +99,151 @@ s_topic_destroy (void **item)
 static bool
 s_mode_replies (uint8_t mode)
 {
-    return mode == 1 || mode == 2 || mode == 3;
+    return mode == ZPER_MODE_ACK || mode == ZPER_MODE_REQ || mode == ZPER_MODE_BATCH_ACK;
 }
 
-//  Send a reply: envelope, then the payload frames of body (consumed).
-static void
-s_reply_send (worker_t *self, zmsg_t *envelope, zmsg_t **body_p)
+static bool
+s_mode_batch (uint8_t mode)
 {
-    zmsg_t *reply = zmsg_dup (envelope);
-    zframe_t *frame;
-    while ((frame = zmsg_pop (*body_p)))
-        zmsg_append (reply, &frame);
-    zmsg_destroy (body_p);
-    zmsg_send (&reply, self->replies);
+    return mode == ZPER_MODE_BATCH_ACK || mode == ZPER_MODE_BATCH;
 }
 
 //  Reply to a write (success when status is OK). Modes 0 and 4 never get
 //  a reply; an error to mode 1/2 is [id][status], mode 3 gets its fixed
 //  four frames (docs/protocol.md 2, 2.1).
 static void
-s_reply (worker_t *self, zmsg_t *envelope, uint8_t mode, zframe_t *id, uint8_t status,
-         int64_t offset, size_t count)
+s_reply (worker_t *self, const record_t *record, const uint8_t *routing_id, const uint8_t *id,
+         uint8_t status)
 {
-    if (!s_mode_replies (mode) || !envelope)
+    if (!s_mode_replies (record->mode))
         return;
-    zmsg_t *body = zmsg_new ();
-    if (mode == 3) {
-        zper_wire_add_status (body, status);
-        zframe_t *copy = zframe_dup (id);
-        zmsg_append (body, &copy);
-        zper_wire_add_int64 (body, status == ZPER_STATUS_OK? offset: -1);
-        zper_wire_add_int32 (body, status == ZPER_STATUS_OK? (int32_t) count: 0);
+    void *socket = zsock_resolve (self->replies);
+    zmq_send (socket, routing_id, record->routing_id_size, ZMQ_SNDMORE);
+    if (record->flags & ZPER_FRONT_ENTRY_REQ)
+        zmq_send (socket, "", 0, ZMQ_SNDMORE);
+    if (record->mode == ZPER_MODE_BATCH_ACK) {
+        uint8_t offset [ZPER_WIRE_INT64_SIZE], count [ZPER_WIRE_INT32_SIZE];
+        bool ok = status == ZPER_STATUS_OK;
+        zper_wire_put_int64 (offset, ok? record->offset: -1);
+        zper_wire_put_int32 (count, ok? record->count: 0);
+        zmq_send (socket, &status, 1, ZMQ_SNDMORE);
+        zmq_send (socket, id, record->id_size, ZMQ_SNDMORE);
+        zmq_send (socket, offset, sizeof offset, ZMQ_SNDMORE);
+        zmq_send (socket, count, sizeof count, 0);
     }
+    else
+    if (status == ZPER_STATUS_OK)
+        zmq_send (socket, id, record->id_size, 0);
     else {
-        zframe_t *copy = id? zframe_dup (id): zframe_new_empty ();
-        zmsg_append (body, &copy);
-        if (status != ZPER_STATUS_OK)
-            zper_wire_add_status (body, status);
+        zmq_send (socket, id, record->id_size, ZMQ_SNDMORE);
+        zmq_send (socket, &status, 1, 0);
     }
-    s_reply_send (self, envelope, &body);
+}
+
+//  Walk the packed records of topic: returns the next one after *cursor
+//  (NULL to start), or NULL at the end.
+static const uint8_t *
+s_record_next (topic_t *topic, const uint8_t *cursor, record_t *record,
+               const uint8_t **routing_id, const uint8_t **id)
+{
+    const uint8_t *start = zchunk_data (topic->records);
+    const uint8_t *end = start + zchunk_size (topic->records);
+    if (!cursor)
+        cursor = start;
+    if (cursor >= end)
+        return NULL;
+    memcpy (record, cursor, sizeof *record);
+    *routing_id = cursor + sizeof *record;
+    *id = *routing_id + record->routing_id_size;
+    return *id + record->id_size;
+}
+
+//  Every write of topic whose messages are not all below end failed:
+//  reply 105 and count it; refusals queued after the first of them are
+//  sent too. Returns the number of their messages at or past end, and
+//  drops them from the records.
+static uint64_t
+s_records_fail_from (worker_t *self, topic_t *topic, int64_t end)
+{
+    record_t record;
+    const uint8_t *routing_id, *id, *next, *cursor = NULL, *kept_end = NULL;
+    uint64_t lost = 0;
+    bool waiting = false;
+    while ((next = s_record_next (topic, cursor, &record, &routing_id, &id))) {
+        bool failed = !record.status && record.offset + record.count > end;
+        if (failed && !kept_end)
+            kept_end = cursor? cursor: zchunk_data (topic->records);
+        if (failed) {
+            zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
+            s_reply (self, &record, routing_id, id, ZPER_STATUS_STORAGE_ERROR);
+            int64_t from = record.offset > end? record.offset: end;
+            lost += (uint64_t) (record.offset + record.count - from);
+        }
+        else
+        if (kept_end)
+            s_reply (self, &record, routing_id, id, record.status);
+        else
+            waiting |= s_mode_replies (record.mode);
+        cursor = next;
+    }
+    //  Stored records are in offset order: the failed ones start a tail
+    if (kept_end)
+        zchunk_set (topic->records, NULL, (size_t) (kept_end - zchunk_data (topic->records)));
+    topic->client_waiting = waiting;
+    return lost;
+}
+
+//  Drop the ack entries at or past position.
+static void
+s_acks_cut (topic_t *topic, int64_t position)
+{
+    const uint8_t *start = zchunk_data (topic->acks);
+    const uint8_t *cursor = start, *end = start + zchunk_size (topic->acks);
+    while (cursor < end) {
+        uint32_t id_size;
+        memcpy (&id_size, cursor, sizeof id_size);
+        if (zper_wire_get_int64 (cursor + sizeof id_size + id_size) >= position)
+            break;
+        cursor += sizeof id_size + id_size + ZPER_WIRE_INT64_SIZE;
+    }
+    zchunk_set (topic->acks, NULL, (size_t) (cursor - start));
+}
+
+//  The disk refused (an append, a write or a flush): the log discarded the
+//  messages it could not keep (every undurable one, or under visibility
+//  written every unwritten one), so the writes that held them fail with
+//  105 and the topic goes on from the log's end. Each failed write is
+//  counted: for modes 0 and 4 the counter is the only trace of a loss.
+static void
+s_topic_fail (worker_t *self, topic_t *topic)
+{
+    zper_bounds_t bounds;
+    zper_partition_bounds (topic->partition, &bounds);
+    int64_t end = bounds.end_offset;
+    uint64_t lost = (uint64_t) (topic->end_offset - end);
+    uint64_t lost_in_records = s_records_fail_from (self, topic, end);
+    //  The other lost messages were mode 0 writes, one message each
+    for (uint64_t index = lost_in_records; index < lost; index++)
+        zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
+    int64_t position = end == bounds.visible_offset? bounds.visible_position
+                                                   : bounds.durable_position;
+    s_acks_cut (topic, position);
+    topic->end_offset = end;
+    topic->next_position = position;
+    topic->durable_offset = bounds.durable_offset;
+    topic->durable_position = bounds.durable_position;
+    if (topic->visible_offset > end)
+        topic->visible_offset = end;
+    uint64_t kept = (uint64_t) (end - bounds.durable_offset);
+    topic->pending_messages = kept;
+    topic->unwritten = false;
+    if (kept == 0)
+        topic->dirty_since_ms = 0;
 }
 
 static topic_t *
-s_topic_require (worker_t *self, const char *name)
+s_topic_new (worker_t *self, const char *name)
 {
-    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
-    if (topic)
-        return topic;
     zper_partition_t *partition = zper_log_partition (self->broker->log, name,
                                                       ZPER_PARTITION_DEFAULT, true);
     if (!partition) {
@@ -135,38 +252,62 @@ s_topic_require (worker_t *self, const char *name)
     }
     zper_bounds_t bounds;
     zper_partition_bounds (partition, &bounds);
-    topic = (topic_t *) zmalloc (sizeof (topic_t));
+    topic_t *topic = (topic_t *) zmalloc (sizeof (topic_t));
     snprintf (topic->name, sizeof topic->name, "%s", name);
+    topic->name_size = strlen (name);
     topic->partition = partition;
-    topic->durable_offset = bounds.durable_offset;
-    topic->next_position = bounds.durable_position;
-    topic->pending = zlistx_new ();
-    zlistx_set_destructor (topic->pending, s_pending_destroy);
+    //  Whatever the log holds at open was recovered: it is durable
+    topic->durable_offset = topic->visible_offset = topic->end_offset = bounds.durable_offset;
+    topic->next_position = topic->durable_position = bounds.durable_position;
+    topic->records = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+    topic->acks = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
     zhashx_insert (self->topics, name, topic);
     return topic;
 }
 
-//  The disk refused: the log discarded every undurable message of the
-//  topic (zper_partition_append, zper_partition_flush), so every write
-//  pending on it fails with 105 and the topic restarts from its durable end.
-//  Each failed write is counted: for modes 0 and 4 the counter is the only
-//  trace of a dropped write.
-static void
-s_topic_fail (worker_t *self, topic_t *topic)
+//  The loaded topic of an entry, or NULL; consecutive entries mostly
+//  share one.
+static topic_t *
+s_topic_find (worker_t *self, const entry_t *entry)
 {
-    for (pending_t *pending = (pending_t *) zlistx_first (topic->pending); pending;
-         pending = (pending_t *) zlistx_next (topic->pending)) {
-        zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
-        s_reply (self, pending->envelope, pending->mode, pending->id, ZPER_STATUS_STORAGE_ERROR,
-                 -1, 0);
+    topic_t *topic = self->last_topic;
+    if (topic && topic->name_size == entry->head.topic_size
+    &&  memcmp (topic->name, entry->topic, topic->name_size) == 0)
+        return topic;
+    char name [ZPER_TOPIC_MAX + 1];
+    memcpy (name, entry->topic, entry->head.topic_size);
+    name [entry->head.topic_size] = 0;
+    topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (topic)
+        self->last_topic = topic;
+    return topic;
+}
+
+//  The topic of an entry, opened (created) on first use; NULL if the log
+//  cannot open it.
+static topic_t *
+s_topic_require (worker_t *self, const entry_t *entry)
+{
+    topic_t *topic = s_topic_find (self, entry);
+    if (!topic) {
+        char name [ZPER_TOPIC_MAX + 1];
+        memcpy (name, entry->topic, entry->head.topic_size);
+        name [entry->head.topic_size] = 0;
+        topic = s_topic_new (self, name);
+        if (topic)
+            self->last_topic = topic;
     }
-    zlistx_purge (topic->pending);
-    zper_bounds_t bounds;
-    zper_partition_bounds (topic->partition, &bounds);
-    topic->durable_offset = bounds.durable_offset;
-    topic->next_position = bounds.durable_position;
-    topic->dirty_since_ms = 0;
-    topic->client_waiting = false;
+    return topic;
+}
+
+//  Count a refused write under its status.
+static void
+s_count_status (worker_t *self, uint8_t status)
+{
+    zper_stats_count (self->broker->stats,
+                      status == ZPER_STATUS_MESSAGE_TOO_LARGE? ZPER_COUNTER_TOO_LARGE:
+                      status == ZPER_STATUS_INVALID_ARGUMENT? ZPER_COUNTER_BAD_WRITE:
+                                                              ZPER_COUNTER_STORAGE_ERROR);
 }
 
 //  Map an append's errno to a reply status and count it.
@@ -187,143 +328,256 @@ s_append_status (worker_t *self, topic_t *topic, int error)
     return ZPER_STATUS_STORAGE_ERROR;
 }
 
-//  Check max_message per frame and per message before touching the log.
-static bool
-s_sizes_allowed (worker_t *self, zmsg_t *body)
+//  The id a reply names: a batch's or a refused write's travels with its
+//  entry, an accepted message's is its first frame, in its body.
+static const uint8_t *
+s_entry_id (const entry_t *entry, uint32_t *id_size)
 {
-    size_t limit = self->broker->config->max_message, total = 0;
-    for (zframe_t *frame = zmsg_first (body); frame; frame = zmsg_next (body)) {
-        if (zframe_size (frame) > limit)
-            return false;
-        total += zframe_size (frame);
-    }
-    return total <= limit;
+    *id_size = entry->head.id_size;
+    if (!entry->head.data_size || s_mode_batch (entry->head.mode))
+        return entry->id;
+    const uint8_t *cursor = entry->body;
+    zper_frame_t frame;
+    bool more;
+    int rc = zper_zmtp_decode (&cursor, cursor + entry->head.data_size, &frame, &more);
+    assert (rc == 0);                   //  the front encoded it
+    *id_size = (uint32_t) frame.size;
+    return (const uint8_t *) frame.data;
 }
 
-//  Append body (the message's frames, or [batch id][batch]) to topic and
-//  queue it for the next flush. Returns 0 or an error status.
-static uint8_t
-s_append (worker_t *self, topic_t *topic, uint8_t mode, zmsg_t *body, pending_t *pending)
-{
-    int64_t now = zclock_time ();       //  the message's timestamp
-    if (mode == 3 || mode == 4) {
-        if (zmsg_size (body) != 2) {
-            zper_stats_count (self->broker->stats, ZPER_COUNTER_BAD_WRITE);
-            return ZPER_STATUS_INVALID_ARGUMENT;
-        }
-        pending->batch = zmsg_last (body);
-        zmsg_remove (body, pending->batch);
-        pending->offset = zper_partition_append_encoded (
-            topic->partition, zframe_data (pending->batch), zframe_size (pending->batch), now,
-            &pending->count);
-        pending->bytes = zframe_size (pending->batch);
-        if (pending->offset >= 0 && pending->count == 0) {
-            zper_stats_count (self->broker->stats, ZPER_COUNTER_BAD_WRITE);
-            return ZPER_STATUS_INVALID_ARGUMENT;
-        }
-    }
-    else {
-        size_t frame_count = zmsg_size (body);
-        zper_frame_t *frames = (zper_frame_t *) zmalloc (frame_count * sizeof (zper_frame_t));
-        size_t index = 0;
-        for (zframe_t *frame = zmsg_first (body); frame; frame = zmsg_next (body), index++) {
-            frames [index].data = zframe_data (frame);
-            frames [index].size = zframe_size (frame);
-        }
-        pending->offset = zper_partition_append (topic->partition, frames, frame_count, now);
-        pending->count = 1;
-        pending->bytes = zper_zmtp_message_size (frames, frame_count);
-        freen (frames);
-    }
-    if (pending->offset < 0)
-        return s_append_status (self, topic, errno);
-    pending->position = topic->next_position;
-    topic->next_position += (int64_t) pending->bytes;
-    topic->pending_messages += pending->count;
-    self->group_messages += pending->count;
-    if (!topic->dirty_since_ms)
-        topic->dirty_since_ms = zclock_mono ();
-    if (s_mode_replies (mode))
-        topic->client_waiting = true;
-    return 0;
-}
-
-//  Handle one write: [identity struct][routing id][REQ delimiter?][frames...]
+//  Queue what topic's next flush owes a write of mode 1-4.
 static void
-s_write (worker_t *self, zmsg_t *msg)
+s_record_add (topic_t *topic, const entry_t *entry, int64_t offset, size_t count,
+              uint8_t status)
 {
-    zper_identity_t identity;
-    zframe_t *identity_frame = zmsg_pop (msg);
-    assert (zframe_size (identity_frame) == sizeof identity);
-    memcpy (&identity, zframe_data (identity_frame), sizeof identity);
-    zframe_destroy (&identity_frame);
-
-    pending_t *pending = (pending_t *) zmalloc (sizeof (pending_t));
-    pending->mode = identity.mode;
-    pending->envelope = zmsg_new ();
-    zframe_t *routing_id = zmsg_pop (msg);
-    zmsg_append (pending->envelope, &routing_id);
-    //  A REQ client (mode 2) sends an empty delimiter before its message
-    if (identity.mode == 2 && zmsg_size (msg) >= 2 && zframe_size (zmsg_first (msg)) == 0) {
-        zframe_t *delimiter = zmsg_pop (msg);
-        zmsg_append (pending->envelope, &delimiter);
-    }
-    pending->id = zframe_dup (zmsg_first (msg));
-
-    uint8_t status = 0;
-    topic_t *topic = NULL;
-    if (!s_sizes_allowed (self, msg)) {
-        zper_stats_count (self->broker->stats, ZPER_COUNTER_TOO_LARGE);
-        status = ZPER_STATUS_MESSAGE_TOO_LARGE;
-        //  An id over the limit is not echoed back
-        if (zframe_size (pending->id) > self->broker->config->max_message)
-            zframe_reset (pending->id, "", 0);
-    }
-    else
-    if (!(topic = s_topic_require (self, identity.topic))) {
-        zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
-        status = ZPER_STATUS_STORAGE_ERROR;
-    }
-    else
-        status = s_append (self, topic, identity.mode, msg, pending);
-
-    if (status) {
-        s_reply (self, pending->envelope, pending->mode, pending->id, status, -1, 0);
-        void *item = pending;
-        s_pending_destroy (&item);
-    }
-    else
-        zlistx_add_end (topic->pending, pending);
+    record_t record = { .offset = offset, .count = (int32_t) count, .mode = entry->head.mode,
+                        .flags = entry->head.flags,
+                        .routing_id_size = entry->head.routing_id_size, .status = status };
+    const uint8_t *id = s_entry_id (entry, &record.id_size);
+    zchunk_extend (topic->records, &record, sizeof record);
+    zchunk_extend (topic->records, entry->routing_id, record.routing_id_size);
+    zchunk_extend (topic->records, id, record.id_size);
+    topic->client_waiting |= s_mode_replies (entry->head.mode);
 }
 
-//  Acks for the messages of one pending write: [id][position] pairs. A
-//  batch's messages are walked to find each one's first frame.
+//  Answer a write that is not stored, with status: in order with the
+//  replies topic owes (when the topic is known), else at once.
 static void
-s_note_add_pairs (zmsg_t *note, pending_t *pending)
+s_refuse (worker_t *self, topic_t *topic, const entry_t *entry, uint8_t status)
 {
-    if (!pending->batch) {
-        zframe_t *id = zframe_dup (pending->id);
-        zmsg_append (note, &id);
-        zper_wire_add_int64 (note, pending->position);
+    if (!s_mode_replies (entry->head.mode))
+        return;
+    if (topic) {
+        s_record_add (topic, entry, -1, 0, status);
         return;
     }
-    const uint8_t *cursor = zframe_data (pending->batch);
-    const uint8_t *end = cursor + zframe_size (pending->batch);
-    int64_t position = pending->position;
+    record_t record = { .mode = entry->head.mode, .flags = entry->head.flags,
+                        .routing_id_size = entry->head.routing_id_size };
+    const uint8_t *id = s_entry_id (entry, &record.id_size);
+    s_reply (self, &record, entry->routing_id, id, status);
+}
+
+//  Keep what the flush owes a stored write: a record (modes 1-4: a reply,
+//  or a batch to count), an ack entry per message when acks are wanted.
+static void
+s_owe (topic_t *topic, const entry_t *entry, int64_t offset, size_t count, int64_t position,
+       bool acks)
+{
+    bool batch = s_mode_batch (entry->head.mode);
+    if (entry->head.mode != ZPER_MODE_NONE)
+        s_record_add (topic, entry, offset, count, 0);
+    if (!acks)
+        return;
+    //  A batch's messages are walked to find each one's first frame
+    const uint8_t *cursor = entry->body, *end = entry->body + entry->head.data_size;
     while (cursor < end) {
         const uint8_t *start = cursor;
         zper_frame_t frame;
         bool more;
         int rc = zper_zmtp_decode (&cursor, end, &frame, &more);
-        assert (rc == 0);               //  the log validated the batch
-        zmsg_addmem (note, frame.data, frame.size);
-        zper_wire_add_int64 (note, position);
+        assert (rc == 0);               //  the log validated it
+        uint32_t size = (uint32_t) frame.size;
+        uint8_t wire_position [ZPER_WIRE_INT64_SIZE];
+        zper_wire_put_int64 (wire_position, position);
+        zchunk_extend (topic->acks, &size, sizeof size);
+        zchunk_extend (topic->acks, frame.data, size);
+        zchunk_extend (topic->acks, wire_position, sizeof wire_position);
         while (more) {
             rc = zper_zmtp_decode (&cursor, end, &frame, &more);
             assert (rc == 0);
         }
         position += cursor - start;
+        if (!batch)
+            break;
     }
+}
+
+//  A run: consecutive accepted messages (modes 0-2) of one topic, one
+//  contiguous stretch of the data frame, appended with one call.
+typedef struct {
+    topic_t *topic;
+    const uint8_t *entries;             //  first entry of the run
+    size_t entry_count;
+    bool replies;                       //  an entry of it is in mode 1 or 2
+    const uint8_t *body;
+    size_t size;
+} run_t;
+
+//  Locate the parts of the entry at cursor; body is where its data starts.
+//  Returns the next entry.
+static const uint8_t *
+s_entry_read (const uint8_t *cursor, const uint8_t *body, entry_t *entry)
+{
+    memcpy (&entry->head, cursor, sizeof entry->head);
+    entry->routing_id = cursor + sizeof entry->head;
+    entry->topic = entry->routing_id + entry->head.routing_id_size;
+    entry->id = entry->topic + entry->head.topic_size;
+    entry->body = body;
+    return cursor + zper_front_entry_size (&entry->head);
+}
+
+//  Append messages (a run, or one batch) to topic. Returns 0, or the
+//  status every write of them gets.
+static uint8_t
+s_append (worker_t *self, topic_t *topic, const uint8_t *body, size_t size, int64_t now,
+          int64_t *offset, size_t *count)
+{
+    *offset = zper_partition_append_encoded (topic->partition, body, size, now, count);
+    if (*offset < 0)
+        return s_append_status (self, topic, errno);
+    topic->end_offset = *offset + (int64_t) *count;
+    topic->pending_messages += *count;
+    topic->unwritten = true;
+    self->group_messages += *count;
+    if (!topic->dirty_since_ms)
+        topic->dirty_since_ms = zclock_mono ();
+    return 0;
+}
+
+//  Append a run and keep what its writes are owed. Without replies or
+//  acks to build, its entries are not even looked at again.
+static void
+s_run_append (worker_t *self, run_t *run, int64_t now)
+{
+    if (!run->entry_count)
+        return;
+    topic_t *topic = run->topic;
+    int64_t offset;
+    size_t count;
+    uint8_t status = s_append (self, topic, run->body, run->size, now, &offset, &count);
+    bool acks = !status && zper_ack_wanted (topic->name, &topic->interest);
+    if (status || run->replies || acks) {
+        assert (status || count == run->entry_count);     //  the front encoded one each
+        const uint8_t *cursor = run->entries, *body = run->body;
+        for (size_t index = 0; index < run->entry_count; index++) {
+            entry_t entry;
+            cursor = s_entry_read (cursor, body, &entry);
+            body += entry.head.data_size;
+            if (status) {
+                if (index)              //  s_append counted the first write
+                    s_count_status (self, status);
+                s_refuse (self, topic, &entry, status);
+                continue;
+            }
+            if (entry.head.mode != ZPER_MODE_NONE || acks)
+                s_owe (topic, &entry, offset + (int64_t) index, 1, topic->next_position, acks);
+            topic->next_position += (int64_t) entry.head.data_size;
+        }
+    }
+    else
+        topic->next_position += (int64_t) run->size;
+    memset (run, 0, sizeof *run);
+}
+
+//  Append one batch (modes 3, 4) and keep what it is owed.
+static void
+s_batch_append (worker_t *self, topic_t *topic, const entry_t *entry, int64_t now)
+{
+    int64_t offset;
+    size_t count;
+    uint8_t status = s_append (self, topic, entry->body, entry->head.data_size, now, &offset,
+                               &count);
+    if (status) {
+        s_refuse (self, topic, entry, status);
+        return;
+    }
+    s_owe (topic, entry, offset, count, topic->next_position,
+           zper_ack_wanted (topic->name, &topic->interest));
+    topic->next_position += (int64_t) entry->head.data_size;
+}
+
+//  Handle one write that does not join a run: refused, or a batch. A
+//  refused write never opens (creates) its topic.
+static void
+s_entry_alone (worker_t *self, const entry_t *entry, int64_t now)
+{
+    uint8_t status = entry->head.status;
+    topic_t *topic = status? s_topic_find (self, entry): s_topic_require (self, entry);
+    if (!status && !topic)
+        status = ZPER_STATUS_STORAGE_ERROR;     //  the topic cannot be opened
+    if (status) {
+        s_count_status (self, status);
+        s_refuse (self, topic, entry, status);
+    }
+    else
+        s_batch_append (self, topic, entry, now);
+}
+
+//  Take one hand-off [entries][data] (zper_front.h): one timestamp for
+//  all of it, one append per run of messages of one topic.
+static void
+s_handoff (worker_t *self, zmq_msg_t *entries, zmq_msg_t *data)
+{
+    int64_t now = zclock_time ();
+    const uint8_t *cursor = (const uint8_t *) zmq_msg_data (entries);
+    const uint8_t *end = cursor + zmq_msg_size (entries);
+    const uint8_t *body = (const uint8_t *) zmq_msg_data (data);
+    run_t run = { NULL };
+    while (cursor < end) {
+        entry_t entry;
+        const uint8_t *next = s_entry_read (cursor, body, &entry);
+        body += entry.head.data_size;
+        bool alone = entry.head.status || s_mode_batch (entry.head.mode);
+        topic_t *topic = alone? NULL: s_topic_require (self, &entry);
+        if (topic && topic == run.topic) {
+            run.entry_count++;
+            run.size += entry.head.data_size;
+            run.replies |= entry.head.mode != ZPER_MODE_NONE;
+        }
+        else {
+            s_run_append (self, &run, now);
+            if (topic)
+                run = (run_t) { topic, cursor, 1, entry.head.mode != ZPER_MODE_NONE,
+                                entry.body, entry.head.data_size };
+            else
+                s_entry_alone (self, &entry, now);  //  refused, a batch, or no topic
+        }
+        cursor = next;
+    }
+    s_run_append (self, &run, now);
+}
+
+//  Tell ack (and through it the readers) that topic is visible up to
+//  visible; acks, when given, are the packed entries of the messages that
+//  just became durable.
+static void
+s_note_send (worker_t *self, topic_t *topic, int64_t visible, zchunk_t *acks)
+{
+    void *socket = zsock_resolve (self->notes);
+    uint8_t from [ZPER_WIRE_INT64_SIZE], to [ZPER_WIRE_INT64_SIZE];
+    uint8_t position [ZPER_WIRE_INT64_SIZE];
+    zper_wire_put_int64 (from, topic->visible_offset);
+    zper_wire_put_int64 (to, visible);
+    zper_wire_put_int64 (position, topic->next_position);
+    bool with_acks = acks && zchunk_size (acks);
+    zmq_send (socket, topic->name, topic->name_size, ZMQ_SNDMORE);
+    zmq_send (socket, from, sizeof from, ZMQ_SNDMORE);
+    zmq_send (socket, to, sizeof to, ZMQ_SNDMORE);
+    zmq_send (socket, position, sizeof position, with_acks? ZMQ_SNDMORE: 0);
+    if (with_acks)
+        zmq_send (socket, zchunk_data (acks), zchunk_size (acks), 0);
+    if (visible > topic->visible_offset)
+        topic->visible_offset = visible;
 }
 
 //  Make topic durable, then reply to its waiting clients and tell ack.
@@ -336,31 +590,45 @@ s_topic_flush (worker_t *self, topic_t *topic)
         s_topic_fail (self, topic);
         return;
     }
-    zmsg_t *note = zmsg_new ();
-    zmsg_addstr (note, topic->name);
-    zper_wire_add_int64 (note, topic->durable_offset);
-    zper_wire_add_int64 (note, durable);
-    zper_wire_add_int64 (note, topic->next_position);
-    uint64_t messages = 0, bytes = 0;
-    for (pending_t *pending = (pending_t *) zlistx_first (topic->pending); pending;
-         pending = (pending_t *) zlistx_next (topic->pending)) {
-        s_reply (self, pending->envelope, pending->mode, pending->id, ZPER_STATUS_OK,
-                 pending->offset, pending->count);
-        s_note_add_pairs (note, pending);
-        messages += pending->count;
-        bytes += pending->bytes;
+    assert (durable == topic->end_offset);  //  we are its only writer
+    record_t record;
+    const uint8_t *routing_id, *id, *cursor = NULL;
+    while ((cursor = s_record_next (topic, cursor, &record, &routing_id, &id)))
+        s_reply (self, &record, routing_id, id, record.status? record.status: ZPER_STATUS_OK);
+    topic->durable_offset = durable;
+    if (topic->pending_messages) {      //  not only refusals
+        zper_stats_written (self->broker->stats, topic->name, topic->pending_messages,
+                            (uint64_t) (topic->next_position - topic->durable_position));
+        s_note_send (self, topic, durable, topic->acks);
     }
-    zlistx_purge (topic->pending);
+    zchunk_set (topic->records, NULL, 0);
+    zchunk_set (topic->acks, NULL, 0);
+    topic->durable_position = topic->next_position;
     topic->pending_messages = 0;
     topic->dirty_since_ms = 0;
     topic->client_waiting = false;
-    zper_stats_written (self->broker->stats, topic->name, messages, bytes);
-    topic->durable_offset = durable;
-    zmsg_send (&note, self->notes);
+    topic->unwritten = false;
+}
+
+//  Visibility written: write what topic appended (no sync) and announce
+//  it, so readers see it now rather than at the next flush.
+static void
+s_topic_write (worker_t *self, topic_t *topic)
+{
+    int64_t written = zper_partition_write (topic->partition);
+    if (written < 0) {
+        zsys_error ("front: write of topic %s failed: %s", topic->name, strerror (errno));
+        s_topic_fail (self, topic);
+        return;
+    }
+    topic->unwritten = false;
+    if (written > topic->visible_offset)
+        s_note_send (self, topic, written, NULL);
 }
 
 //  Flush every topic that must be: a client waits, the policy is due, or
-//  (force) the worker is stopping. Returns the poll timeout until the next
+//  (force) the worker is stopping; under visibility written, write the
+//  other topics that appended. Returns the poll timeout until the next
 //  flush_interval deadline, or -1 when nothing is left unflushed.
 static int
 s_flush_due (worker_t *self, bool force)
@@ -368,37 +636,56 @@ s_flush_due (worker_t *self, bool force)
     int64_t now = zclock_mono ();
     int64_t wall_now = zclock_time ();
     int64_t interval = self->broker->config->flush_interval_ms;
+    bool written_visible = self->broker->config->visibility == ZPER_VISIBILITY_WRITTEN;
     int64_t next_deadline = -1;
     for (topic_t *topic = (topic_t *) zhashx_first (self->topics); topic;
          topic = (topic_t *) zhashx_next (self->topics)) {
-        if (!topic->dirty_since_ms)
+        if (!topic->dirty_since_ms && !topic->client_waiting)
             continue;
-        //  A flush also bounds its note: one pair per message for ack to publish
+        //  A flush also bounds its note: one ack entry per message at most
         if (force || topic->client_waiting || now - topic->dirty_since_ms >= interval
         ||  topic->pending_messages >= ZPER_FRONT_GROUP_MESSAGES_MAX
         ||  zper_partition_flush_due (topic->partition, wall_now))
             s_topic_flush (self, topic);
         else {
+            if (written_visible && topic->unwritten)
+                s_topic_write (self, topic);
             int64_t deadline = topic->dirty_since_ms + interval;
-            if (next_deadline < 0 || deadline < next_deadline)
+            if (topic->dirty_since_ms && (next_deadline < 0 || deadline < next_deadline))
                 next_deadline = deadline;
         }
     }
     return next_deadline < 0? -1: (int) (next_deadline > now? next_deadline - now: 0);
 }
 
-//  Handle one message from the pipe: a write (3+ frames) or a command.
-//  Returns true on $TERM.
+//  Handle one message from the pipe: a hand-off (two frames) or a
+//  command (one). Returns true on $TERM.
 static bool
-s_pipe_message (worker_t *self, zmsg_t *msg)
+s_pipe_message (worker_t *self)
 {
-    if (zmsg_size (msg) >= 3) {
-        s_write (self, msg);
-        return false;
+    void *pipe = zsock_resolve (self->pipe);
+    zmq_msg_t first, second;
+    zmq_msg_init (&first);
+    zmq_msg_init (&second);
+    bool terminate = zmq_msg_recv (&first, pipe, 0) == -1;
+    if (!terminate && zmq_msg_more (&first)) {
+        terminate = zmq_msg_recv (&second, pipe, 0) == -1;
+        if (!terminate) {
+            s_handoff (self, &first, &second);
+            atomic_fetch_sub (self->queued_bytes, zmq_msg_size (&first) + zmq_msg_size (&second));
+        }
     }
-    char *command = zmsg_popstr (msg);
-    bool terminate = !command || zper_broker_pipe_command (self->pipe, command);
-    zstr_free (&command);
+    else
+    if (!terminate) {
+        char command [ZPER_FRONT_COMMAND_MAX + 1];
+        size_t size = zmq_msg_size (&first);
+        size = size < ZPER_FRONT_COMMAND_MAX? size: ZPER_FRONT_COMMAND_MAX;
+        memcpy (command, zmq_msg_data (&first), size);
+        command [size] = 0;
+        terminate = zper_broker_pipe_command (self->pipe, command);
+    }
+    zmq_msg_close (&first);
+    zmq_msg_close (&second);
     return terminate;
 }
 
@@ -407,7 +694,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
 {
     zper_front_worker_args_t *arguments = (zper_front_worker_args_t *) args;
     worker_t self = { .broker = arguments->broker, .index = arguments->index, .pipe = pipe,
-                      .topics = zhashx_new () };
+                      .queued_bytes = &arguments->queued_bytes, .topics = zhashx_new () };
     zhashx_set_destructor (self.topics, s_topic_destroy);
     self.replies = zsock_new_push (">" ZPER_INPROC_FRONT_REPLIES);
     self.notes = zsock_new_push (">" ZPER_INPROC_NOTES);
@@ -431,11 +718,8 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
         self.group_messages = 0;
         for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX && !terminated
                            && self.group_messages < ZPER_FRONT_GROUP_MESSAGES_MAX
-                           && (zsock_events (pipe) & ZMQ_POLLIN); drained++) {
-            zmsg_t *msg = zmsg_recv (pipe);
-            terminated = !msg || s_pipe_message (&self, msg);
-            zmsg_destroy (&msg);
-        }
+                           && (zsock_events (pipe) & ZMQ_POLLIN); drained++)
+            terminated = s_pipe_message (&self);
         timeout = s_flush_due (&self, terminated);
         //  A PING waits behind every write queued before it; a worker that
         //  keeps finishing (bounded) turns is alive, so it says so itself.
