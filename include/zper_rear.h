@@ -10,13 +10,20 @@
     Internally the rear thread and its workers exchange messages that start
     with a zper_rear_header_t frame (same process, so native byte order):
         thread -> worker  REQUEST [env][command][args...]
-                          CREDIT / STALL (offset) / GONE  [env]   (stream flow control)
+                          CREDIT / GONE (stream) [env]    (stream flow control)
         worker -> thread  REPLY [env][frames...]
-                          STREAMED (offset) [env][frames...]      one streamed message
-                          CHUNK_END [env]                         asks for credit
-    A worker sends one chunk of a stream, then waits for the thread's
-    CREDIT (all sent), STALL (the reader's queue was full at offset: resend
-    from there later) or GONE (the reader disconnected).
+                          CHUNK (stream) [env][view]      a window of a stream
+                          DROP (stream) [env]             the stream ended (a new request)
+    A CHUNK hands the thread a zper_view_t (its pointer, as a frame): the
+    thread now owns it, sends its messages to the reader one ZeroMQ message
+    each, lent from the log's mapping, and destroys it. A worker has at
+    most one chunk of a stream with the thread: the thread answers CREDIT
+    once every message of it is queued for the reader (after retrying, on
+    its own timer, while the reader's queue is full), or GONE when the
+    reader disconnected. stream numbers the worker's streams, so that an
+    answer about a stream that has since ended is recognised and ignored;
+    DROP tells the thread to forget a chunk of a stream that ended (it
+    precedes the answer to the request that ended it).
     ========================================================================= */
 
 #ifndef ZPER_REAR_H_INCLUDED
@@ -31,17 +38,16 @@
 typedef enum {
     ZPER_REAR_REQUEST = 'Q',
     ZPER_REAR_CREDIT = 'C',
-    ZPER_REAR_STALL = 'S',
     ZPER_REAR_GONE = 'G',
     ZPER_REAR_REPLY = 'R',
-    ZPER_REAR_STREAMED = 'M',
-    ZPER_REAR_CHUNK_END = 'E'
+    ZPER_REAR_CHUNK = 'K',
+    ZPER_REAR_DROP = 'D'
 } zper_rear_kind_t;
 
 typedef struct {
     uint8_t kind;                       //  zper_rear_kind_t
     uint8_t envelope_frames;            //  1 (DEALER) or 2 (REQ: routing id + delimiter)
-    int64_t offset;                     //  STREAMED, STALL: a logical offset
+    uint32_t stream;                    //  CHUNK, DROP, CREDIT, GONE: the worker's stream number
 } zper_rear_header_t;
 
 //  What a command asks of the worker once its reply is decided.
@@ -89,17 +95,22 @@ zper_rear_outcome_t
                                bool is_req, zper_rear_reply_t *reply,
                                zper_rear_continuation_t *continuation);
 
-//  Fill reply with a READ answer: [100][batch] of the durable messages of
+//  Fill reply with a READ answer: [100][batch] of the visible messages of
 //  topic from offset (an empty batch at the end), or [101].
 void
     zper_rear_command_read (zper_broker_t *broker, const char *topic, int64_t offset,
                             int32_t max_bytes, zper_rear_reply_t *reply);
 
-//  Lend the frames of message (from view) as zero-copy zmq_msg_t's into
-//  frames, which must hold message->frame_count entries. Returns the count
-//  of frames initialised (each must be sent or closed).
-size_t
-    zper_rear_lend_frames (zper_view_t *view, const zper_message_t *message, zmq_msg_t *frames);
+//  Send one stored message (from view) on socket as [prefix][frames...]:
+//  the prefix frame (a ROUTER's routing id, a PUB's topic) without
+//  blocking, then the message's original frames, lent from the view's
+//  mapping (small frames copied, which costs less than a lent reference).
+//  Returns 0, or -1 with the libzmq errno when the prefix could not be
+//  queued (EAGAIN: the peer's queue is full; EHOSTUNREACH: a ROUTER peer
+//  is gone): then nothing of the message was sent.
+int
+    zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
+                            zper_view_t *view, const zper_message_t *message);
 
 //  Self test of this class
 void

@@ -1,11 +1,11 @@
 /*  =========================================================================
-    zper_relay - push new durable messages to live readers
+    zper_relay - push new visible messages to live readers
 
     Two endpoints (docs/protocol.md 5.2):
       relay.bind (ROUTER): a DEALER reader whose identity names a topic
         says hello (any message) or RESUME [offset:int64], then receives
-        the topic's durable messages, each as its original frames, in order.
-      relay.pub.bind (PUB): every durable message of every topic as
+        the topic's visible messages, each as its original frames, in order.
+      relay.pub.bind (PUB): every visible message of every topic as
         [topic][frames...], so a plain SUB socket can tail a topic.
     ========================================================================= */
 

@@ -1,5 +1,5 @@
 /*  =========================================================================
-    zper_rear - the rear thread: ROUTER in, workers by reader, flow control
+    zper_rear - the rear thread: ROUTER in, workers by reader, stream sends
 
     This thread owns the ROUTER socket and does no log work: it peels the
     envelope off each request (one frame for DEALER, routing id plus empty
@@ -7,14 +7,25 @@
     request to the worker chosen from the routing id, and sends the
     workers' answers out.
 
-    The one thing to know is stream flow control. The ROUTER runs with
+    The one thing to know is stream flow control. A worker hands this
+    thread a stream one chunk at a time: a log view of up to a window of
+    messages (zper_rear.h). The thread sends them in one go, each lent
+    from the mapping, with no poll between them, into a send queue of
+    ZPER_REAR_SEND_HWM messages per reader. The ROUTER runs with
     ROUTER_MANDATORY and non-blocking sends, so a reader that does not read
-    can neither block this thread nor make libzmq drop a streamed message
-    silently. A streamed message that cannot be queued marks its reader
-    stalled (and the rest of that chunk is dropped); at the chunk's end
-    the worker is told STALL with the first unsent offset and resends from
-    there later. A send to a reader that has gone answers GONE, which ends
-    its stream.
+    can neither block this thread nor make libzmq drop a streamed message:
+    a send that cannot be queued leaves the chunk here (the reader's
+    outbox), at that message, and the thread retries it on its own timer,
+    after 1 ms at first and less often while the reader stays stuck. Only
+    a chunk sent whole earns the worker CREDIT for the next one, so a
+    stalled reader holds one view, never more. (An earlier bulk hand-off
+    stalled at 18k msg/s because it bounced every full queue back to the
+    worker's 50 ms timer, with libzmq's 1000-message queue.) A send to a
+    reader that has gone answers GONE, which ends its stream.
+
+    The outbox also holds one reply that a full queue refused, ahead of
+    the chunk: the answer to the request that ends a stream must reach a
+    reader whose queue the stream filled.
     ========================================================================= */
 
 #include "zper_rear.h"
@@ -24,10 +35,20 @@
 #include <assert.h>
 
 
+//  What this thread holds for one reader: a reply that its full queue
+//  refused (one at most; it goes first), and the chunk of its stream that
+//  is being sent.
 typedef struct {
-    int64_t offset;                     //  first streamed offset not sent
-    bool gone;
-} stalled_t;
+    zframe_t *routing_id;
+    zmsg_t *reply;                      //  [envelope][frames...], or NULL
+    zper_view_t *view;                  //  the chunk, or NULL
+    uint32_t stream;                    //  the chunk's stream and envelope size
+    uint8_t envelope_frames;
+    zper_message_t message;             //  the next message of the chunk, when started
+    bool started;
+    int retry_ms;                       //  the current retry interval while stalled
+    int64_t retry_at_ms;                //  monotonic; 0 while not stalled
+} outbox_t;
 
 typedef struct {
     zper_broker_t *broker;
@@ -36,13 +57,18 @@ typedef struct {
     zsock_t *output;                    //  PULL from the workers
     zper_pool_t *workers;
     zper_rear_worker_args_t *worker_args;
-    zhashx_t *stalled;                  //  routing id (hex) -> stalled_t
+    zhashx_t *outboxes;                 //  routing id (hex) -> outbox_t
+    int64_t next_retry_ms;              //  monotonic: the earliest stalled outbox's retry; 0: none
 } rear_t;
 
 static void
-s_stalled_destroy (void **item)
+s_outbox_destroy (void **item)
 {
-    freen (*item);
+    outbox_t *outbox = (outbox_t *) *item;
+    zframe_destroy (&outbox->routing_id);
+    zmsg_destroy (&outbox->reply);
+    zper_view_destroy (&outbox->view);
+    freen (outbox);
     *item = NULL;
 }
 
@@ -57,18 +83,55 @@ s_worker_of (rear_t *self, zframe_t *routing_id)
 }
 
 static void
-s_to_worker (rear_t *self, uint8_t kind, int64_t offset, zmsg_t **msg_p, uint8_t envelope_frames)
+s_to_worker (rear_t *self, uint8_t kind, uint32_t stream, zmsg_t **msg_p, uint8_t envelope_frames)
 {
-    zper_rear_header_t header = { kind, envelope_frames, offset };
+    zper_rear_header_t header = { kind, envelope_frames, stream };
     size_t worker = s_worker_of (self, zmsg_first (*msg_p));
     zmsg_pushmem (*msg_p, &header, sizeof header);
     zmsg_send (msg_p, zper_pool_worker (self->workers, worker));
+}
+
+//  The outbox of a reader, created when create is set; key gets its hex
+//  routing id (caller frees). Lookups cost nothing while no outbox exists.
+static outbox_t *
+s_outbox (rear_t *self, zframe_t *routing_id, bool create, char **key)
+{
+    *key = NULL;
+    if (!create && zhashx_size (self->outboxes) == 0)
+        return NULL;
+    *key = zframe_strhex (routing_id);
+    outbox_t *outbox = (outbox_t *) zhashx_lookup (self->outboxes, *key);
+    if (!outbox && create) {
+        outbox = (outbox_t *) zmalloc (sizeof (outbox_t));
+        outbox->routing_id = zframe_dup (routing_id);
+        zhashx_insert (self->outboxes, *key, outbox);
+    }
+    return outbox;
+}
+
+//  Forget the chunk a reader's outbox holds, if it belongs to stream (or
+//  to any stream when stream is 0).
+static void
+s_chunk_forget (rear_t *self, zframe_t *routing_id, uint32_t stream)
+{
+    char *key;
+    outbox_t *outbox = s_outbox (self, routing_id, false, &key);
+    if (outbox && outbox->view && (stream == 0 || outbox->stream == stream)) {
+        zper_view_destroy (&outbox->view);
+        outbox->started = false;
+        if (!outbox->reply)
+            zhashx_delete (self->outboxes, key);
+    }
+    zstr_free (&key);
 }
 
 static void
 s_request (rear_t *self, zmsg_t **msg_p)
 {
     zmsg_t *msg = *msg_p;
+    //  Any request ends the reader's stream: what this thread still holds
+    //  of it goes (the worker ends its side when the request reaches it)
+    s_chunk_forget (self, zmsg_first (msg), 0);
     //  [routing id][""][command]... is a REQ reader; DEALER has no delimiter
     zmsg_first (msg);
     zframe_t *second = zmsg_next (msg);
@@ -76,53 +139,135 @@ s_request (rear_t *self, zmsg_t **msg_p)
     s_to_worker (self, ZPER_REAR_REQUEST, 0, msg_p, envelope_frames);
 }
 
-//  Send frames (envelope first) without blocking. Returns 0, or -1 with
-//  the libzmq errno (EAGAIN: queue full; EHOSTUNREACH: reader gone).
+//  Send a reply ([envelope][frames...], at least two frames) without
+//  blocking. Returns 0 (the frames are sent), or -1 with the libzmq errno
+//  when the reader's queue refused it (msg is untouched).
 static int
 s_send (rear_t *self, zmsg_t *msg)
 {
     void *router = zsock_resolve (self->router);
+    zframe_t *frame = zmsg_first (msg);
+    if (zmq_send (router, zframe_data (frame), zframe_size (frame), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        return -1;
+    //  Once the first frame is queued the rest of the message is too
+    frame = zmsg_pop (msg);
+    zframe_destroy (&frame);
     size_t remaining = zmsg_size (msg);
-    int flags = ZFRAME_DONTWAIT;
-    zframe_t *frame;
-    while ((frame = zmsg_pop (msg))) {
-        if (zframe_send (&frame, router, flags | (--remaining? ZFRAME_MORE: 0)) == -1) {
-            zframe_destroy (&frame);
-            return -1;
-        }
-        //  Once the first frame is queued the rest of the message is too
-        flags = 0;
-    }
+    while ((frame = zmsg_pop (msg)))
+        zframe_send (&frame, router, --remaining? ZFRAME_MORE: 0);
     return 0;
 }
 
+//  The reader's queue is full: retry the outbox soon if this attempt moved
+//  it on, else wait twice as long as last time (up to the cap).
 static void
-s_streamed (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
+s_outbox_stall (rear_t *self, outbox_t *outbox, bool progress)
 {
-    char *key = zframe_strhex (zmsg_first (msg));
-    if (!zhashx_lookup (self->stalled, key) && s_send (self, msg) == -1) {
-        stalled_t *stalled = (stalled_t *) zmalloc (sizeof (stalled_t));
-        stalled->offset = header->offset;
-        stalled->gone = zmq_errno () == EHOSTUNREACH;
-        zhashx_insert (self->stalled, key, stalled);
+    outbox->retry_ms = progress || outbox->retry_ms == 0? ZPER_REAR_STREAM_RETRY_MIN_MS
+                     : outbox->retry_ms * 2 < ZPER_REAR_STREAM_RETRY_MS? outbox->retry_ms * 2
+                     : ZPER_REAR_STREAM_RETRY_MS;
+    outbox->retry_at_ms = zclock_mono () + outbox->retry_ms;
+    if (!self->next_retry_ms || outbox->retry_at_ms < self->next_retry_ms)
+        self->next_retry_ms = outbox->retry_at_ms;
+}
+
+//  Tell a chunk's worker how it ended (CREDIT: all queued, or GONE).
+static void
+s_chunk_done (rear_t *self, outbox_t *outbox, uint8_t kind)
+{
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *routing_id = zframe_dup (outbox->routing_id);
+    zmsg_append (msg, &routing_id);
+    s_to_worker (self, kind, outbox->stream, &msg, outbox->envelope_frames);
+    zper_view_destroy (&outbox->view);
+    outbox->started = false;
+}
+
+//  Send what the reader's queue takes of its outbox: the held reply, then
+//  the chunk. Returns -1 if it stalled (it waits for its retry), else 0:
+//  the outbox is empty, or the reader is gone.
+static int
+s_outbox_send (rear_t *self, outbox_t *outbox)
+{
+    void *router = zsock_resolve (self->router);
+    outbox->retry_at_ms = 0;
+    if (outbox->reply && s_send (self, outbox->reply) == -1 && zmq_errno () == EAGAIN) {
+        s_outbox_stall (self, outbox, false);
+        return -1;
+    }
+    zmsg_destroy (&outbox->reply);      //  sent, or its reader is gone
+    bool progress = false;
+    while (outbox->view && (outbox->started || zper_view_next (outbox->view, &outbox->message))) {
+        outbox->started = true;
+        if (zper_rear_send_message (router, zframe_data (outbox->routing_id),
+                                    zframe_size (outbox->routing_id), outbox->view,
+                                    &outbox->message) == -1) {
+            if (zmq_errno () != EAGAIN) {
+                s_chunk_done (self, outbox, ZPER_REAR_GONE);
+                return 0;
+            }
+            s_outbox_stall (self, outbox, progress);
+            return -1;
+        }
+        outbox->started = false;
+        progress = true;
+    }
+    if (outbox->view)
+        s_chunk_done (self, outbox, ZPER_REAR_CREDIT);
+    return 0;
+}
+
+//  Send an outbox now; forget it once it is empty.
+static void
+s_outbox_flush (rear_t *self, const char *key, outbox_t *outbox)
+{
+    if (s_outbox_send (self, outbox) == 0)
+        zhashx_delete (self->outboxes, key);
+}
+
+//  A worker's REPLY: sent now, or held (after what the reader already has
+//  held) until the reader's queue takes it. A reader holds one reply at
+//  most: past that, a reader that does not read loses replies, as
+//  docs/protocol.md 3.1 says of pipelining.
+static void
+s_reply (rear_t *self, zmsg_t **msg_p)
+{
+    char *key;
+    outbox_t *outbox = s_outbox (self, zmsg_first (*msg_p), false, &key);
+    if (!outbox && s_send (self, *msg_p) == -1 && zmq_errno () == EAGAIN) {
+        zstr_free (&key);
+        outbox = s_outbox (self, zmsg_first (*msg_p), true, &key);
+        outbox->reply = *msg_p;
+        *msg_p = NULL;
+        s_outbox_stall (self, outbox, false);
+    }
+    else
+    if (outbox && !outbox->reply) {
+        outbox->reply = *msg_p;
+        *msg_p = NULL;
+        s_outbox_flush (self, key, outbox);
     }
     zstr_free (&key);
 }
 
-//  A chunk ended: tell its worker how it went.
+//  A worker's CHUNK: [envelope][view pointer]. The thread owns the view.
 static void
-s_chunk_end (rear_t *self, zper_rear_header_t *header, zmsg_t **msg_p)
+s_chunk (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
 {
-    char *key = zframe_strhex (zmsg_first (*msg_p));
-    stalled_t *stalled = (stalled_t *) zhashx_lookup (self->stalled, key);
-    if (!stalled)
-        s_to_worker (self, ZPER_REAR_CREDIT, 0, msg_p, header->envelope_frames);
-    else
-    if (stalled->gone)
-        s_to_worker (self, ZPER_REAR_GONE, 0, msg_p, header->envelope_frames);
-    else
-        s_to_worker (self, ZPER_REAR_STALL, stalled->offset, msg_p, header->envelope_frames);
-    zhashx_delete (self->stalled, key);
+    zframe_t *pointer = zmsg_last (msg);
+    assert (zmsg_size (msg) >= 2 && zframe_size (pointer) == sizeof (zper_view_t *));
+    zper_view_t *view;
+    memcpy (&view, zframe_data (pointer), sizeof view);
+    char *key;
+    outbox_t *outbox = s_outbox (self, zmsg_first (msg), true, &key);
+    //  A worker has one chunk of a reader here at most: replace, never leak
+    zper_view_destroy (&outbox->view);
+    outbox->view = view;
+    outbox->started = false;
+    outbox->stream = header->stream;
+    outbox->envelope_frames = header->envelope_frames;
+    if (!outbox->retry_at_ms)
+        s_outbox_flush (self, key, outbox);
     zstr_free (&key);
 }
 
@@ -135,16 +280,34 @@ s_worker_output (rear_t *self)
         zper_rear_header_t header;
         memcpy (&header, zframe_data (frame), sizeof header);
         if (header.kind == ZPER_REAR_REPLY)
-            s_send (self, msg);         //  a reader that went away loses its answer
+            s_reply (self, &msg);
         else
-        if (header.kind == ZPER_REAR_STREAMED)
-            s_streamed (self, &header, msg);
+        if (header.kind == ZPER_REAR_CHUNK)
+            s_chunk (self, &header, msg);
         else
-        if (header.kind == ZPER_REAR_CHUNK_END)
-            s_chunk_end (self, &header, &msg);
+        if (header.kind == ZPER_REAR_DROP)
+            s_chunk_forget (self, zmsg_first (msg), header.stream);
     }
     zframe_destroy (&frame);
     zmsg_destroy (&msg);
+}
+
+//  Retry the stalled outboxes that are due and find the next retry.
+static void
+s_retries (rear_t *self)
+{
+    int64_t now = zclock_mono ();
+    self->next_retry_ms = 0;
+    zlistx_t *keys = zhashx_keys (self->outboxes);
+    for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys)) {
+        outbox_t *outbox = (outbox_t *) zhashx_lookup (self->outboxes, key);
+        if (outbox->retry_at_ms && outbox->retry_at_ms <= now)
+            s_outbox_flush (self, key, outbox);
+        else
+        if (outbox->retry_at_ms && (!self->next_retry_ms || outbox->retry_at_ms < self->next_retry_ms))
+            self->next_retry_ms = outbox->retry_at_ms;
+    }
+    zlistx_destroy (&keys);
 }
 
 static int
@@ -154,9 +317,10 @@ s_start (rear_t *self, char *reason, size_t reason_size)
     self->router = zsock_new (ZMQ_ROUTER);
     self->output = zsock_new (ZMQ_PULL);
     zsock_set_rcvhwm (self->output, 0);     //  see zper_rear_worker.c: no deadlock
-    self->stalled = zhashx_new ();
-    zhashx_set_destructor (self->stalled, s_stalled_destroy);
+    self->outboxes = zhashx_new ();
+    zhashx_set_destructor (self->outboxes, s_outbox_destroy);
     zsock_set_router_mandatory (self->router, 1);
+    zsock_set_sndhwm (self->router, ZPER_REAR_SEND_HWM);
     int64_t frame_limit = ZPER_REQUEST_FRAME_MAX;
     zmq_setsockopt (zsock_resolve (self->router), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
     if (zsock_bind (self->output, ZPER_INPROC_REAR_REPLIES) == -1) {
@@ -187,7 +351,10 @@ s_run (rear_t *self)
     zper_pool_poll (self->workers, poller);
     bool terminated = false;
     while (!terminated) {
-        void *which = zpoller_wait (poller, -1);
+        int64_t now = zclock_mono ();
+        int timeout = !self->next_retry_ms? -1
+                    : self->next_retry_ms > now? (int) (self->next_retry_ms - now): 0;
+        void *which = zpoller_wait (poller, timeout);
         if (which == self->router) {
             zmsg_t *msg = zmsg_recv (self->router);
             if (msg && zmsg_size (msg) >= 2)
@@ -203,8 +370,32 @@ s_run (rear_t *self)
         else
         if (!which || !zper_pool_handle (self->workers, which))
             terminated = zpoller_terminated (poller);
+        if (self->next_retry_ms && zclock_mono () >= self->next_retry_ms)
+            s_retries (self);
     }
     zpoller_destroy (&poller);
+}
+
+//  Chunks the workers sent that this thread never read own a view each.
+static void
+s_drain_output (rear_t *self)
+{
+    zsock_set_rcvtimeo (self->output, 0);
+    zmsg_t *msg;
+    while ((msg = zmsg_recv (self->output))) {
+        zframe_t *frame = zmsg_first (msg);
+        zper_rear_header_t header;
+        if (frame && zframe_size (frame) == sizeof header) {
+            memcpy (&header, zframe_data (frame), sizeof header);
+            zframe_t *pointer = zmsg_last (msg);
+            zper_view_t *view;
+            if (header.kind == ZPER_REAR_CHUNK && zframe_size (pointer) == sizeof view) {
+                memcpy (&view, zframe_data (pointer), sizeof view);
+                zper_view_destroy (&view);
+            }
+        }
+        zmsg_destroy (&msg);
+    }
 }
 
 void
@@ -219,14 +410,16 @@ zper_rear_actor (zsock_t *pipe, void *args)
         s_run (&self);
     }
     zper_pool_destroy (&self.workers);
+    if (self.output)
+        s_drain_output (&self);
     zsock_destroy (&self.router);
     zsock_destroy (&self.output);
-    zhashx_destroy (&self.stalled);
+    zhashx_destroy (&self.outboxes);
     freen (self.worker_args);
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: ack (the durable bus) and rear in this process, over inproc
+//  Selftest: ack (the visible bus) and rear in this process, over inproc
 
 static zmsg_t *
 s_ask (zsock_t *reader, const char *command, int64_t first, int64_t second)
@@ -283,7 +476,7 @@ zper_rear_test (bool verbose)
     assert (s_status_of (reply) == ZPER_STATUS_INVALID_COMMAND);
     zmsg_destroy (&reply);
 
-    //  Streaming FETCH: the backlog, then what the durable bus announces
+    //  Streaming FETCH: the backlog, then what the visible bus announces
     reply = s_ask (reader, "FETCH", 0, -1);
     assert (s_status_of (reply) == ZPER_STATUS_OK && zmsg_size (reply) == 1);
     zmsg_destroy (&reply);
@@ -303,6 +496,33 @@ zper_rear_test (bool verbose)
     reply = zmsg_recv (reader);
     assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_last (reply), "again"));
     zmsg_destroy (&reply);
+
+    //  zper_rear_send_message: the stored frames, lent, after the prefix;
+    //  nothing at all when the prefix cannot be queued
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    zsock_set_router_mandatory (router, 1);
+    assert (zsock_bind (router, "inproc://zper-rear-test-send") == 0);
+    zsock_t *peer = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (peer, "peer");
+    zsock_set_rcvtimeo (peer, 5000);
+    assert (zsock_connect (peer, "inproc://zper-rear-test-send") == 0);
+    zstr_send (peer, "hello");          //  the ROUTER learns the peer
+    zmsg_t *hello = zmsg_recv (router);
+    assert (hello && zframe_streq (zmsg_first (hello), "peer"));
+    zmsg_destroy (&hello);
+    zper_view_t *view = zper_partition_read (partition, 1, 1000);
+    zper_message_t message;
+    assert (view && zper_view_next (view, &message));
+    assert (zper_rear_send_message (zsock_resolve (router), "nobody", 6, view, &message) == -1);
+    assert (zmq_errno () == EHOSTUNREACH);
+    assert (zper_rear_send_message (zsock_resolve (router), "peer", 4, view, &message) == 0);
+    zper_view_destroy (&view);          //  the lent frames outlive the view
+    reply = zmsg_recv (peer);
+    assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_first (reply), "id"));
+    assert (zframe_streq (zmsg_last (reply), "again"));
+    zmsg_destroy (&reply);
+    zsock_destroy (&peer);
+    zsock_destroy (&router);
 
     zsock_destroy (&notes);
     zsock_destroy (&reader);

@@ -95,23 +95,40 @@ s_super_frame (zper_view_t *view, zper_rear_reply_t *reply)
     zmsg_append (reply->frames, &frame);
 }
 
-size_t
-zper_rear_lend_frames (zper_view_t *view, const zper_message_t *message, zmq_msg_t *frames)
+//  Send one frame of a stored message: copied when libzmq would store it
+//  inline anyway, else lent from the view's mapping.
+static int
+s_send_frame (void *socket, zper_view_t *view, const zper_frame_t *frame, int flags)
 {
-    const uint8_t *cursor = message->data, *end = message->data + message->size;
-    size_t count = 0;
-    bool more = true;
-    while (more && count < message->frame_count) {
-        zper_frame_t frame;
-        if (zper_zmtp_decode (&cursor, end, &frame, &more))
-            break;                      //  the log checksummed it: cannot happen
-        if (zper_view_lend (view, frame.data, frame.size, &frames [count])) {
-            zmq_msg_init_size (&frames [count], frame.size);
-            memcpy (zmq_msg_data (&frames [count]), frame.data, frame.size);
+    if (frame->size > ZPER_REAR_COPY_FRAME_MAX) {
+        zmq_msg_t lent;
+        if (zper_view_lend (view, frame->data, frame->size, &lent) == 0) {
+            if (zmq_msg_send (&lent, socket, flags) == -1) {
+                zmq_msg_close (&lent);
+                return -1;
+            }
+            return 0;
         }
-        count++;
     }
-    return count;
+    return zmq_send (socket, frame->data, frame->size, flags) == -1? -1: 0;
+}
+
+int
+zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
+                        zper_view_t *view, const zper_message_t *message)
+{
+    if (zmq_send (socket, prefix, prefix_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        return -1;
+    //  Once the prefix is queued, the rest of the message is too
+    const uint8_t *cursor = message->data, *end = message->data + message->size;
+    for (size_t index = 0; index < message->frame_count; index++) {
+        zper_frame_t frame;
+        bool more;
+        if (zper_zmtp_decode (&cursor, end, &frame, &more))
+            frame = (zper_frame_t) { NULL, 0 };     //  the log checksummed it: cannot happen
+        s_send_frame (socket, view, &frame, index + 1 < message->frame_count? ZMQ_SNDMORE: 0);
+    }
+    return 0;
 }
 
 //  The status for a read the log refused.
@@ -146,7 +163,7 @@ s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
         else {
             zper_bounds_t bounds;
             zper_partition_bounds (partition, &bounds);
-            first_offset = bounds.durable_offset;
+            first_offset = bounds.visible_offset;
         }
         zper_view_rewind (view);
         if (max_bytes > 0) {
@@ -191,7 +208,7 @@ s_offset (zper_broker_t *broker, const char *topic, zmsg_t *request, zper_rear_r
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
     if (timestamp == -1 || timestamp == -2) {
         zper_wire_add_int64 (reply->frames,
-                             timestamp == -1? bounds.durable_position: bounds.start_position);
+                             timestamp == -1? bounds.visible_position: bounds.start_position);
         return ZPER_REAR_ANSWERED;
     }
     if (!partition || max_entries == 0)
@@ -253,7 +270,7 @@ s_read (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply,
     zper_bounds_t bounds = { 0 };
     if (partition)
         zper_partition_bounds (partition, &bounds);
-    if (offset == bounds.durable_offset && max_wait_ms > 0) {
+    if (offset == bounds.visible_offset && max_wait_ms > 0) {
         continuation->offset = offset;
         continuation->max_bytes = max_bytes;
         continuation->deadline_ms = zclock_mono ()
@@ -277,8 +294,9 @@ s_bounds (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
     if (partition)
         zper_partition_bounds (partition, &bounds);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
-    int64_t values [] = { bounds.start_offset, bounds.durable_offset, bounds.start_position,
-                          bounds.durable_position, bounds.first_timestamp, bounds.last_timestamp };
+    //  The end a reader can read to: the visible end (docs/protocol.md 3.1)
+    int64_t values [] = { bounds.start_offset, bounds.visible_offset, bounds.start_position,
+                          bounds.visible_position, bounds.first_timestamp, bounds.last_timestamp };
     for (size_t index = 0; index < sizeof values / sizeof values [0]; index++)
         zper_wire_add_int64 (reply->frames, values [index]);
     return ZPER_REAR_ANSWERED;

@@ -5,14 +5,16 @@
     back over a PUSH socket (the rear thread owns the ROUTER). What a
     worker keeps between requests:
       - streams: a legacy streaming FETCH, by reader; the next logical
-        offset to send and whether a chunk awaits the thread's credit;
-      - polls: READs waiting at the durable end, with a deadline.
-    Both wake on the durable bus (a topic moved) and on time (poll
-    deadlines, stream retries after a stall). Any new request from a
+        offset to read and whether a chunk is with the rear thread;
+      - polls: READs waiting at the visible end, with a deadline.
+    Streams wake on the visible bus (a topic moved) and on the thread's
+    CREDIT; polls on the bus and on their deadline. Any new request from a
     reader ends that reader's stream, as the legacy protocol says.
 
-    Streamed frames and FETCH super frames are lent from the log's mapping
-    (zper_view_lend), so the bytes travel to the socket without a copy.
+    A stream goes to the rear thread as chunks: one log view of up to
+    ZPER_REAR_STREAM_WINDOW_BYTES, handed over whole (zper_rear.h), so a
+    worker does one read and one inproc send per window, not per message.
+    FETCH super frames are lent from the log's mapping (zper_view_lend).
     ========================================================================= */
 
 #include "zper_rear.h"
@@ -24,9 +26,9 @@
 typedef struct {
     zmsg_t *envelope;
     char topic [ZPER_TOPIC_NAME_MAX + 1];
-    int64_t next_offset;
-    bool awaiting_credit;
-    int64_t retry_at_ms;                //  after a stall; 0: none
+    int64_t next_offset;                //  after the last chunk handed to the thread
+    uint32_t number;                    //  tells the thread's answers to this stream apart
+    bool awaiting_credit;               //  a chunk is with the rear thread
 } stream_t;
 
 typedef struct {
@@ -38,9 +40,10 @@ typedef struct {
     zper_broker_t *broker;
     zsock_t *pipe;
     zsock_t *output;                    //  PUSH to the rear thread
-    zsock_t *bus;                       //  SUB to the durable bus
+    zsock_t *bus;                       //  SUB to the visible bus
     zhashx_t *streams;                  //  routing id (hex) -> stream_t
     zlistx_t *polls;                    //  poll_t
+    uint32_t last_stream;               //  numbers streams; never 0
 } worker_t;
 
 static void
@@ -64,10 +67,10 @@ s_poll_destroy (void **item)
 //  Send [header][envelope][frames...][lent...] to the rear thread. frames
 //  may be NULL and is consumed; lent messages are moved.
 static void
-s_output (worker_t *self, uint8_t kind, int64_t offset, zmsg_t *envelope, zmsg_t **frames_p,
+s_output (worker_t *self, uint8_t kind, uint32_t stream, zmsg_t *envelope, zmsg_t **frames_p,
           zmq_msg_t *lent, size_t lent_count)
 {
-    zper_rear_header_t header = { kind, (uint8_t) zmsg_size (envelope), offset };
+    zper_rear_header_t header = { kind, (uint8_t) zmsg_size (envelope), stream };
     void *socket = zsock_resolve (self->output);
     size_t frame_count = frames_p && *frames_p? zmsg_size (*frames_p): 0;
     zmq_send (socket, &header, sizeof header, ZMQ_SNDMORE);
@@ -106,12 +109,12 @@ s_reply_close (zper_rear_reply_t *reply)
     zmq_msg_close (&reply->lent);
 }
 
-//  Send one chunk of a stream: up to the stream window of durable messages,
-//  each as its original frames, then CHUNK_END to ask for credit.
+//  Hand the rear thread the next chunk of a stream: one view of visible
+//  messages, which the thread then owns (zper_rear.h).
 static void
 s_stream_pump (worker_t *self, stream_t *stream)
 {
-    if (stream->awaiting_credit || stream->retry_at_ms)
+    if (stream->awaiting_credit)
         return;
     zper_partition_t *partition = zper_log_partition (self->broker->log, stream->topic,
                                                       ZPER_PARTITION_DEFAULT, false);
@@ -128,36 +131,31 @@ s_stream_pump (worker_t *self, stream_t *stream)
                                         ZPER_REAR_STREAM_WINDOW_BYTES);
         }
     }
-    if (!view)
-        return;                         //  nothing yet: the durable bus wakes us
-    zper_message_t message;
-    size_t sent = 0;
-    while (zper_view_next (view, &message)) {
-        zmq_msg_t *frames = (zmq_msg_t *) zmalloc ((message.frame_count + 1) * sizeof (zmq_msg_t));
-        size_t count = zper_rear_lend_frames (view, &message, frames);
-        s_output (self, ZPER_REAR_STREAMED, message.offset, stream->envelope, NULL, frames, count);
-        freen (frames);
-        stream->next_offset = message.offset + 1;
-        sent++;
+    size_t count = view? zper_view_count (view): 0;
+    if (count == 0) {
+        zper_view_destroy (&view);
+        return;                         //  nothing yet: the visible bus wakes us
     }
-    zper_view_destroy (&view);
-    if (sent) {
-        s_output (self, ZPER_REAR_CHUNK_END, 0, stream->envelope, NULL, NULL, 0);
-        stream->awaiting_credit = true;
-    }
+    //  A view holds consecutive offsets from the one read
+    stream->next_offset += (int64_t) count;
+    stream->awaiting_credit = true;
+    zmq_msg_t pointer;
+    zmq_msg_init_size (&pointer, sizeof view);
+    memcpy (zmq_msg_data (&pointer), &view, sizeof view);
+    s_output (self, ZPER_REAR_CHUNK, stream->number, stream->envelope, NULL, &pointer, 1);
 }
 
-//  Answer the polls of topic that durable_offset gives something to read,
+//  Answer the polls of topic that visible_offset gives something to read,
 //  or (topic NULL) the polls past their deadline at now. A note that does
 //  not pass a poll's offset (it can arrive after the writer's own ack, for
 //  data the poll already had) leaves the poll waiting.
 static void
-s_polls_answer (worker_t *self, const char *topic, int64_t durable_offset, int64_t now)
+s_polls_answer (worker_t *self, const char *topic, int64_t visible_offset, int64_t now)
 {
     poll_t *poll = (poll_t *) zlistx_first (self->polls);
     while (poll) {
         bool due = topic? streq (poll->continuation.topic, topic)
-                          && durable_offset > poll->continuation.offset
+                          && visible_offset > poll->continuation.offset
                         : now >= poll->continuation.deadline_ms;
         if (due) {
             zper_rear_reply_t reply = s_reply_new ();
@@ -179,12 +177,23 @@ s_key (zmsg_t *envelope)
     return zframe_strhex (zmsg_first (envelope));
 }
 
+//  End a reader's stream, if it has one. A chunk still with the rear
+//  thread is dropped there before this request's answer goes out.
+static void
+s_stream_end (worker_t *self, const char *key)
+{
+    stream_t *stream = (stream_t *) zhashx_lookup (self->streams, key);
+    if (stream && stream->awaiting_credit)
+        s_output (self, ZPER_REAR_DROP, stream->number, stream->envelope, NULL, NULL, 0);
+    zhashx_delete (self->streams, key);
+}
+
 //  A request: [envelope][command][args...]
 static void
 s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
 {
     char *key = s_key (envelope);
-    zhashx_delete (self->streams, key);
+    s_stream_end (self, key);
     if (zmsg_size (request) == 0)
         zmsg_addmem (request, NULL, 0);     //  an empty request is an unknown command
     zper_rear_reply_t reply = s_reply_new ();
@@ -205,6 +214,9 @@ s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
         stream->envelope = zmsg_dup (envelope);
         snprintf (stream->topic, sizeof stream->topic, "%s", continuation.topic);
         stream->next_offset = continuation.offset;
+        if (++self->last_stream == 0)   //  0 means "any stream" to the thread
+            self->last_stream = 1;
+        stream->number = self->last_stream;
         zhashx_update (self->streams, key, stream);
         s_stream_pump (self, stream);
     }
@@ -212,23 +224,21 @@ s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
     zstr_free (&key);
 }
 
-//  Flow control from the rear thread for one stream.
+//  Flow control from the rear thread for one stream: CREDIT (its chunk is
+//  all queued for the reader) or GONE (the reader disconnected). An answer
+//  about a stream that has since ended is ignored.
 static void
 s_flow (worker_t *self, zper_rear_header_t *header, zmsg_t *envelope)
 {
     char *key = s_key (envelope);
     stream_t *stream = (stream_t *) zhashx_lookup (self->streams, key);
-    if (stream && header->kind == ZPER_REAR_GONE)
-        zhashx_delete (self->streams, key);
-    else
-    if (stream) {
-        stream->awaiting_credit = false;
-        if (header->kind == ZPER_REAR_STALL) {
-            stream->next_offset = header->offset;
-            stream->retry_at_ms = zclock_mono () + ZPER_REAR_STREAM_RETRY_MS;
-        }
-        else
+    if (stream && stream->number == header->stream) {
+        if (header->kind == ZPER_REAR_GONE)
+            zhashx_delete (self->streams, key);
+        else {
+            stream->awaiting_credit = false;
             s_stream_pump (self, stream);
+        }
     }
     zstr_free (&key);
 }
@@ -263,7 +273,7 @@ s_pipe_message (worker_t *self, zmsg_t *msg)
 }
 
 static void
-s_durable (worker_t *self, zmsg_t *msg)
+s_visible (worker_t *self, zmsg_t *msg)
 {
     zper_visible_note_t note;
     if (zper_broker_note_decode (msg, &note))
@@ -275,24 +285,14 @@ s_durable (worker_t *self, zmsg_t *msg)
             s_stream_pump (self, stream);
 }
 
-//  Expired polls and stream retries; returns the poll timeout until the
-//  next deadline, or -1.
+//  Answer the expired polls; returns the poll timeout until the next
+//  deadline, or -1.
 static int
 s_timers (worker_t *self)
 {
     int64_t now = zclock_mono ();
     s_polls_answer (self, NULL, 0, now);
     int64_t next = -1;
-    for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
-         stream = (stream_t *) zhashx_next (self->streams)) {
-        if (stream->retry_at_ms && now >= stream->retry_at_ms) {
-            stream->retry_at_ms = 0;
-            s_stream_pump (self, stream);
-        }
-        else
-        if (stream->retry_at_ms && (next < 0 || stream->retry_at_ms < next))
-            next = stream->retry_at_ms;
-    }
     for (poll_t *poll = (poll_t *) zlistx_first (self->polls); poll;
          poll = (poll_t *) zlistx_next (self->polls))
         if (next < 0 || poll->continuation.deadline_ms < next)
@@ -310,6 +310,9 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     //  request: a limit could deadlock the two. Output stays bounded by the
     //  requests in flight and one stream window per stream.
     zsock_set_sndhwm (self.output, 0);
+    //  A chunk sent just before this worker stops owns a view: linger, so
+    //  that the rear thread still receives it and destroys the view
+    zsock_set_linger (self.output, -1);
     self.bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     self.streams = zhashx_new ();
     zhashx_set_destructor (self.streams, s_stream_destroy);
@@ -332,7 +335,7 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
         if (!terminated && (items [1].revents & ZMQ_POLLIN)) {
             zmsg_t *msg = zmsg_recv (self.bus);
             if (msg)
-                s_durable (&self, msg);
+                s_visible (&self, msg);
             zmsg_destroy (&msg);
         }
         timeout = s_timers (&self);

@@ -1,13 +1,22 @@
 /*  =========================================================================
-    zper_relay - live delivery of durable messages to readers and SUBs
+    zper_relay - live delivery of visible messages to readers and SUBs
 
     The one thing to know: the relay never holds messages. Each reader is a
-    position (next logical offset) in its topic; each wake-up (a note on the
-    durable bus, or the retry timer) reads from the log at that position
-    and sends as much as the reader's queue takes. A reader whose queue is
-    full keeps its position and is retried, so a slow reader costs no
-    memory and loses nothing; a reader that disconnected (ROUTER_MANDATORY
-    says EHOSTUNREACH) is forgotten.
+    position (next logical offset) in its topic; each wake-up reads from the
+    log at that position and sends as much as the reader's queue takes,
+    every message lent from the log's mapping (no copy, no allocation of
+    ours per message). A reader that keeps up keeps its log view between
+    turns (a reference to the mapping, not a copy). A reader whose queue is
+    full keeps its position and is retried, soon at first and less often
+    while it stays full; once a retry sends nothing it holds no view
+    either, so a slow reader costs no memory and loses nothing. A reader
+    that disconnected (ROUTER_MANDATORY says EHOSTUNREACH) is forgotten.
+
+    A wake-up drains every note waiting on the visible bus before it sends
+    anything, so a burst of notes costs one read and one run of sends per
+    reader, not one per note. Readers take turns of at most
+    ZPER_RELAY_WINDOW_MESSAGES; one with more to send goes again at once,
+    after the others and after any new note or request.
 
     The PUB side keeps one position per topic, starting where the relay
     first heard of the topic; PUB drops for slow subscribers, as PUB does.
@@ -22,12 +31,29 @@
 #include <assert.h>
 
 
+typedef enum {
+    READER_IDLE,                        //  sent everything visible: a note wakes it
+    READER_MORE,                        //  more to send than one turn: goes again at once
+    READER_BLOCKED                      //  its queue was full: retried at retry_at_ms
+} reader_state_t;
+
 typedef struct {
     zframe_t *routing_id;
     char topic [ZPER_TOPIC_MAX + 1];
     int64_t next_offset;
-    bool behind;                        //  more to send than one turn or a full queue
+    zper_view_t *view;                  //  held between turns while the reader keeps up
+    zper_message_t message;             //  the view's next message, when started
+    bool started;
+    reader_state_t state;
+    int retry_ms;                       //  the current retry interval while blocked
+    int64_t retry_at_ms;                //  monotonic
 } reader_t;
+
+//  What the PUB side has published of a topic, and what it may publish.
+typedef struct {
+    int64_t next_offset;
+    int64_t visible_offset;
+} published_t;
 
 typedef struct {
     zper_broker_t *broker;
@@ -36,7 +62,7 @@ typedef struct {
     zsock_t *publisher;
     zsock_t *bus;
     zhashx_t *readers;                  //  routing id (hex) -> reader_t
-    zhashx_t *published;                //  topic -> int64_t next offset to publish
+    zhashx_t *published;                //  topic -> published_t
 } relay_t;
 
 static void
@@ -44,6 +70,7 @@ s_reader_destroy (void **item)
 {
     reader_t *reader = (reader_t *) *item;
     zframe_destroy (&reader->routing_id);
+    zper_view_destroy (&reader->view);
     freen (reader);
     *item = NULL;
 }
@@ -61,88 +88,131 @@ s_partition (relay_t *self, const char *topic)
     return zper_log_partition (self->broker->log, topic, ZPER_PARTITION_DEFAULT, false);
 }
 
-//  Send one message as [prefix][frames...]; the prefix frame is sent
-//  without blocking. Returns 0 or -1 (errno from libzmq).
-static int
-s_send_message (void *socket, const void *prefix, size_t prefix_size, zper_view_t *view,
-                zper_message_t *message)
+//  A reader's queue was full: retry it, soon if this turn moved it on.
+static void
+s_reader_block (reader_t *reader, bool progress)
 {
-    if (zmq_send (socket, prefix, prefix_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
-        return -1;
-    zmq_msg_t *frames = (zmq_msg_t *) zmalloc ((message->frame_count + 1) * sizeof (zmq_msg_t));
-    size_t count = zper_rear_lend_frames (view, message, frames);
-    for (size_t index = 0; index < count; index++)
-        zmq_msg_send (&frames [index], socket, index + 1 < count? ZMQ_SNDMORE: 0);
-    freen (frames);
-    return 0;
+    reader->retry_ms = progress || reader->retry_ms == 0? ZPER_RELAY_RETRY_MIN_MS
+                     : reader->retry_ms * 2 < ZPER_RELAY_RETRY_MS? reader->retry_ms * 2
+                     : ZPER_RELAY_RETRY_MS;
+    reader->retry_at_ms = zclock_mono () + reader->retry_ms;
+    reader->state = READER_BLOCKED;
 }
 
-//  Send a reader what its queue takes, up to one turn. Returns false when
-//  the reader is gone and must be forgotten.
+//  The reader's next view, from its position; false at the visible end.
+static bool
+s_reader_read (relay_t *self, reader_t *reader)
+{
+    zper_partition_t *partition = s_partition (self, reader->topic);
+    reader->view = partition? zper_partition_read (partition, reader->next_offset,
+                                                   ZPER_REAR_STREAM_WINDOW_BYTES): NULL;
+    if (reader->view && zper_view_count (reader->view) == 0)
+        zper_view_destroy (&reader->view);
+    return reader->view != NULL;
+}
+
+//  Send a reader what its queue takes, up to one turn, and set its state.
+//  A reader that keeps up keeps its view between turns, so that catching
+//  up reads (and checks) each record once, not once per turn; one whose
+//  queue stays full holds nothing. Returns false when the reader is gone
+//  and must be forgotten.
 static bool
 s_reader_pump (relay_t *self, reader_t *reader)
 {
-    zper_partition_t *partition = s_partition (self, reader->topic);
-    reader->behind = false;
-    if (!partition)
-        return true;
     void *router = zsock_resolve (self->router);
+    reader->state = READER_IDLE;
     size_t sent = 0;
     while (sent < ZPER_RELAY_WINDOW_MESSAGES) {
-        zper_view_t *view = zper_partition_read (partition, reader->next_offset,
-                                                 ZPER_REAR_STREAM_WINDOW_BYTES);
-        if (!view)
-            return true;
-        zper_message_t message;
-        bool any = false;
-        while (sent < ZPER_RELAY_WINDOW_MESSAGES && zper_view_next (view, &message)) {
-            any = true;
-            if (s_send_message (router, zframe_data (reader->routing_id),
-                                zframe_size (reader->routing_id), view, &message)) {
-                zper_view_destroy (&view);
-                if (zmq_errno () == EHOSTUNREACH)
-                    return false;
-                reader->behind = true;  //  queue full: retry later
-                return true;
-            }
-            reader->next_offset = message.offset + 1;
-            sent++;
+        if (!reader->view && !s_reader_read (self, reader))
+            return true;                //  at the visible end
+        if (!reader->started && !zper_view_next (reader->view, &reader->message)) {
+            zper_view_destroy (&reader->view);
+            continue;
         }
-        zper_view_destroy (&view);
-        if (!any)
+        reader->started = true;
+        if (zper_rear_send_message (router, zframe_data (reader->routing_id),
+                                    zframe_size (reader->routing_id), reader->view,
+                                    &reader->message)) {
+            if (zmq_errno () != EAGAIN)
+                return false;
+            s_reader_block (reader, sent > 0);
+            if (sent == 0) {
+                zper_view_destroy (&reader->view);
+                reader->started = false;
+            }
             return true;
+        }
+        reader->started = false;
+        reader->next_offset = reader->message.offset + 1;
+        sent++;
     }
-    reader->behind = true;              //  a full turn: let others go first
+    reader->state = READER_MORE;
     return true;
 }
 
-//  Publish topic's new durable messages [next published, durable) on PUB.
+//  Publish on PUB what notes made visible since the last wake-up.
 static void
-s_publish (relay_t *self, const zper_visible_note_t *note)
+s_publish (relay_t *self, const char *topic, published_t *published)
 {
-    int64_t *next = (int64_t *) zhashx_lookup (self->published, note->topic);
-    if (!next) {
-        next = (int64_t *) zmalloc (sizeof (int64_t));
-        *next = note->from_offset;
-        zhashx_insert (self->published, note->topic, next);
-    }
-    zper_partition_t *partition = s_partition (self, note->topic);
+    zper_partition_t *partition = s_partition (self, topic);
     void *publisher = zsock_resolve (self->publisher);
-    while (partition && *next < note->visible_offset) {
-        zper_view_t *view = zper_partition_read (partition, *next, ZPER_REAR_STREAM_WINDOW_BYTES);
+    size_t topic_size = strlen (topic);
+    while (partition && published->next_offset < published->visible_offset) {
+        zper_view_t *view = zper_partition_read (partition, published->next_offset,
+                                                 ZPER_REAR_STREAM_WINDOW_BYTES);
         if (!view)
             break;
         zper_message_t message;
         bool any = false;
-        while (zper_view_next (view, &message) && message.offset < note->visible_offset) {
-            s_send_message (publisher, note->topic, strlen (note->topic), view, &message);
-            *next = message.offset + 1;
+        while (zper_view_next (view, &message) && message.offset < published->visible_offset) {
+            zper_rear_send_message (publisher, topic, topic_size, view, &message);
+            published->next_offset = message.offset + 1;
             any = true;
         }
         zper_view_destroy (&view);
         if (!any)
             break;
     }
+}
+
+//  A note: the PUB side may publish up to it, and the topic's idle readers
+//  have something to send.
+static void
+s_note (relay_t *self, const zper_visible_note_t *note)
+{
+    published_t *published = (published_t *) zhashx_lookup (self->published, note->topic);
+    if (!published) {
+        published = (published_t *) zmalloc (sizeof (published_t));
+        published->next_offset = note->from_offset;
+        zhashx_insert (self->published, note->topic, published);
+    }
+    if (note->visible_offset > published->visible_offset)
+        published->visible_offset = note->visible_offset;
+    for (reader_t *reader = (reader_t *) zhashx_first (self->readers); reader;
+         reader = (reader_t *) zhashx_next (self->readers))
+        if (reader->state == READER_IDLE && streq (reader->topic, note->topic))
+            reader->state = READER_MORE;
+}
+
+//  Every note waiting on the bus (at most ZPER_RELAY_NOTES_PER_WAKE, so
+//  that requests and the pipe keep their turn), then what they made
+//  visible on PUB.
+static void
+s_notes (relay_t *self)
+{
+    for (size_t count = 0; count < ZPER_RELAY_NOTES_PER_WAKE; count++) {
+        zmsg_t *msg = zmsg_recv (self->bus);   //  the bus's receive timeout is 0
+        if (!msg)
+            break;
+        zper_visible_note_t note;
+        if (zper_broker_note_decode (msg, &note) == 0)
+            s_note (self, &note);
+        zmsg_destroy (&msg);
+    }
+    for (published_t *published = (published_t *) zhashx_first (self->published); published;
+         published = (published_t *) zhashx_next (self->published))
+        if (published->next_offset < published->visible_offset)
+            s_publish (self, (const char *) zhashx_cursor (self->published), published);
 }
 
 //  A reader's hello or RESUME. Replies [103] to a bad identity or request,
@@ -164,11 +234,11 @@ s_reader_message (relay_t *self, zmsg_t *msg)
         if (partition)
             zper_partition_bounds (partition, &bounds);
         if (offset == -1)
-            offset = bounds.durable_offset;
+            offset = bounds.visible_offset;
         else
         if (offset == -2)
             offset = bounds.start_offset;
-        if (offset < bounds.start_offset || offset > bounds.durable_offset)
+        if (offset < bounds.start_offset || offset > bounds.visible_offset)
             zper_wire_add_status (reply, ZPER_STATUS_INVALID_OFFSET);
         else {
             char *key = zframe_strhex (routing_id);
@@ -176,7 +246,7 @@ s_reader_message (relay_t *self, zmsg_t *msg)
             reader->routing_id = zframe_dup (routing_id);
             snprintf (reader->topic, sizeof reader->topic, "%s", identity.topic);
             reader->next_offset = offset;
-            reader->behind = true;      //  pumped right after this message
+            reader->state = READER_MORE;        //  pumped right after this message
             zhashx_update (self->readers, key, reader);
             zstr_free (&key);
             if (resume) {
@@ -194,25 +264,30 @@ s_reader_message (relay_t *self, zmsg_t *msg)
     zmsg_destroy (&reply);
 }
 
-//  Pump every reader (of topic, or every one that is behind when topic is
-//  NULL). Returns true if some reader is still behind.
-static bool
-s_pump (relay_t *self, const char *topic)
+//  Give every reader with more to send its turn, and retry the blocked
+//  ones that are due. Returns the poll timeout: 0 while some reader has
+//  more to send, else until the next retry, or -1.
+static int
+s_pump (relay_t *self)
 {
-    bool behind = false;
+    int64_t now = zclock_mono (), next_retry = -1;
+    bool more = false;
     reader_t *reader = (reader_t *) zhashx_first (self->readers);
     while (reader) {
-        if (topic? streq (reader->topic, topic): reader->behind) {
+        if (reader->state == READER_MORE
+        || (reader->state == READER_BLOCKED && reader->retry_at_ms <= now)) {
             if (!s_reader_pump (self, reader)) {
                 zhashx_delete (self->readers, zhashx_cursor (self->readers));
                 reader = (reader_t *) zhashx_first (self->readers);
                 continue;
             }
         }
-        behind |= reader->behind;
+        more |= reader->state == READER_MORE;
+        if (reader->state == READER_BLOCKED && (next_retry < 0 || reader->retry_at_ms < next_retry))
+            next_retry = reader->retry_at_ms;
         reader = (reader_t *) zhashx_next (self->readers);
     }
-    return behind;
+    return more? 0: next_retry < 0? -1: next_retry > now? (int) (next_retry - now): 0;
 }
 
 static int
@@ -222,6 +297,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     self->router = zsock_new (ZMQ_ROUTER);
     self->publisher = zsock_new (ZMQ_PUB);
     self->bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
+    zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
     self->readers = zhashx_new ();
     zhashx_set_destructor (self->readers, s_reader_destroy);
     self->published = zhashx_new ();
@@ -238,40 +314,32 @@ s_start (relay_t *self, char *reason, size_t reason_size)
 static void
 s_run (relay_t *self)
 {
-    zpoller_t *poller = zpoller_new (self->pipe, self->router, self->bus, NULL);
-    bool terminated = false, behind = false;
+    bool terminated = false;
+    int timeout = -1;
     while (!terminated) {
-        void *which = zpoller_wait (poller, behind? ZPER_RELAY_RETRY_MS: -1);
-        if (which == self->router) {
-            zmsg_t *msg = zmsg_recv (self->router);
-            if (msg)
-                s_reader_message (self, msg);
-            zmsg_destroy (&msg);
-            behind = s_pump (self, NULL);
+        zmq_pollitem_t items [] = { { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
+                                    { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+                                    { zsock_resolve (self->bus), 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, 3, timeout) == -1) {
+            if (zmq_errno () != EINTR)
+                break;
+            continue;
         }
-        else
-        if (which == self->bus) {
-            zmsg_t *msg = zmsg_recv (self->bus);
-            zper_visible_note_t note;
-            if (msg && zper_broker_note_decode (msg, &note) == 0) {
-                s_publish (self, &note);
-                behind = s_pump (self, note.topic);
-            }
-            zmsg_destroy (&msg);
-        }
-        else
-        if (which == self->pipe) {
+        if (items [0].revents & ZMQ_POLLIN) {
             char *command = zstr_recv (self->pipe);
             terminated = !command || zper_broker_pipe_command (self->pipe, command);
             zstr_free (&command);
         }
-        else
-        if (zpoller_expired (poller))
-            behind = s_pump (self, NULL);
-        else
-            terminated = zpoller_terminated (poller);
+        if (items [1].revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv (self->router);
+            if (msg)
+                s_reader_message (self, msg);
+            zmsg_destroy (&msg);
+        }
+        if (items [2].revents & ZMQ_POLLIN)
+            s_notes (self);
+        timeout = s_pump (self);
     }
-    zpoller_destroy (&poller);
 }
 
 void
@@ -293,7 +361,7 @@ zper_relay_actor (zsock_t *pipe, void *args)
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: ack (the durable bus) and relay in this process, over inproc
+//  Selftest: ack (the visible bus) and relay in this process, over inproc
 
 void
 zper_relay_test (bool verbose)
@@ -329,7 +397,7 @@ zper_relay_test (bool verbose)
     assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_last (reply), "first"));
     zmsg_destroy (&reply);
 
-    //  A new durable message reaches the reader and the SUB socket
+    //  A new visible message reaches the reader and the SUB socket
     zclock_sleep (100);                 //  the subscription reaches the relay
     frames [1].data = "again";
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 1);
