@@ -97,7 +97,7 @@ if [ -s latency.dat ]; then
     gnuplot <<EOF
 $STYLE
 set output "latency.png"
-set title "produce (mode 1) -> reader latency at a fixed rate (median of runs), microseconds"
+set title "produce (latency.mM: producer mode M) -> reader latency at a fixed rate (median of runs), microseconds"
 set style data histogram
 set style histogram clustered gap 1
 set ylabel "microseconds (log scale)"

@@ -91,7 +91,10 @@ void
 //  Batch modes: send the open batch once it holds max_bytes of encoded
 //  messages or max_messages messages, or once its first message is
 //  linger_ms old (checked by every producer call: send, flush, poll).
-//  A message larger than max_bytes travels alone in its own batch.
+//  A message larger than max_bytes travels alone in its own batch. Each
+//  batch buffer is allocated max_bytes at once and handed to libzmq
+//  without a copy. linger_ms is checked against the coarse monotonic
+//  clock, so its precision is one kernel tick (1-4 ms).
 //  Defaults: 256 KiB, 10000 messages, 10 ms.
 void
     zper_producer_set_batch (zper_producer_t *self, size_t max_bytes, size_t max_messages,

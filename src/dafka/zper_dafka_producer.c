@@ -643,7 +643,7 @@ zper_dafka_producer_test (bool verbose)
     assert (s_test_expect (store_sub, msg, ZPER_DAFKA_RECORD));
     assert (streq (zper_dafka_msg_address (msg), uuid));
     assert (s_test_expect (store_sub, msg, ZPER_DAFKA_HEAD));
-    assert (zper_dafka_msg_sequence (msg) == records - 1);
+    assert (zper_dafka_msg_sequence (msg) == (uint64_t) (records - 1));
 
     //  FETCH of 3 records from 257: the right contents (reference defect)
     zper_dafka_msg_set_id (msg, ZPER_DAFKA_FETCH);
