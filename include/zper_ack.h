@@ -5,8 +5,8 @@
     [topic][message id][position:int64] for every message once it is
     durable (docs/protocol.md 5.1), and the visible bus (ZPER_INPROC_VISIBLE)
     tells the rear and the relay that a topic moved. Front workers feed it
-    over ZPER_INPROC_NOTES. The subscriptions it sees tell the workers
-    which topics anyone listens to (zper_ack_wanted): acks nobody
+    over ZPER_INPROC_NOTES. The subscriptions it sees (broker->acks_wanted)
+    tell the workers which topics anyone listens to: acks nobody
     subscribed to are never built.
     ========================================================================= */
 
@@ -23,21 +23,6 @@
 //  zper_broker_start (zper_ack_actor, broker, "ack").
 void
     zper_ack_actor (zsock_t *pipe, void *args);
-
-//  What a worker remembers of one topic's ack interest; zero it at first.
-typedef struct {
-    uint64_t generation;                //  of the subscriptions it was answered from
-    bool wanted;
-} zper_ack_interest_t;
-
-//  True when a current subscription of the ack socket matches topic (one
-//  of its prefixes). Thread-safe and cheap: the answer is cached in
-//  interest until the subscriptions change. A subscription counts from the
-//  moment the ack actor has read it. The subscriptions are those of the
-//  ack actor running in this process (one broker per process, like its
-//  inproc endpoints); with none running, nothing is wanted.
-bool
-    zper_ack_wanted (const char *topic, zper_ack_interest_t *interest);
 
 //  Self test of this class
 void

@@ -5,7 +5,7 @@
     pointer to one zper_broker_t, owned by the manager and valid until every
     component has stopped. Components talk to each other only over the
     inproc endpoints below, never by shared state other than the log and
-    the stats (both thread-safe).
+    the stats and the ack subscriptions (all thread-safe).
 
         front workers --PUSH notes--> ack --PUB tcp: [topic][id][position]
                                           \--PUB visible bus--> rear workers, relay
@@ -22,6 +22,7 @@
 #include "zper_log.h"
 #include "zper_stats.h"
 #include "zper_pool.h"
+#include "zper_subscriptions.h"
 
 //  Front workers push "these messages are visible / durable" notes here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
@@ -33,6 +34,8 @@ typedef struct {
     zper_log_t *log;
     zper_stats_t *stats;
     bool verbose;                       //  zperd -v: log each client error and component event
+    zper_subscriptions_t *acks_wanted;  //  what the ack socket's subscribers hold: the
+                                        //  ack actor keeps it, front workers ask it
 } zper_broker_t;
 
 //  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
@@ -45,6 +48,17 @@ typedef struct {
     int64_t visible_offset;
     int64_t visible_position;
 } zper_visible_note_t;
+
+//  Fill broker for config: open the log (recovering it), new stats and an
+//  empty ack subscription set. Returns 0, or -1 with errno when the log
+//  cannot be opened (nothing is left to close).
+int
+    zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose);
+
+//  Close what zper_broker_open opened, once every component has stopped.
+//  Safe to call again.
+void
+    zper_broker_close (zper_broker_t *self);
 
 //  Start an actor that reports its start-up on the pipe with "READY" or
 //  "FAIL <reason>". Returns the running actor, or NULL after logging the

@@ -5,8 +5,9 @@
       relay.bind (ROUTER): a DEALER reader whose identity names a topic
         says hello (any message) or RESUME [offset:int64], then receives
         the topic's visible messages, each as its original frames, in order.
-      relay.pub.bind (PUB): every visible message of every topic as
-        [topic][frames...], so a plain SUB socket can tail a topic.
+      relay.pub.bind (XPUB; a PUB to its SUB clients): every visible
+        message of every subscribed topic as [topic][frames...], so a
+        plain SUB socket can tail a topic.
     ========================================================================= */
 
 #ifndef ZPER_RELAY_H_INCLUDED

@@ -6,9 +6,9 @@
     after their flush moved the durable offset, so every
     [topic][id][position] published here names a message that a FETCH at
     that position returns, even after a crash. The socket is an XPUB: its
-    subscription messages keep the set of subscribed prefixes, which the
-    workers consult (zper_ack_wanted, a generation counter and a cached
-    answer per topic) to skip the ack entries of topics nobody listens to.
+    subscription messages keep broker->acks_wanted, which the workers
+    consult (zper_subscriptions_wanted) to skip the ack entries of topics
+    nobody listens to.
     The actor also republishes each note's head (without the acks) on the
     inproc visible bus, which wakes streaming FETCHes, long polls and the
     relay; it does so first, so readers never wait behind a batch's acks.
@@ -17,98 +17,6 @@
 #include "zper_ack.h"
 #include "zper_wire.h"
 #include <assert.h>
-#include <pthread.h>
-#include <stdatomic.h>
-
-//  The subscriptions of the running ack actor (one per process, as its
-//  inproc endpoints): prefixes as zframes, NULL when no actor runs. The
-//  generation moves on every change, so readers' cached answers go stale.
-static pthread_mutex_t s_interest_mutex = PTHREAD_MUTEX_INITIALIZER;
-static zlistx_t *s_subscriptions;
-static atomic_uint_fast64_t s_interest_generation = 1;
-
-static bool
-s_subscribed_locked (const char *topic)
-{
-    if (!s_subscriptions)
-        return false;
-    size_t topic_size = strlen (topic);
-    for (zframe_t *prefix = (zframe_t *) zlistx_first (s_subscriptions); prefix;
-         prefix = (zframe_t *) zlistx_next (s_subscriptions))
-        if (zframe_size (prefix) <= topic_size
-        &&  memcmp (zframe_data (prefix), topic, zframe_size (prefix)) == 0)
-            return true;
-    return false;
-}
-
-bool
-zper_ack_wanted (const char *topic, zper_ack_interest_t *interest)
-{
-    uint64_t generation = atomic_load (&s_interest_generation);
-    if (interest->generation == generation)
-        return interest->wanted;
-    pthread_mutex_lock (&s_interest_mutex);
-    interest->generation = atomic_load (&s_interest_generation);
-    interest->wanted = s_subscribed_locked (topic);
-    pthread_mutex_unlock (&s_interest_mutex);
-    return interest->wanted;
-}
-
-static void
-s_frame_destroy (void **item)
-{
-    zframe_destroy ((zframe_t **) item);
-}
-
-static int
-s_frame_compare (const void *item1, const void *item2)
-{
-    return zframe_eq ((zframe_t *) item1, (zframe_t *) item2)? 0: 1;
-}
-
-//  Start (create) or end (destroy) the set of subscriptions.
-static void
-s_interest_reset (bool running)
-{
-    pthread_mutex_lock (&s_interest_mutex);
-    zlistx_destroy (&s_subscriptions);
-    if (running) {
-        s_subscriptions = zlistx_new ();
-        zlistx_set_destructor (s_subscriptions, s_frame_destroy);
-        zlistx_set_comparator (s_subscriptions, s_frame_compare);
-    }
-    atomic_fetch_add (&s_interest_generation, 1);
-    pthread_mutex_unlock (&s_interest_mutex);
-}
-
-//  A subscription message from the XPUB: [1][prefix] subscribes, [0][prefix]
-//  unsubscribes. libzmq passes only a prefix's first subscription and its
-//  last unsubscription (including those of a subscriber that went away),
-//  so a set is exact.
-static void
-s_subscription (zsock_t *publisher)
-{
-    zframe_t *frame = zframe_recv (publisher);
-    if (!frame || zframe_size (frame) == 0 || zframe_data (frame) [0] > 1) {
-        zframe_destroy (&frame);
-        return;
-    }
-    bool subscribe = zframe_data (frame) [0] == 1;
-    zframe_t *prefix = zframe_new (zframe_data (frame) + 1, zframe_size (frame) - 1);
-    zframe_destroy (&frame);
-    pthread_mutex_lock (&s_interest_mutex);
-    void *handle = zlistx_find (s_subscriptions, prefix);
-    if (subscribe && !handle) {
-        zlistx_add_end (s_subscriptions, prefix);
-        prefix = NULL;
-    }
-    else
-    if (!subscribe && handle)
-        zlistx_delete (s_subscriptions, handle);
-    atomic_fetch_add (&s_interest_generation, 1);
-    pthread_mutex_unlock (&s_interest_mutex);
-    zframe_destroy (&prefix);
-}
 
 //  Publish the acks packed in one frame: [id size:u32][id][position:8]...
 //  Returns -1 if the frame does not hold whole entries.
@@ -158,7 +66,7 @@ s_note_handle (zmsg_t *msg, zsock_t *publisher, zsock_t *bus)
 }
 
 static void
-s_run (zsock_t *pipe, zsock_t *notes, zsock_t *publisher, zsock_t *bus)
+s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher, zsock_t *bus)
 {
     zpoller_t *poller = zpoller_new (pipe, notes, publisher, NULL);
     bool terminated = false;
@@ -172,7 +80,7 @@ s_run (zsock_t *pipe, zsock_t *notes, zsock_t *publisher, zsock_t *bus)
         }
         else
         if (which == publisher)
-            s_subscription (publisher);
+            zper_subscriptions_recv (broker->acks_wanted, zsock_resolve (publisher));
         else
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -209,10 +117,9 @@ zper_ack_actor (zsock_t *pipe, void *args)
                           sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
     else {
-        s_interest_reset (true);
         zper_broker_ready (pipe);
-        s_run (pipe, notes, publisher, bus);
-        s_interest_reset (false);
+        s_run (broker, pipe, notes, publisher, bus);
+        zper_subscriptions_clear (broker->acks_wanted);
     }
     zsock_destroy (&notes);
     zsock_destroy (&publisher);
@@ -223,13 +130,13 @@ zper_ack_actor (zsock_t *pipe, void *args)
 //  Selftest
 
 //  Wait (bounded) until the ack actor has seen the subscriptions that make
-//  zper_ack_wanted answer wanted for topic.
+//  the broker want topic's acks, or not.
 static bool
-s_wanted_within (const char *topic, bool wanted)
+s_wanted_within (zper_broker_t *broker, const char *topic, bool wanted)
 {
-    zper_ack_interest_t interest = { 0 };
+    zper_subscriptions_cache_t cache = { 0 };
     for (int attempt = 0; attempt < 500; attempt++) {
-        if (zper_ack_wanted (topic, &interest) == wanted)
+        if (zper_subscriptions_wanted (broker->acks_wanted, topic, &cache) == wanted)
             return true;
         zclock_sleep (10);
     }
@@ -254,20 +161,17 @@ zper_ack_test (bool verbose)
     zper_config_t config;
     zper_config_init (&config);
     snprintf (config.ack_bind, sizeof config.ack_bind, "inproc://zper-ack-test");
-    zper_broker_t broker = { .config = &config };
-    zper_ack_interest_t interest = { 0 };
-    assert (!zper_ack_wanted ("topic", &interest));     //  no ack actor: nothing wanted
+    zper_broker_t broker = { .config = &config, .acks_wanted = zper_subscriptions_new () };
     zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     assert (ack);
-    assert (!zper_ack_wanted ("topic", &interest));     //  no subscriber yet
+    zper_subscriptions_cache_t cache = { 0 };
+    assert (!zper_subscriptions_wanted (broker.acks_wanted, "topic", &cache));  //  no subscriber yet
     zsock_t *subscriber = zsock_new_sub (">inproc://zper-ack-test", "top");
     zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     zsock_t *front = zsock_new_push (">" ZPER_INPROC_NOTES);
     //  A prefix subscription wants every topic it starts
-    assert (s_wanted_within ("topic", true));
-    zper_ack_interest_t exact = { 0 }, shorter = { 0 }, other = { 0 };
-    assert (zper_ack_wanted ("top", &exact) && !zper_ack_wanted ("to", &shorter));
-    assert (!zper_ack_wanted ("other", &other));
+    assert (s_wanted_within (&broker, "topic", true));
+    assert (s_wanted_within (&broker, "top", true) && s_wanted_within (&broker, "to", false));
 
     //  A flush note: its head goes on the bus, its acks are published
     zmsg_t *msg = zmsg_new ();
@@ -319,10 +223,11 @@ zper_ack_test (bool verbose)
 
     //  When the subscriber goes, nothing is wanted any more
     zsock_destroy (&subscriber);
-    assert (s_wanted_within ("topic", false));
+    assert (s_wanted_within (&broker, "topic", false));
     zsock_destroy (&front);
     zsock_destroy (&bus);
     zactor_destroy (&ack);
+    zper_subscriptions_destroy (&broker.acks_wanted);
     if (verbose)
         zsys_info ("zper_ack: subscriptions, packed acks and bus notes checked");
 }

@@ -467,9 +467,8 @@ zper_front_test (bool verbose)
     config.max_message = 100;
     config.flush_interval_ms = 60000;   //  only waiting clients and the stop flush
     config.visibility = ZPER_VISIBILITY_WRITTEN;
-    zper_log_config_t log_config;
-    zper_config_log_config (&config, &log_config);
-    zper_broker_t broker = { &config, zper_log_new (&log_config), zper_stats_new (), verbose };
+    zper_broker_t broker;
+    assert (zper_broker_open (&broker, &config, verbose) == 0);
     zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     zactor_t *front = zper_broker_start (zper_front_actor, &broker, "front");
     assert (ack && front);
@@ -565,6 +564,5 @@ zper_front_test (bool verbose)
     zsock_destroy (&stranger);
     zactor_destroy (&front);
     zactor_destroy (&ack);
-    zper_log_destroy (&broker.log);
-    zper_stats_destroy (&broker.stats);
+    zper_broker_close (&broker);
 }

@@ -61,7 +61,7 @@ typedef struct {
     uint64_t pending_messages;          //  appended since the last flush
     zchunk_t *records;                  //  record_t + routing id + id, in append order
     zchunk_t *acks;                     //  [id size:u32][id][position:int64 BE] per message
-    zper_ack_interest_t interest;
+    zper_subscriptions_cache_t acks_wanted;
 } topic_t;
 
 typedef struct {
@@ -377,6 +377,13 @@ s_refuse (worker_t *self, topic_t *topic, const entry_t *entry, uint8_t status)
     s_reply (self, &record, entry->routing_id, id, status);
 }
 
+//  True when anyone subscribed to the topic's acks (cached per topic).
+static bool
+s_acks_wanted (worker_t *self, topic_t *topic)
+{
+    return zper_subscriptions_wanted (self->broker->acks_wanted, topic->name, &topic->acks_wanted);
+}
+
 //  Keep what the flush owes a stored write: a record (modes 1-4: a reply,
 //  or a batch to count), an ack entry per message when acks are wanted.
 static void
@@ -465,7 +472,7 @@ s_run_append (worker_t *self, run_t *run, int64_t now)
     int64_t offset;
     size_t count;
     uint8_t status = s_append (self, topic, run->body, run->size, now, &offset, &count);
-    bool acks = !status && zper_ack_wanted (topic->name, &topic->interest);
+    bool acks = !status && s_acks_wanted (self, topic);
     if (status || run->replies || acks) {
         assert (status || count == run->entry_count);     //  the front encoded one each
         const uint8_t *cursor = run->entries, *body = run->body;
@@ -501,8 +508,7 @@ s_batch_append (worker_t *self, topic_t *topic, const entry_t *entry, int64_t no
         s_refuse (self, topic, entry, status);
         return;
     }
-    s_owe (topic, entry, offset, count, topic->next_position,
-           zper_ack_wanted (topic->name, &topic->interest));
+    s_owe (topic, entry, offset, count, topic->next_position, s_acks_wanted (self, topic));
     topic->next_position += (int64_t) entry->head.data_size;
 }
 
@@ -580,10 +586,32 @@ s_note_send (worker_t *self, topic_t *topic, int64_t visible, zchunk_t *acks)
         topic->visible_offset = visible;
 }
 
+//  Visibility written: write what topic appended (no sync) and announce
+//  it, so readers see it now rather than after the next fdatasync.
+//  Returns 0, or -1 when the write failed (the topic failed its writers).
+static int
+s_topic_write (worker_t *self, topic_t *topic)
+{
+    int64_t written = zper_partition_write (topic->partition);
+    if (written < 0) {
+        zsys_error ("front: write of topic %s failed: %s", topic->name, strerror (errno));
+        s_topic_fail (self, topic);
+        return -1;
+    }
+    topic->unwritten = false;
+    if (written > topic->visible_offset)
+        s_note_send (self, topic, written, NULL);
+    return 0;
+}
+
 //  Make topic durable, then reply to its waiting clients and tell ack.
+//  Under visibility written, readers are told before the fdatasync.
 static void
 s_topic_flush (worker_t *self, topic_t *topic)
 {
+    if (topic->unwritten && self->broker->config->visibility == ZPER_VISIBILITY_WRITTEN
+    &&  s_topic_write (self, topic))
+        return;
     int64_t durable = zper_partition_flush (topic->partition);
     if (durable < 0) {
         zsys_error ("front: flush of topic %s failed: %s", topic->name, strerror (errno));
@@ -608,22 +636,6 @@ s_topic_flush (worker_t *self, topic_t *topic)
     topic->dirty_since_ms = 0;
     topic->client_waiting = false;
     topic->unwritten = false;
-}
-
-//  Visibility written: write what topic appended (no sync) and announce
-//  it, so readers see it now rather than at the next flush.
-static void
-s_topic_write (worker_t *self, topic_t *topic)
-{
-    int64_t written = zper_partition_write (topic->partition);
-    if (written < 0) {
-        zsys_error ("front: write of topic %s failed: %s", topic->name, strerror (errno));
-        s_topic_fail (self, topic);
-        return;
-    }
-    topic->unwritten = false;
-    if (written > topic->visible_offset)
-        s_note_send (self, topic, written, NULL);
 }
 
 //  Flush every topic that must be: a client waits, the policy is due, or

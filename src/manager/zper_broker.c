@@ -12,6 +12,28 @@
 #include <assert.h>
 #include <stdarg.h>
 
+int
+zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose)
+{
+    zper_log_config_t log_config;
+    zper_config_log_config (config, &log_config);
+    *self = (zper_broker_t) { .config = config, .verbose = verbose,
+                              .log = zper_log_new (&log_config) };
+    if (!self->log)
+        return -1;
+    self->stats = zper_stats_new ();
+    self->acks_wanted = zper_subscriptions_new ();
+    return 0;
+}
+
+void
+zper_broker_close (zper_broker_t *self)
+{
+    zper_log_destroy (&self->log);
+    zper_stats_destroy (&self->stats);
+    zper_subscriptions_destroy (&self->acks_wanted);
+}
+
 zactor_t *
 zper_broker_start (zactor_fn *actor, zper_broker_t *broker, const char *name)
 {

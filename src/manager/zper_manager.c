@@ -46,13 +46,7 @@ zper_manager_new (const zper_config_t *config, bool verbose)
 {
     zper_manager_t *self = (zper_manager_t *) zmalloc (sizeof (zper_manager_t));
     self->config = *config;
-    self->broker.config = &self->config;
-    self->broker.verbose = verbose;
-    self->broker.stats = zper_stats_new ();
-    zper_log_config_t log_config;
-    zper_config_log_config (&self->config, &log_config);
-    self->broker.log = zper_log_new (&log_config);
-    if (!self->broker.log) {
+    if (zper_broker_open (&self->broker, &self->config, verbose)) {
         zsys_error ("cannot open the log in %s: %s", self->config.base_dir, strerror (errno));
         zper_manager_destroy (&self);
         return NULL;
@@ -79,8 +73,7 @@ zper_manager_destroy (zper_manager_t **self_p)
     if (self) {
         for (int index = COMPONENT_COUNT - 1; index >= 0; index--)
             zactor_destroy (&self->components [index]);
-        zper_log_destroy (&self->broker.log);
-        zper_stats_destroy (&self->broker.stats);
+        zper_broker_close (&self->broker);
         freen (self);
         *self_p = NULL;
     }

@@ -447,9 +447,8 @@ zper_rear_test (bool verbose)
     zper_config_init (&config);
     zper_config_inproc (&config, "zper-rear-test");
     snprintf (config.base_dir, sizeof config.base_dir, "data");
-    zper_log_config_t log_config;
-    zper_config_log_config (&config, &log_config);
-    zper_broker_t broker = { &config, zper_log_new (&log_config), zper_stats_new (), verbose };
+    zper_broker_t broker;
+    assert (zper_broker_open (&broker, &config, verbose) == 0);
     zper_partition_t *partition = zper_log_partition (broker.log, "readable", "0", true);
     zper_frame_t frames [2] = { { "id", 2 }, { "hello", 5 } };
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 0);
@@ -528,6 +527,5 @@ zper_rear_test (bool verbose)
     zsock_destroy (&reader);
     zactor_destroy (&rear);
     zactor_destroy (&ack);
-    zper_log_destroy (&broker.log);
-    zper_stats_destroy (&broker.stats);
+    zper_broker_close (&broker);
 }

@@ -20,6 +20,9 @@
 
     The PUB side keeps one position per topic, starting where the relay
     first heard of the topic; PUB drops for slow subscribers, as PUB does.
+    Its socket is an XPUB whose subscriptions the relay keeps: a topic no
+    subscriber matches is skipped (its position jumps to the visible end)
+    without reading the log, so the PUB side costs nothing unused.
     ========================================================================= */
 
 #include "zper_relay.h"
@@ -53,13 +56,15 @@ typedef struct {
 typedef struct {
     int64_t next_offset;
     int64_t visible_offset;
+    zper_subscriptions_cache_t wanted;
 } published_t;
 
 typedef struct {
     zper_broker_t *broker;
     zsock_t *pipe;
     zsock_t *router;
-    zsock_t *publisher;
+    zsock_t *publisher;                 //  XPUB
+    zper_subscriptions_t *subscriptions;    //  of the publisher
     zsock_t *bus;
     zhashx_t *readers;                  //  routing id (hex) -> reader_t
     zhashx_t *published;                //  topic -> published_t
@@ -210,9 +215,15 @@ s_notes (relay_t *self)
         zmsg_destroy (&msg);
     }
     for (published_t *published = (published_t *) zhashx_first (self->published); published;
-         published = (published_t *) zhashx_next (self->published))
-        if (published->next_offset < published->visible_offset)
-            s_publish (self, (const char *) zhashx_cursor (self->published), published);
+         published = (published_t *) zhashx_next (self->published)) {
+        const char *topic = (const char *) zhashx_cursor (self->published);
+        if (published->next_offset == published->visible_offset)
+            continue;
+        if (zper_subscriptions_wanted (self->subscriptions, topic, &published->wanted))
+            s_publish (self, topic, published);
+        else
+            published->next_offset = published->visible_offset;
+    }
 }
 
 //  A reader's hello or RESUME. Replies [103] to a bad identity or request,
@@ -295,7 +306,8 @@ s_start (relay_t *self, char *reason, size_t reason_size)
 {
     const zper_config_t *config = self->broker->config;
     self->router = zsock_new (ZMQ_ROUTER);
-    self->publisher = zsock_new (ZMQ_PUB);
+    self->publisher = zsock_new (ZMQ_XPUB);
+    self->subscriptions = zper_subscriptions_new ();
     self->bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
     self->readers = zhashx_new ();
@@ -319,8 +331,9 @@ s_run (relay_t *self)
     while (!terminated) {
         zmq_pollitem_t items [] = { { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 },
                                     { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
-                                    { zsock_resolve (self->bus), 0, ZMQ_POLLIN, 0 } };
-        if (zmq_poll (items, 3, timeout) == -1) {
+                                    { zsock_resolve (self->bus), 0, ZMQ_POLLIN, 0 },
+                                    { zsock_resolve (self->publisher), 0, ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, 4, timeout) == -1) {
             if (zmq_errno () != EINTR)
                 break;
             continue;
@@ -336,6 +349,8 @@ s_run (relay_t *self)
                 s_reader_message (self, msg);
             zmsg_destroy (&msg);
         }
+        if (items [3].revents & ZMQ_POLLIN)
+            zper_subscriptions_recv (self->subscriptions, zsock_resolve (self->publisher));
         if (items [2].revents & ZMQ_POLLIN)
             s_notes (self);
         timeout = s_pump (self);
@@ -355,6 +370,7 @@ zper_relay_actor (zsock_t *pipe, void *args)
     }
     zsock_destroy (&self.router);
     zsock_destroy (&self.publisher);
+    zper_subscriptions_destroy (&self.subscriptions);
     zsock_destroy (&self.bus);
     zhashx_destroy (&self.readers);
     zhashx_destroy (&self.published);
@@ -370,9 +386,8 @@ zper_relay_test (bool verbose)
     zper_config_init (&config);
     zper_config_inproc (&config, "zper-relay-test");
     snprintf (config.base_dir, sizeof config.base_dir, "data");
-    zper_log_config_t log_config;
-    zper_config_log_config (&config, &log_config);
-    zper_broker_t broker = { &config, zper_log_new (&log_config), zper_stats_new (), verbose };
+    zper_broker_t broker;
+    assert (zper_broker_open (&broker, &config, verbose) == 0);
     zper_partition_t *partition = zper_log_partition (broker.log, "relayed", "0", true);
     zper_frame_t frames [2] = { { "id", 2 }, { "first", 5 } };
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 0);
@@ -422,6 +437,5 @@ zper_relay_test (bool verbose)
     zsock_destroy (&subscriber);
     zactor_destroy (&relay);
     zactor_destroy (&ack);
-    zper_log_destroy (&broker.log);
-    zper_stats_destroy (&broker.stats);
+    zper_broker_close (&broker);
 }
