@@ -37,7 +37,10 @@
                 reader follows the topic by READ long-poll or by the relay
                 (latency.mM.PATH.RATE). The latency of a message is its
                 receive time minus its SCHEDULED send time (no coordinated
-                omission).
+                omission). latency.raw.RATE is the same paced sender on a
+                bare DEALER->ROUTER over tcp loopback: the floor of this
+                machine, one hop where the broker has several thread
+                hand-offs.
       restart   a log of --log-gb GiB; time from exec of zperd to the
                 first FETCH reply after a clean stop and after kill -9.
 
@@ -891,6 +894,7 @@ s_consume_bench (void)
 typedef struct {
     const broker_t *broker;
     const char *topic;
+    void *raw;                  //  raw baseline: a ROUTER receiving [id][body]
     bool relay;                 //  relay ROUTER, else READ long-poll
     int64_t messages;
     int64_t *latencies_ns;
@@ -954,10 +958,30 @@ s_latency_relay (latency_reader_t *reader)
     zmq_ctx_term (context);
 }
 
+//  The raw baseline: the DEALER's messages straight off a ROUTER
+static void
+s_latency_raw (latency_reader_t *reader)
+{
+    int timeout = LATENCY_WAIT_MS;
+    zmq_setsockopt (reader->raw, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    atomic_store (&reader->ready, 1);
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    while (reader->received < reader->messages && zclock_mono () < deadline)
+        if (zmq_msg_recv (&frame, reader->raw, 0) >= 0 && zmq_msg_more (&frame)
+        &&  zmq_msg_recv (&frame, reader->raw, 0) >= 0)
+            s_latency_note (reader, zmq_msg_data (&frame), zmq_msg_size (&frame));
+    zmq_msg_close (&frame);
+}
+
 static void *
 s_latency_reader (void *args)
 {
     latency_reader_t *reader = (latency_reader_t *) args;
+    if (reader->raw)
+        s_latency_raw (reader);
+    else
     if (reader->relay)
         s_latency_relay (reader);
     else
@@ -965,11 +989,25 @@ s_latency_reader (void *args)
     return NULL;
 }
 
-//  Send messages at rate through a producer, each carrying its
-//  scheduled send time; every message due is sent, then the thread sleeps
-//  until the next one is due.
+//  One paced send: through a producer, or on a raw socket.
+typedef int (paced_send_fn) (void *sender, const void *body, size_t size);
+
+static int
+s_producer_send (void *producer, const void *body, size_t size)
+{
+    return zper_producer_send_mem ((zper_producer_t *) producer, body, size);
+}
+
+static int
+s_socket_send (void *socket, const void *body, size_t size)
+{
+    return zmq_send (socket, body, size, 0) == (int) size? 0: -1;
+}
+
+//  Send messages at rate, each carrying its scheduled send time; every
+//  message due is sent, then the thread sleeps until the next one is due.
 static void
-s_paced_send (zper_producer_t *producer, int64_t messages, int rate)
+s_paced_send (paced_send_fn *send, void *sender, int64_t messages, int rate)
 {
     uint8_t body [LATENCY_SIZE] = { 0 };
     int64_t start = s_now_ns ();
@@ -984,17 +1022,69 @@ s_paced_send (zper_producer_t *producer, int64_t messages, int rate)
             continue;
         }
         memcpy (body, &scheduled, sizeof scheduled);
-        assert (zper_producer_send_mem (producer, body, sizeof body) == 0);
+        assert (send (sender, body, sizeof body) == 0);
         index++;
     }
+}
+
+static double
+s_latency_seconds (int rate)
+{
+    return s_options.quick? 0.2: rate >= 100000? 1.0: 2.0;
+}
+
+//  The baseline of the same run: a paced DEALER to a ROUTER over tcp
+//  loopback, no broker (one hop instead of the broker's thread hand-offs)
+static result_t
+s_latency_raw_run (int rate)
+{
+    int64_t messages = (int64_t) (rate * s_latency_seconds (rate));
+    void *context = zmq_ctx_new ();
+    void *router = zmq_socket (context, ZMQ_ROUTER);
+    void *dealer = zmq_socket (context, ZMQ_DEALER);
+    assert (zmq_bind (router, "tcp://127.0.0.1:*") == 0);
+    char endpoint [256];
+    size_t endpoint_size = sizeof endpoint;
+    zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size);
+    assert (zmq_connect (dealer, endpoint) == 0);
+    //  Handshake first, so that connecting is not measured
+    assert (zmq_send (dealer, "", 0, 0) == 0);
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    assert (zmq_msg_recv (&frame, router, 0) >= 0 && zmq_msg_recv (&frame, router, 0) >= 0);
+    zmq_msg_close (&frame);
+
+    latency_reader_t reader = { .raw = router, .messages = messages };
+    reader.latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_latency_reader, &reader);
+    while (!atomic_load (&reader.ready))
+        zclock_sleep (1);
+    result_t result = s_result_init ();
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    s_paced_send (s_socket_send, dealer, messages, rate);
+    pthread_join (thread, NULL);
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.messages = reader.received;
+    result.bytes = (double) reader.received * LATENCY_SIZE;
+    s_percentiles (&result, reader.latencies_ns, reader.received);
+    free (reader.latencies_ns);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (dealer);
+    zmq_close (router);
+    zmq_ctx_term (context);
+    return result;
 }
 
 static result_t
 s_latency (const broker_t *broker, const char *topic, int mode, bool relay, int rate)
 {
-    double seconds = s_options.quick? 0.2: rate >= 100000? 1.0: 2.0;
-    int64_t messages = (int64_t) (rate * seconds);
-    latency_reader_t reader = { broker, topic, relay, messages, NULL, 0, 0 };
+    int64_t messages = (int64_t) (rate * s_latency_seconds (rate));
+    latency_reader_t reader = { .broker = broker, .topic = topic, .relay = relay,
+                                .messages = messages };
     reader.latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
     zper_producer_t *producer = zper_producer_new (broker->front, topic, mode);
     zper_producer_set_timeout (producer, CLIENT_TIMEOUT_MS);
@@ -1010,7 +1100,7 @@ s_latency (const broker_t *broker, const char *topic, int mode, bool relay, int 
     double broker_cpu = s_broker_cpu (broker);
     double cpu = s_self_cpu ();
     double start = s_now ();
-    s_paced_send (producer, messages, rate);
+    s_paced_send (s_producer_send, producer, messages, rate);
     assert (zper_producer_sync (producer) == 0);
     pthread_join (thread, NULL);
     result.seconds = s_now () - start;
@@ -1037,6 +1127,13 @@ s_latency_bench (void)
 {
     static const int rates [] = { 1000, 10000, 100000 };
     static const int modes [] = { ZPER_MODE_NONE, ZPER_MODE_ACK };
+    for (size_t index = 0; index < sizeof rates / sizeof rates [0]; index++) {
+        s_progress ("latency: raw DEALER->ROUTER at %d msg/s", rates [index]);
+        char name [64];
+        snprintf (name, sizeof name, "latency.raw.%d", rates [index]);
+        result_t result = s_latency_raw_run (rates [index]);
+        s_record (name, NULL, false, LATENCY_SIZE, &result);
+    }
     broker_t broker;
     s_broker_start (&broker, "latency", -1);
     for (size_t mode_index = 0; mode_index < sizeof modes / sizeof modes [0]; mode_index++)
@@ -1432,6 +1529,8 @@ s_write_targets (void)
         { "consume 100 B, batched READ / raw DEALER", "consume.read.100", "ratio", 1.0, false },
         { "consume 100 B, streaming FETCH / raw DEALER", "consume.fetch_stream.100", "ratio", 1.0,
           false },
+        { "latency 10k msg/s, raw DEALER->ROUTER, no broker, p99 (us)", "latency.raw.10000",
+          "p99", 200, true },
         { "latency 10k msg/s, mode 0 producer, READ long-poll, p99 (us)", "latency.m0.read.10000",
           "p99", 200, true },
         { "latency 10k msg/s, mode 0 producer, relay, p99 (us)", "latency.m0.relay.10000", "p99",
