@@ -7,8 +7,12 @@
     inproc endpoints below, never by shared state other than the log and
     the stats and the ack subscriptions (all thread-safe).
 
-        front workers --PUSH notes--> ack --PUB tcp: [topic][id][position]
-                                          \--PUB visible bus--> rear workers, relay
+        front worker N --PUSH acks--> ack --XPUB tcp: [topic][id][position]
+                       \--PUB visible bus N--> rear workers, relay
+
+    Each front worker publishes its own visible bus (the topics it owns),
+    so a wake-up reaches readers straight from the thread that wrote the
+    data; every reader subscribes to all of them.
 
     Every actor answers "PING" with "PONG" on its pipe (the manager's
     heartbeat) and stops on "$TERM".
@@ -24,10 +28,10 @@
 #include "zper_pool.h"
 #include "zper_subscriptions.h"
 
-//  Front workers push "these messages are visible / durable" notes here (ack binds).
+//  Front workers push the acks of newly durable messages here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
-//  Ack republishes "topic is visible up to N" for rear and relay (ack binds).
-#define ZPER_INPROC_VISIBLE     "inproc://zper-visible"
+//  Front worker N publishes "topic is visible up to N" here (the worker binds).
+#define ZPER_INPROC_VISIBLE     "inproc://zper-visible-%d"
 
 typedef struct {
     const zper_config_t *config;
@@ -81,8 +85,19 @@ int
     zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endpoint,
                       char *reason, size_t reason_size);
 
-//  Send a visible note on the bus, and decode one. Decoding returns 0, or
-//  -1 when msg is not a well-formed note.
+//  The visible bus of front worker index: a PUB that never drops (a reader
+//  that missed a wake-up would wait for the next one). NULL when the
+//  endpoint is taken (another broker in this process).
+zsock_t *
+    zper_broker_bus_publisher (int index);
+
+//  A SUB on the visible buses of every front worker of config, for topics
+//  starting with prefix ("" for all).
+zsock_t *
+    zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix);
+
+//  Send a visible note on a bus (without allocating), and decode one.
+//  Decoding returns 0, or -1 when msg is not a well-formed note.
 void
     zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note);
 int

@@ -2,16 +2,14 @@
     zper_ack - publish acknowledgements of durable messages
 
     The one thing to know: nothing reaches this actor before it is durable,
-    and nothing is built for nobody. Front workers send a flush's note only
+    and nothing is built for nobody. Front workers send a flush's acks only
     after their flush moved the durable offset, so every
     [topic][id][position] published here names a message that a FETCH at
     that position returns, even after a crash. The socket is an XPUB: its
     subscription messages keep broker->acks_wanted, which the workers
     consult (zper_subscriptions_wanted) to skip the ack entries of topics
-    nobody listens to.
-    The actor also republishes each note's head (without the acks) on the
-    inproc visible bus, which wakes streaming FETCHes, long polls and the
-    relay; it does so first, so readers never wait behind a batch's acks.
+    nobody listens to. Readers are not woken from here: each front worker
+    publishes its own visible bus (zper_broker.h), one thread hop sooner.
     ========================================================================= */
 
 #include "zper_ack.h"
@@ -42,42 +40,36 @@ s_acks_publish (const char *topic, zframe_t *acks, void *socket)
     return 0;
 }
 
-//  Pass the head of one note on the bus, then publish its acks.
+//  Publish the acks of one message from a worker: [topic][packed acks].
 static void
-s_note_handle (zmsg_t *msg, zsock_t *publisher, zsock_t *bus)
+s_acks_handle (zsock_t *notes, void *publisher)
 {
-    zper_visible_note_t note;
-    zframe_t *acks = zmsg_size (msg) == 5? zmsg_last (msg): NULL;
-    if (acks)
-        zmsg_remove (msg, acks);
-    if (zper_broker_note_decode (msg, &note)) {
-        zsys_error ("ack: malformed note from a front worker, dropped");
-        zframe_destroy (&acks);
+    zmsg_t *msg = zmsg_recv (notes);
+    if (!msg)
         return;
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    zframe_t *name = zmsg_first (msg);
+    zframe_t *acks = zmsg_next (msg);
+    if (zmsg_size (msg) != 2 || zframe_size (name) == 0 || zframe_size (name) > ZPER_TOPIC_NAME_MAX)
+        zsys_error ("ack: malformed acks from a front worker, dropped");
+    else {
+        memcpy (topic, zframe_data (name), zframe_size (name));
+        topic [zframe_size (name)] = 0;
+        if (s_acks_publish (topic, acks, publisher))
+            zsys_error ("ack: malformed acks from a front worker, rest dropped");
     }
-    //  Readers first: a wake-up must not wait behind a batch's many acks.
-    //  A note that moves nothing (a flush of data already written and
-    //  announced) wakes nobody.
-    if (note.visible_offset > note.from_offset)
-        zper_broker_note_send (bus, &note);
-    if (acks && s_acks_publish (note.topic, acks, zsock_resolve (publisher)))
-        zsys_error ("ack: malformed acks from a front worker, rest dropped");
-    zframe_destroy (&acks);
+    zmsg_destroy (&msg);
 }
 
 static void
-s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher, zsock_t *bus)
+s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher)
 {
     zpoller_t *poller = zpoller_new (pipe, notes, publisher, NULL);
     bool terminated = false;
     while (!terminated) {
         void *which = zpoller_wait (poller, -1);
-        if (which == notes) {
-            zmsg_t *msg = zmsg_recv (notes);
-            if (msg)
-                s_note_handle (msg, publisher, bus);
-            zmsg_destroy (&msg);
-        }
+        if (which == notes)
+            s_acks_handle (notes, zsock_resolve (publisher));
         else
         if (which == publisher)
             zper_subscriptions_recv (broker->acks_wanted, zsock_resolve (publisher));
@@ -91,12 +83,10 @@ s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher,
             terminated = zpoller_terminated (poller);
     }
     zpoller_destroy (&poller);
-    //  Notes still queued come from the front's last flush: publish them
-    zmsg_t *msg;
-    while ((msg = zmsg_recv_nowait (notes))) {
-        s_note_handle (msg, publisher, bus);
-        zmsg_destroy (&msg);
-    }
+    //  Acks still queued come from the front's last flush: publish them
+    zsock_set_rcvtimeo (notes, 0);
+    while (zsock_events (notes) & ZMQ_POLLIN)
+        s_acks_handle (notes, zsock_resolve (publisher));
 }
 
 void
@@ -106,24 +96,20 @@ zper_ack_actor (zsock_t *pipe, void *args)
     char reason [256];
     zsock_t *notes = zsock_new (ZMQ_PULL);
     zsock_t *publisher = zsock_new (ZMQ_XPUB);
-    zsock_t *bus = zsock_new (ZMQ_PUB);
-    //  The bus must never drop a note: an idle subscriber would miss a wake-up
-    zsock_set_sndhwm (bus, 0);
-    if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1 || zsock_bind (bus, ZPER_INPROC_VISIBLE) == -1)
-        zper_broker_fail (pipe, "cannot bind its inproc endpoints (is a broker already running "
-                          "in this process?)");
+    if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1)
+        zper_broker_fail (pipe, "cannot bind %s (is a broker already running in this "
+                          "process?)", ZPER_INPROC_NOTES);
     else
     if (zper_broker_bind (publisher, broker->config, broker->config->ack_bind, reason,
                           sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
     else {
         zper_broker_ready (pipe);
-        s_run (broker, pipe, notes, publisher, bus);
+        s_run (broker, pipe, notes, publisher);
         zper_subscriptions_clear (broker->acks_wanted);
     }
     zsock_destroy (&notes);
     zsock_destroy (&publisher);
-    zsock_destroy (&bus);
 }
 
 //  --------------------------------------------------------------------------
@@ -167,21 +153,17 @@ zper_ack_test (bool verbose)
     zper_subscriptions_cache_t cache = { 0 };
     assert (!zper_subscriptions_wanted (broker.acks_wanted, "topic", &cache));  //  no subscriber yet
     zsock_t *subscriber = zsock_new_sub (">inproc://zper-ack-test", "top");
-    zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
     zsock_t *front = zsock_new_push (">" ZPER_INPROC_NOTES);
     //  A prefix subscription wants every topic it starts
     assert (s_wanted_within (&broker, "topic", true));
     assert (s_wanted_within (&broker, "top", true) && s_wanted_within (&broker, "to", false));
 
-    //  A flush note: its head goes on the bus, its acks are published
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "topic");
-    zper_wire_add_int64 (msg, 0);
-    zper_wire_add_int64 (msg, 2);
-    zper_wire_add_int64 (msg, 14);
+    //  A flush's acks: one published message per entry
     zchunk_t *acks = zchunk_new (NULL, 64);
     s_test_ack_entry (acks, "id-0", 0);
     s_test_ack_entry (acks, "id-1", 7);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "topic");
     zmsg_addmem (msg, zchunk_data (acks), zchunk_size (acks));
     zmsg_send (&msg, front);
     int64_t position;
@@ -198,26 +180,20 @@ zper_ack_test (bool verbose)
         zstr_free (&id);
         zmsg_destroy (&msg);
     }
-    msg = zmsg_recv (bus);
-    zper_visible_note_t note;
-    assert (zper_broker_note_decode (msg, &note) == 0);
-    assert (note.visible_offset == 2 && note.visible_position == 14);
-    zmsg_destroy (&msg);
 
-    //  A note that moves nothing wakes nobody; a truncated ack entry is
-    //  dropped, the actor goes on
+    //  Malformed input from a worker is dropped, the actor goes on: a
+    //  message without acks, then a truncated entry (the whole first
+    //  entry is still published)
+    zstr_send (front, "topic");
     msg = zmsg_new ();
     zmsg_addstr (msg, "topic");
-    zper_wire_add_int64 (msg, 2);
-    zper_wire_add_int64 (msg, 2);
-    zper_wire_add_int64 (msg, 14);
     zmsg_addmem (msg, zchunk_data (acks), zchunk_size (acks) - 1);
     zmsg_send (&msg, front);
-    msg = zmsg_recv (subscriber);       //  the whole first entry is still published
+    msg = zmsg_recv (subscriber);
     assert (msg && zmsg_size (msg) == 3);
     zmsg_destroy (&msg);
-    zsock_set_rcvtimeo (bus, 200);
-    msg = zmsg_recv (bus);
+    zsock_set_rcvtimeo (subscriber, 200);
+    msg = zmsg_recv (subscriber);
     assert (!msg);
     zchunk_destroy (&acks);
 
@@ -225,9 +201,8 @@ zper_ack_test (bool verbose)
     zsock_destroy (&subscriber);
     assert (s_wanted_within (&broker, "topic", false));
     zsock_destroy (&front);
-    zsock_destroy (&bus);
     zactor_destroy (&ack);
     zper_subscriptions_destroy (&broker.acks_wanted);
     if (verbose)
-        zsys_info ("zper_ack: subscriptions, packed acks and bus notes checked");
+        zsys_info ("zper_ack: subscriptions and packed acks checked");
 }

@@ -543,7 +543,7 @@ zper_front_test (bool verbose)
 
     //  Visibility written: a mode 0 write is written and announced on the
     //  bus at the end of its turn, long before the flush policy syncs it
-    zsock_t *bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "seen");
+    zsock_t *bus = zper_broker_bus_subscriber (&config, "seen");
     zsock_set_rcvtimeo (bus, 5000);
     zclock_sleep (100);                 //  the subscription reaches the bus
     zsock_t *producer = zper_broker_test_client (ZMQ_DEALER, config.front_bind, "seen", 0);

@@ -71,6 +71,7 @@ typedef struct {
     atomic_size_t *queued_bytes;        //  hand-offs not yet taken (zper_front.h)
     zsock_t *replies;                   //  PUSH to the front thread
     zsock_t *notes;                     //  PUSH to ack
+    zsock_t *bus;                       //  PUB: this worker's visible bus
     zhashx_t *topics;                   //  name -> topic_t
     topic_t *last_topic;                //  of the previous entry: writes come in runs
     size_t group_messages;              //  messages appended in the current group
@@ -563,27 +564,25 @@ s_handoff (worker_t *self, zmq_msg_t *entries, zmq_msg_t *data)
     s_run_append (self, &run, now);
 }
 
-//  Tell ack (and through it the readers) that topic is visible up to
-//  visible; acks, when given, are the packed entries of the messages that
-//  just became durable.
+//  Tell the readers, on this worker's bus, that topic is visible up to
+//  visible (when that moves it); give ack the packed entries of the
+//  messages that just became durable, when there are any.
 static void
 s_note_send (worker_t *self, topic_t *topic, int64_t visible, zchunk_t *acks)
 {
-    void *socket = zsock_resolve (self->notes);
-    uint8_t from [ZPER_WIRE_INT64_SIZE], to [ZPER_WIRE_INT64_SIZE];
-    uint8_t position [ZPER_WIRE_INT64_SIZE];
-    zper_wire_put_int64 (from, topic->visible_offset);
-    zper_wire_put_int64 (to, visible);
-    zper_wire_put_int64 (position, topic->next_position);
-    bool with_acks = acks && zchunk_size (acks);
-    zmq_send (socket, topic->name, topic->name_size, ZMQ_SNDMORE);
-    zmq_send (socket, from, sizeof from, ZMQ_SNDMORE);
-    zmq_send (socket, to, sizeof to, ZMQ_SNDMORE);
-    zmq_send (socket, position, sizeof position, with_acks? ZMQ_SNDMORE: 0);
-    if (with_acks)
-        zmq_send (socket, zchunk_data (acks), zchunk_size (acks), 0);
-    if (visible > topic->visible_offset)
+    if (visible > topic->visible_offset) {
+        zper_visible_note_t note = { .from_offset = topic->visible_offset,
+                                     .visible_offset = visible,
+                                     .visible_position = topic->next_position };
+        memcpy (note.topic, topic->name, topic->name_size + 1);
+        zper_broker_note_send (self->bus, &note);
         topic->visible_offset = visible;
+    }
+    if (acks && zchunk_size (acks)) {
+        void *socket = zsock_resolve (self->notes);
+        zmq_send (socket, topic->name, topic->name_size, ZMQ_SNDMORE);
+        zmq_send (socket, zchunk_data (acks), zchunk_size (acks), 0);
+    }
 }
 
 //  Visibility written: write what topic appended (no sync) and announce
@@ -710,6 +709,10 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self.topics, s_topic_destroy);
     self.replies = zsock_new_push (">" ZPER_INPROC_FRONT_REPLIES);
     self.notes = zsock_new_push (">" ZPER_INPROC_NOTES);
+    //  The ack actor bound its endpoint first and would have failed the
+    //  broker's start if another broker ran in this process
+    self.bus = zper_broker_bus_publisher ((int) self.index);
+    assert (self.bus);
     //  No limit on replies: the front thread may be blocked handing us a
     //  write while we hand it replies, and a limit would deadlock the two.
     //  Replies are bounded anyway, by the writes in flight.
@@ -717,6 +720,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
     //  Replies and notes of the last flush must outlive this thread
     zsock_set_linger (self.replies, ZPER_SHUTDOWN_LINGER_MS);
     zsock_set_linger (self.notes, ZPER_SHUTDOWN_LINGER_MS);
+    zsock_set_linger (self.bus, ZPER_SHUTDOWN_LINGER_MS);
     zsock_signal (pipe, 0);
 
     bool terminated = false;
@@ -744,4 +748,5 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self.topics);
     zsock_destroy (&self.replies);
     zsock_destroy (&self.notes);
+    zsock_destroy (&self.bus);
 }

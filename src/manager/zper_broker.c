@@ -111,15 +111,39 @@ zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endp
     return 0;
 }
 
+zsock_t *
+zper_broker_bus_publisher (int index)
+{
+    zsock_t *bus = zsock_new (ZMQ_PUB);
+    zsock_set_sndhwm (bus, 0);
+    if (zsock_bind (bus, ZPER_INPROC_VISIBLE, index) == -1)
+        zsock_destroy (&bus);
+    return bus;
+}
+
+zsock_t *
+zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix)
+{
+    zsock_t *bus = zsock_new (ZMQ_SUB);
+    zsock_set_subscribe (bus, prefix);
+    //  inproc may connect before the worker binds: the pipe waits for it
+    for (int index = 0; index < config->front_workers; index++)
+        zsock_connect (bus, ZPER_INPROC_VISIBLE, index);
+    return bus;
+}
+
 void
 zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, note->topic);
-    zper_wire_add_int64 (msg, note->from_offset);
-    zper_wire_add_int64 (msg, note->visible_offset);
-    zper_wire_add_int64 (msg, note->visible_position);
-    zmsg_send (&msg, bus);
+    void *socket = zsock_resolve (bus);
+    uint8_t integers [3][ZPER_WIRE_INT64_SIZE];
+    zper_wire_put_int64 (integers [0], note->from_offset);
+    zper_wire_put_int64 (integers [1], note->visible_offset);
+    zper_wire_put_int64 (integers [2], note->visible_position);
+    zmq_send (socket, note->topic, strlen (note->topic), ZMQ_SNDMORE);
+    zmq_send (socket, integers [0], ZPER_WIRE_INT64_SIZE, ZMQ_SNDMORE);
+    zmq_send (socket, integers [1], ZPER_WIRE_INT64_SIZE, ZMQ_SNDMORE);
+    zmq_send (socket, integers [2], ZPER_WIRE_INT64_SIZE, 0);
 }
 
 int
@@ -225,9 +249,15 @@ zper_broker_test (bool verbose)
     zactor_destroy (&actor);
     assert (zper_broker_start (s_failing_actor, &broker, "failing (expected)") == NULL);
 
-    zper_visible_note_t note = { "topic", 3, 7, 120 }, decoded;
-    zsock_t *sink = zsock_new_pull ("inproc://zper-broker-test");
-    zsock_t *source = zsock_new_push (">inproc://zper-broker-test");
+    //  A reader subscribes to the buses of both workers before they bind;
+    //  worker 1's note reaches it, a topic outside its prefix does not
+    config.front_workers = 2;
+    zsock_t *sink = zper_broker_bus_subscriber (&config, "top");
+    zsock_set_rcvtimeo (sink, 5000);
+    zsock_t *source = zper_broker_bus_publisher (1);
+    assert (source && zper_broker_bus_publisher (1) == NULL);   //  taken
+    zper_visible_note_t other = { "other", 0, 1, 10 }, note = { "topic", 3, 7, 120 }, decoded;
+    zper_broker_note_send (source, &other);
     zper_broker_note_send (source, &note);
     zmsg_t *msg = zmsg_recv (sink);
     assert (zper_broker_note_decode (msg, &decoded) == 0);

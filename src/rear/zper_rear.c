@@ -485,13 +485,9 @@ zper_rear_test (bool verbose)
     frames [1].data = "again";
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 1);
     assert (zper_partition_flush (partition) == 2);
-    zsock_t *notes = zsock_new_push (">" ZPER_INPROC_NOTES);
-    zmsg_t *note = zmsg_new ();
-    zmsg_addstr (note, "readable");
-    zper_wire_add_int64 (note, 1);
-    zper_wire_add_int64 (note, 2);
-    zper_wire_add_int64 (note, 22);
-    zmsg_send (&note, notes);
+    zsock_t *bus = zper_broker_bus_publisher (0);       //  as front worker 0 would
+    zper_visible_note_t note = { "readable", 1, 2, 22 };
+    zper_broker_note_send (bus, &note);
     reply = zmsg_recv (reader);
     assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_last (reply), "again"));
     zmsg_destroy (&reply);
@@ -523,7 +519,7 @@ zper_rear_test (bool verbose)
     zsock_destroy (&peer);
     zsock_destroy (&router);
 
-    zsock_destroy (&notes);
+    zsock_destroy (&bus);
     zsock_destroy (&reader);
     zactor_destroy (&rear);
     zactor_destroy (&ack);

@@ -313,7 +313,7 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     //  A chunk sent just before this worker stops owns a view: linger, so
     //  that the rear thread still receives it and destroys the view
     zsock_set_linger (self.output, -1);
-    self.bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
+    self.bus = zper_broker_bus_subscriber (self.broker->config, "");
     self.streams = zhashx_new ();
     zhashx_set_destructor (self.streams, s_stream_destroy);
     self.polls = zlistx_new ();

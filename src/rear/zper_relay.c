@@ -308,7 +308,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     self->router = zsock_new (ZMQ_ROUTER);
     self->publisher = zsock_new (ZMQ_XPUB);
     self->subscriptions = zper_subscriptions_new ();
-    self->bus = zsock_new_sub (">" ZPER_INPROC_VISIBLE, "");
+    self->bus = zper_broker_bus_subscriber (self->broker->config, "");
     zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
     self->readers = zhashx_new ();
     zhashx_set_destructor (self->readers, s_reader_destroy);
@@ -417,13 +417,9 @@ zper_relay_test (bool verbose)
     frames [1].data = "again";
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 1);
     assert (zper_partition_flush (partition) == 2);
-    zsock_t *notes = zsock_new_push (">" ZPER_INPROC_NOTES);
-    zmsg_t *note = zmsg_new ();
-    zmsg_addstr (note, "relayed");
-    zper_wire_add_int64 (note, 1);
-    zper_wire_add_int64 (note, 2);
-    zper_wire_add_int64 (note, 22);
-    zmsg_send (&note, notes);
+    zsock_t *bus = zper_broker_bus_publisher (0);       //  as front worker 0 would
+    zper_visible_note_t note = { "relayed", 1, 2, 22 };
+    zper_broker_note_send (bus, &note);
     reply = zmsg_recv (reader);
     assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_last (reply), "again"));
     zmsg_destroy (&reply);
@@ -432,7 +428,7 @@ zper_relay_test (bool verbose)
     assert (zframe_streq (zmsg_last (reply), "again"));
     zmsg_destroy (&reply);
 
-    zsock_destroy (&notes);
+    zsock_destroy (&bus);
     zsock_destroy (&reader);
     zsock_destroy (&subscriber);
     zactor_destroy (&relay);
