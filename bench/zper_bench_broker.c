@@ -37,10 +37,11 @@
                 reader follows the topic by READ long-poll or by the relay
                 (latency.mM.PATH.RATE). The latency of a message is its
                 receive time minus its SCHEDULED send time (no coordinated
-                omission). latency.raw.RATE is the same paced sender on a
-                bare DEALER->ROUTER over tcp loopback: the floor of this
-                machine, one hop where the broker has several thread
-                hand-offs.
+                omission). Baselines: latency.raw.RATE, the same paced
+                sender on a bare DEALER->ROUTER over tcp loopback (one
+                hop); latency.proxy.RATE, through a bare forwarder thread
+                with its own context (ROUTER in, PUSH out): the floor of
+                any broker on this machine, before it does any work.
       restart   a log of --log-gb GiB; time from exec of zperd to the
                 first FETCH reply after a clean stop and after kill -9.
 
@@ -894,7 +895,7 @@ s_consume_bench (void)
 typedef struct {
     const broker_t *broker;
     const char *topic;
-    void *raw;                  //  raw baseline: a ROUTER receiving [id][body]
+    void *raw;                  //  raw baselines: a socket receiving [...][body]
     bool relay;                 //  relay ROUTER, else READ long-poll
     int64_t messages;
     int64_t *latencies_ns;
@@ -958,7 +959,7 @@ s_latency_relay (latency_reader_t *reader)
     zmq_ctx_term (context);
 }
 
-//  The raw baseline: the DEALER's messages straight off a ROUTER
+//  The raw baselines: each message's last frame, straight off a socket
 static void
 s_latency_raw (latency_reader_t *reader)
 {
@@ -969,10 +970,47 @@ s_latency_raw (latency_reader_t *reader)
     zmq_msg_t frame;
     zmq_msg_init (&frame);
     while (reader->received < reader->messages && zclock_mono () < deadline)
-        if (zmq_msg_recv (&frame, reader->raw, 0) >= 0 && zmq_msg_more (&frame)
-        &&  zmq_msg_recv (&frame, reader->raw, 0) >= 0)
+        if (zmq_msg_recv (&frame, reader->raw, 0) >= 0) {
+            while (zmq_msg_more (&frame) && zmq_msg_recv (&frame, reader->raw, 0) >= 0)
+                ;
             s_latency_note (reader, zmq_msg_data (&frame), zmq_msg_size (&frame));
+        }
     zmq_msg_close (&frame);
+}
+
+//  A bare forwarder, the least any broker does: [id][body] from a ROUTER,
+//  body out on a PUSH, in its own thread and ZeroMQ context (as a broker
+//  process has its own I/O thread). Ends when the ROUTER gets "$TERM".
+typedef struct {
+    void *router;
+    void *push;
+} forwarder_t;
+
+static void *
+s_forwarder (void *args)
+{
+    forwarder_t *forwarder = (forwarder_t *) args;
+    zmq_msg_t frame;
+    zmq_msg_init (&frame);
+    while (zmq_msg_recv (&frame, forwarder->router, 0) >= 0) {
+        if (!zmq_msg_more (&frame) || zmq_msg_recv (&frame, forwarder->router, 0) < 0)
+            break;
+        if (zmq_msg_size (&frame) == 5 && memcmp (zmq_msg_data (&frame), "$TERM", 5) == 0)
+            break;
+        zmq_msg_send (&frame, forwarder->push, 0);
+    }
+    zmq_msg_close (&frame);
+    return NULL;
+}
+
+//  Bind a socket of type on a tcp loopback port; its endpoint in endpoint.
+static void *
+s_bound_socket (void *context, int type, char *endpoint, size_t endpoint_size)
+{
+    void *socket = zmq_socket (context, type);
+    assert (zmq_bind (socket, "tcp://127.0.0.1:*") == 0);
+    zmq_getsockopt (socket, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size);
+    return socket;
 }
 
 static void *
@@ -1033,28 +1071,41 @@ s_latency_seconds (int rate)
     return s_options.quick? 0.2: rate >= 100000? 1.0: 2.0;
 }
 
-//  The baseline of the same run: a paced DEALER to a ROUTER over tcp
-//  loopback, no broker (one hop instead of the broker's thread hand-offs)
+//  The baselines of the same run: a paced DEALER to a ROUTER over tcp
+//  loopback, no broker (one hop), or through a bare forwarder in between
+//  (the hops of a broker that does nothing: in, one thread, out)
 static result_t
-s_latency_raw_run (int rate)
+s_latency_raw_run (int rate, bool forward)
 {
     int64_t messages = (int64_t) (rate * s_latency_seconds (rate));
     void *context = zmq_ctx_new ();
-    void *router = zmq_socket (context, ZMQ_ROUTER);
-    void *dealer = zmq_socket (context, ZMQ_DEALER);
-    assert (zmq_bind (router, "tcp://127.0.0.1:*") == 0);
+    void *forwarder_context = zmq_ctx_new ();
     char endpoint [256];
-    size_t endpoint_size = sizeof endpoint;
-    zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size);
+    forwarder_t forwarder = { NULL, NULL };
+    void *receiver, *dealer = zmq_socket (context, ZMQ_DEALER);
+    if (forward) {
+        forwarder.push = s_bound_socket (forwarder_context, ZMQ_PUSH, endpoint, sizeof endpoint);
+        receiver = zmq_socket (context, ZMQ_PULL);
+        assert (zmq_connect (receiver, endpoint) == 0);
+        forwarder.router = s_bound_socket (forwarder_context, ZMQ_ROUTER, endpoint,
+                                           sizeof endpoint);
+    }
+    else
+        receiver = s_bound_socket (context, ZMQ_ROUTER, endpoint, sizeof endpoint);
     assert (zmq_connect (dealer, endpoint) == 0);
+    pthread_t forwarder_thread;
+    if (forward)
+        pthread_create (&forwarder_thread, NULL, s_forwarder, &forwarder);
     //  Handshake first, so that connecting is not measured
     assert (zmq_send (dealer, "", 0, 0) == 0);
     zmq_msg_t frame;
     zmq_msg_init (&frame);
-    assert (zmq_msg_recv (&frame, router, 0) >= 0 && zmq_msg_recv (&frame, router, 0) >= 0);
+    assert (zmq_msg_recv (&frame, receiver, 0) >= 0);
+    while (zmq_msg_more (&frame))
+        assert (zmq_msg_recv (&frame, receiver, 0) >= 0);
     zmq_msg_close (&frame);
 
-    latency_reader_t reader = { .raw = router, .messages = messages };
+    latency_reader_t reader = { .raw = receiver, .messages = messages };
     reader.latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
     pthread_t thread;
     pthread_create (&thread, NULL, s_latency_reader, &reader);
@@ -1071,11 +1122,19 @@ s_latency_raw_run (int rate)
     result.bytes = (double) reader.received * LATENCY_SIZE;
     s_percentiles (&result, reader.latencies_ns, reader.received);
     free (reader.latencies_ns);
+    if (forward) {
+        assert (zmq_send (dealer, "$TERM", 5, 0) == 5);
+        pthread_join (forwarder_thread, NULL);
+    }
     int linger = 0;
-    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close (dealer);
-    zmq_close (router);
+    void *sockets [] = { dealer, receiver, forwarder.router, forwarder.push };
+    for (size_t index = 0; index < sizeof sockets / sizeof sockets [0]; index++)
+        if (sockets [index]) {
+            zmq_setsockopt (sockets [index], ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close (sockets [index]);
+        }
     zmq_ctx_term (context);
+    zmq_ctx_term (forwarder_context);
     return result;
 }
 
@@ -1127,11 +1186,14 @@ s_latency_bench (void)
 {
     static const int rates [] = { 1000, 10000, 100000 };
     static const int modes [] = { ZPER_MODE_NONE, ZPER_MODE_ACK };
+    for (int forward = 0; forward < 2; forward++)
     for (size_t index = 0; index < sizeof rates / sizeof rates [0]; index++) {
-        s_progress ("latency: raw DEALER->ROUTER at %d msg/s", rates [index]);
+        const char *how = forward? "proxy": "raw";
+        s_progress ("latency: %s at %d msg/s", forward? "DEALER->forwarder->PULL"
+                                                     : "raw DEALER->ROUTER", rates [index]);
         char name [64];
-        snprintf (name, sizeof name, "latency.raw.%d", rates [index]);
-        result_t result = s_latency_raw_run (rates [index]);
+        snprintf (name, sizeof name, "latency.%s.%d", how, rates [index]);
+        result_t result = s_latency_raw_run (rates [index], forward);
         s_record (name, NULL, false, LATENCY_SIZE, &result);
     }
     broker_t broker;
@@ -1530,6 +1592,8 @@ s_write_targets (void)
         { "consume 100 B, streaming FETCH / raw DEALER", "consume.fetch_stream.100", "ratio", 1.0,
           false },
         { "latency 10k msg/s, raw DEALER->ROUTER, no broker, p99 (us)", "latency.raw.10000",
+          "p99", 200, true },
+        { "latency 10k msg/s, DEALER->bare forwarder->PULL, p99 (us)", "latency.proxy.10000",
           "p99", 200, true },
         { "latency 10k msg/s, mode 0 producer, READ long-poll, p99 (us)", "latency.m0.read.10000",
           "p99", 200, true },
