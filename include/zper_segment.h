@@ -27,7 +27,7 @@
 #define ZPER_TIME_ENTRY_SIZE        16
 #define ZPER_SEGMENT_NAME_DIGITS    20
 #define ZPER_SEGMENT_COPY_SUFFIX    ".copy"         //  a log file being cut by copy (a crash leaves
-                                                    //  it behind: never listed, replaced next time)
+                                                    //  it behind: removed by zper_segment_list)
 
 typedef struct _zper_segment_t zper_segment_t;
 typedef struct _zper_mapping_t zper_mapping_t;
@@ -118,7 +118,9 @@ uint64_t
 
 //  Base offsets of the segments in folder dir (files named by 20 digits
 //  and ".log"), sorted; *count receives how many. Caller frees. NULL with
-//  errno if the folder cannot be read.
+//  errno if the folder cannot be read. Removes what a crash during
+//  zper_segment_cut_by_copy left ("<segment>.log.copy": the segment's own
+//  file is whole, the rename never happened), so call it only at recovery.
 int64_t *
     zper_segment_list (const char *dir, size_t *count);
 

@@ -355,17 +355,25 @@ s_write_full_batch (zper_partition_t *self)
     return rc;
 }
 
+//  The most bytes of encodings a batch may hold: a batch never makes a
+//  record larger than a segment; only a single message larger than a
+//  segment does (invariant 3)
+static uint64_t
+s_batch_limit (zper_partition_t *self)
+{
+    uint64_t limit = ZPER_LOG_BATCH_MAX_BYTES;
+    if (self->config.segment_size < limit + ZPER_RECORD_HEADER_SIZE)
+        limit = self->config.segment_size > ZPER_RECORD_HEADER_SIZE
+              ? self->config.segment_size - ZPER_RECORD_HEADER_SIZE: 1;
+    return limit;
+}
+
 //  Make room for encoded_size more bytes in the open batch, writing it
 //  first if it is full. Returns 0 with mutex held, or -1.
 static int
 s_batch_open_locked (zper_partition_t *self, size_t encoded_size)
 {
-    //  A batch never makes a record larger than a segment: only a single
-    //  message larger than a segment does (invariant 3)
-    uint64_t limit = ZPER_LOG_BATCH_MAX_BYTES;
-    if (self->config.segment_size < limit + ZPER_RECORD_HEADER_SIZE)
-        limit = self->config.segment_size > ZPER_RECORD_HEADER_SIZE
-              ? self->config.segment_size - ZPER_RECORD_HEADER_SIZE: 1;
+    uint64_t limit = s_batch_limit (self);
     if (encoded_size > ZPER_LOG_RECORD_MAX_BYTES) {
         errno = EMSGSIZE;               //  a body within max_message, but countless frames
         return -1;
@@ -382,15 +390,16 @@ s_batch_open_locked (zper_partition_t *self, size_t encoded_size)
     return 0;
 }
 
-//  Account for a message just encoded at the end of the open batch; give
-//  it its offset. Releases mutex.
+//  Account for count messages just encoded at the end of the open batch,
+//  encoded_size bytes in all; give them their offsets and return the
+//  first. now_ms is the wall clock. Releases mutex.
 static int64_t
-s_batch_commit_unlock (zper_partition_t *self, size_t encoded_size, int64_t timestamp_ms)
+s_batch_commit_unlock (zper_partition_t *self, size_t encoded_size, size_t count,
+                       int64_t timestamp_ms, int64_t now_ms)
 {
     batch_t *batch = &self->batch;
-    int64_t now = zclock_time ();
     if (timestamp_ms <= 0)
-        timestamp_ms = now;
+        timestamp_ms = now_ms;
     if (timestamp_ms < self->end_timestamp)
         timestamp_ms = self->end_timestamp;     //  invariant (2): never backwards
     if (batch->count == 0) {
@@ -398,13 +407,14 @@ s_batch_commit_unlock (zper_partition_t *self, size_t encoded_size, int64_t time
         batch->base_position = self->end_position;
     }
     batch->size += encoded_size;
-    batch->count++;
+    batch->count += count;
     batch->timestamp = timestamp_ms;
     self->end_timestamp = timestamp_ms;
-    int64_t offset = self->end_offset++;
+    int64_t offset = self->end_offset;
+    self->end_offset += (int64_t) count;
     self->end_position += (int64_t) encoded_size;
     if (self->pending_since < 0)
-        self->pending_since = now;
+        self->pending_since = now_ms;
     pthread_mutex_unlock (&self->mutex);
     return offset;
 }
@@ -429,7 +439,7 @@ zper_partition_append (zper_partition_t *self, const zper_frame_t *frames, size_
     if (s_batch_open_locked (self, encoded_size))
         return -1;
     zper_zmtp_encode (frames, frame_count, self->batch.data + self->batch.size);
-    return s_batch_commit_unlock (self, encoded_size, timestamp_ms);
+    return s_batch_commit_unlock (self, encoded_size, 1, timestamp_ms, zclock_time ());
 }
 
 //  Length of the encoded message at data, checking every frame and the
@@ -474,17 +484,31 @@ zper_partition_append_encoded (zper_partition_t *self, const void *data, size_t 
             return -1;
         at += (size_t) length;
     }
+    //  Then copy as many whole messages as the open batch takes at once,
+    //  under one lock and one clock reading
+    int64_t now = zclock_time ();
     int64_t first_offset = -1;
     for (size_t at = 0; at < size;) {
         size_t length = (size_t) zper_zmtp_message_length (bytes + at, size - at, NULL);
         if (s_batch_open_locked (self, length))
             return -1;
-        memcpy (self->batch.data + self->batch.size, bytes + at, length);
-        int64_t offset = s_batch_commit_unlock (self, length, timestamp_ms);
+        uint64_t room = s_batch_limit (self) - self->batch.size;
+        size_t span = length, messages = 1;
+        while (at + span < size) {
+            size_t next = (size_t) zper_zmtp_message_length (bytes + at + span,
+                                                             size - at - span, NULL);
+            if (span + next > room)
+                break;
+            span += next;
+            messages++;
+        }
+        s_batch_reserve (&self->batch, span);
+        memcpy (self->batch.data + self->batch.size, bytes + at, span);
+        int64_t offset = s_batch_commit_unlock (self, span, messages, timestamp_ms, now);
         if (first_offset < 0)
             first_offset = offset;
-        (*count)++;
-        at += length;
+        *count += messages;
+        at += span;
     }
     return first_offset;
 }

@@ -336,8 +336,13 @@ zper_segment_list (const char *path, size_t *count)
     assert (offsets);
     *count = 0;
     struct dirent *entry;
+    size_t copy_name_size = ZPER_SEGMENT_NAME_DIGITS + 4 + strlen (ZPER_SEGMENT_COPY_SUFFIX);
     while ((entry = readdir (directory))) {
         const char *name = entry->d_name;
+        if (strlen (name) == copy_name_size
+        &&  strspn (name, "0123456789") == ZPER_SEGMENT_NAME_DIGITS
+        &&  strcmp (name + ZPER_SEGMENT_NAME_DIGITS, ".log" ZPER_SEGMENT_COPY_SUFFIX) == 0)
+            unlinkat (dirfd (directory), name, 0);
         if (strlen (name) != ZPER_SEGMENT_NAME_DIGITS + 4
         ||  strcmp (name + ZPER_SEGMENT_NAME_DIGITS, ".log") != 0
         ||  strspn (name, "0123456789") != ZPER_SEGMENT_NAME_DIGITS)
@@ -1036,6 +1041,20 @@ zper_segment_test (bool verbose)
     zper_mapping_unref (&old);
     assert (zper_segment_cut_by_copy (segment, 1000) == -1 && errno == EIO);
     assert (zper_segment_file_size (segment) == 168 + 172);
+    //  A crash during a cut by copy leaves the copy behind: listing the
+    //  segments at recovery removes it and lists the segment once
+    int stray = open ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, O_WRONLY | O_CREAT, 0644);
+    assert (stray >= 0);
+    close (stray);
+    size_t count;
+    int64_t *offsets = zper_segment_list (".", &count);
+    assert (offsets && count >= 1);
+    size_t listed = 0;
+    for (size_t index = 0; index < count; index++)
+        listed += offsets [index] == 100;
+    assert (listed == 1);
+    free (offsets);
+    assert (access ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, F_OK) == -1);
     assert (zper_segment_seal (segment) == 0);
 
     //  Mappings outlive the file and the segment
