@@ -482,12 +482,16 @@ s_raw_receive (void *args)
 }
 
 //  N messages of size bytes from a sender to a receiver thread over tcp
-//  loopback, no broker
+//  loopback, no broker. Each end has its own context, so its own I/O
+//  thread, as two processes would (libzmq's local_thr and remote_thr; a
+//  producer and zperd): one shared I/O thread would carry both ends'
+//  work and understate the transport.
 static result_t
 s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messages)
 {
     void *context = zmq_ctx_new ();
-    void *receiver_socket = zmq_socket (context, receiver_type);
+    void *receiver_context = zmq_ctx_new ();
+    void *receiver_socket = zmq_socket (receiver_context, receiver_type);
     void *sender_socket = zmq_socket (context, sender_type);
     assert (zmq_bind (receiver_socket, "tcp://127.0.0.1:*") == 0);
     char endpoint [256];
@@ -519,6 +523,7 @@ s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messag
     zmq_close (sender_socket);
     zmq_close (receiver_socket);
     zmq_ctx_term (context);
+    zmq_ctx_term (receiver_context);
     return result;
 }
 
