@@ -100,6 +100,8 @@
 #define ZPER_FRONT_QUEUE_BYTES          (64 * 1024 * 1024)      //  hand-off bytes queued per worker before the front waits
 #define ZPER_FRONT_QUEUE_WAIT_MS        1                       //  the front's pause while a worker's queue is full
 #define ZPER_FRONT_HANDOFF_START_BYTES  (16 * 1024)             //  first allocation of a hand-off buffer (it doubles)
+#define ZPER_MALLOC_MMAP_THRESHOLD      (32 * 1024 * 1024)      //  zperd: larger blocks only are mmap'd (glibc's max)
+#define ZPER_MALLOC_TRIM_THRESHOLD      (256 * 1024 * 1024)     //  zperd: free heap kept before returning it
 #define ZPER_FRONT_IDENTITY_CACHE       64                      //  parsed identities kept by routing id (direct-mapped)
 #define ZPER_FRONT_COMMAND_MAX          16                      //  longest pipe command a worker reads (PING, $TERM)
 #define ZPER_FRONT_RECORDS_BYTES        4096                    //  a topic's reply records and ack entries start this large

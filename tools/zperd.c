@@ -12,6 +12,7 @@
     ========================================================================= */
 
 #include "zper_manager.h"
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -129,6 +130,13 @@ main (int argc, char *argv [])
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
+    //  The front hands each worker buffers of up to a few hundred KiB that
+    //  the worker frees: glibc would map each one fresh (past its mmap
+    //  threshold) or hand freed ones back to the kernel (past its trim
+    //  threshold), and the next buffer would fault in new pages on every
+    //  hand-off. Keep freed memory in the heap instead, for reuse.
+    mallopt (M_MMAP_THRESHOLD, ZPER_MALLOC_MMAP_THRESHOLD);
+    mallopt (M_TRIM_THRESHOLD, ZPER_MALLOC_TRIM_THRESHOLD);
     zsys_handler_set (NULL);
     zsys_set_logident ("zperd");
     zsys_set_logstream (stderr);
