@@ -3,11 +3,11 @@
 
     An XPUB socket (ack.bind; PUB to its SUB clients) publishes
     [topic][message id][position:int64] for every message once it is
-    durable (docs/protocol.md 5.1), and the visible bus (ZPER_INPROC_VISIBLE)
-    tells the rear and the relay that a topic moved. Front workers feed it
-    over ZPER_INPROC_NOTES. The subscriptions it sees (broker->acks_wanted)
+    durable (docs/protocol.md 5.1). Front workers feed it over
+    ZPER_INPROC_NOTES. The subscriptions it sees (broker->acks_wanted)
     tell the workers which topics anyone listens to: acks nobody
-    subscribed to are never built.
+    subscribed to are never built. (Readers are woken by the workers'
+    own visible buses, not from here: zper_broker.h.)
     ========================================================================= */
 
 #ifndef ZPER_ACK_H_INCLUDED
@@ -15,10 +15,9 @@
 
 #include "zper_broker.h"
 
-//  A note from a front worker: [topic][from][visible][visible_position]
-//  (zper_visible_note_t, all int64 big-endian), then, when the note is a
-//  flush's and acks are wanted, one frame of packed entries, one per newly
-//  durable message: [id size:uint32, host order][id][position:int64 BE].
+//  What a front worker sends after a flush, when acks are wanted:
+//  [topic][packed entries], one entry per newly durable message:
+//  [id size:uint32, host order][id][position:int64 BE].
 //  The ack actor. args is the zper_broker_t. Start it with
 //  zper_broker_start (zper_ack_actor, broker, "ack").
 void

@@ -40,7 +40,7 @@ s_acks_publish (const char *topic, zframe_t *acks, void *socket)
     return 0;
 }
 
-//  Publish the acks of one message from a worker: [topic][packed acks].
+//  Receive one [topic][packed acks] from a worker and publish its acks.
 static void
 s_acks_handle (zsock_t *notes, void *publisher)
 {
