@@ -26,6 +26,7 @@ typedef struct {
     int64_t start_position;         //  legacy byte position of start_offset
     int64_t durable_position;       //  legacy byte position of durable_offset
     int64_t visible_position;       //  legacy byte position of visible_offset
+    int64_t end_position;           //  legacy byte position of end_offset
     int64_t first_timestamp;        //  timestamp of start_offset's message, -1 if empty
     int64_t last_timestamp;         //  timestamp of the last visible message, -1 if none
     uint64_t size_bytes;            //  bytes of visible records in segment files
@@ -157,8 +158,8 @@ uint64_t
     zper_partition_recovery_bytes (zper_partition_t *self);
 
 //  TEST HOOK, never for production use: from now on every record write
-//  fails with write_errno (after writing half of the record's header, as a
-//  full disk would) and every fdatasync (of a flush, a roll or a
+//  fails with write_errno (after writing the record's header alone: a torn
+//  record, as a full disk leaves) and every fdatasync (of a flush, a roll or a
 //  checkpoint) with sync_errno; 0 turns a fault off. Lets tests prove the
 //  ENOSPC/EIO behaviour of zper_partition_write and zper_partition_flush.
 void

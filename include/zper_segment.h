@@ -27,7 +27,7 @@
 #define ZPER_TIME_ENTRY_SIZE        16
 #define ZPER_SEGMENT_NAME_DIGITS    20
 #define ZPER_SEGMENT_COPY_SUFFIX    ".copy"         //  a log file being cut by copy (a crash leaves
-                                                    //  it behind: removed by zper_segment_list)
+                                                    //  it behind: zper_segment_remove_copies)
 
 typedef struct _zper_segment_t zper_segment_t;
 typedef struct _zper_mapping_t zper_mapping_t;
@@ -118,11 +118,16 @@ uint64_t
 
 //  Base offsets of the segments in folder dir (files named by 20 digits
 //  and ".log"), sorted; *count receives how many. Caller frees. NULL with
-//  errno if the folder cannot be read. Removes what a crash during
-//  zper_segment_cut_by_copy left ("<segment>.log.copy": the segment's own
-//  file is whole, the rename never happened), so call it only at recovery.
+//  errno if the folder cannot be read. Changes nothing: tools may list the
+//  folder of a running broker.
 int64_t *
     zper_segment_list (const char *dir, size_t *count);
+
+//  Remove what a crash during zper_segment_cut_by_copy left in folder dir
+//  ("<segment>.log.copy": the segment's own file is whole, the rename never
+//  happened). For recovery only: in a live folder a cut may be under way.
+void
+    zper_segment_remove_copies (const char *dir);
 
 //  Create an empty segment (three new files) in folder dir. The new segment
 //  is active: open for writing. Returns NULL with errno on failure (nothing
@@ -204,7 +209,7 @@ int
 //  its first file_size bytes into a new file (fdatasync'd) that then takes
 //  its name, so mappings of the old file (views, lent messages) keep every
 //  byte they showed. For cuts below bytes readers may have mapped. Closes
-//  the writing descriptor; follow with zper_segment_truncate (indexes, and
+//  the writing descriptors; follow with zper_segment_truncate (indexes, and
 //  to open the new file for writing) and a sync of the folder. 0, or -1
 //  with errno (the segment keeps its old file).
 int

@@ -543,12 +543,13 @@ s_batch_free (void *data, void *hint)
 
 //  Hand the open batch to libzmq as [batch id][batch], the batch without
 //  a copy: libzmq frees it once it is on the wire, and the next message
-//  opens a fresh buffer.
+//  opens a fresh buffer. A batch that did not leave keeps no id: the ids
+//  of batches in flight stay consecutive, as s_match_batch expects.
 static int
 s_batch_send (zper_producer_t *self)
 {
     uint8_t batch_id [ZPER_BATCH_ID_SIZE];
-    zper_wire_put_int64 (batch_id, (int64_t) self->next_batch_id++);
+    zper_wire_put_int64 (batch_id, (int64_t) self->next_batch_id);
     void *handle = zsock_resolve (self->socket);
     zmq_msg_t batch;
     zmq_msg_init_data (&batch, self->batch, self->batch_size, s_batch_free, NULL);
@@ -558,7 +559,10 @@ s_batch_send (zper_producer_t *self)
     if (rc != -1)
         rc = zmq_msg_send (&batch, handle, 0);
     zmq_msg_close (&batch);             //  frees the buffer if it was not sent
-    return rc == -1? -1: 0;
+    if (rc == -1)
+        return -1;
+    self->next_batch_id++;
+    return 0;
 }
 
 int
@@ -567,17 +571,15 @@ zper_producer_flush (zper_producer_t *self)
     assert (self);
     if (!s_batching (self) || self->batch_messages == 0)
         return 0;
-    if (s_await_window (self) == -1) {
-        self->batch_size = 0;
-        self->batch_messages = 0;
-        return -1;
-    }
-    int rc = s_batch_send (self);
+    int rc = s_await_window (self);
+    if (rc == 0 && s_batch_send (self) == -1)
+        rc = s_send_failed (self);
+    //  Sent or dropped, the batch is no longer open
     size_t messages = self->batch_messages;
     self->batch_size = 0;
     self->batch_messages = 0;
     if (rc == -1)
-        return s_send_failed (self);
+        return -1;
     if (s_acking (self)) {
         self->unacked += (int64_t) messages;
         //  A count, not a pointer: zlistx items need only be non-NULL.
@@ -699,7 +701,7 @@ zper_producer_sync (zper_producer_t *self)
 {
     assert (self);
     if (zper_producer_flush (self) == -1)
-        return -1;                      //  unreachable: there is nothing to wait for
+        return -1;                      //  the open batch was dropped: error says why
     if (s_acking (self))
         s_receive_acks (self, self->ack_timeout_ms);
     if (self->failure_errno) {
@@ -831,7 +833,7 @@ s_test_front_reply (zsock_t *router, zmsg_t *msg, int64_t *next_offset)
 static void
 s_test_front (zsock_t *pipe, void *args)
 {
-    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    zsock_t *router = zsock_new_router (args? (const char *) args: "tcp://127.0.0.1:*");
     assert (router);
     zsock_signal (pipe, 0);
     zstr_send (pipe, zsock_endpoint (router));
@@ -980,6 +982,23 @@ s_test_broker_down (void)
         assert (strstr (zper_producer_error (producer), "is zperd running?"));
         zper_producer_destroy (&producer);
     }
+    //  Mode 3: a batch that never left takes no batch id, so once the
+    //  broker is up the next batch's ack still matches
+    zper_producer_t *producer = zper_producer_new (endpoint, "selftest", ZPER_MODE_BATCH_ACK);
+    zper_producer_set_timeout (producer, 100);
+    zper_producer_set_ack_timeout (producer, 100);
+    assert (zper_producer_send_mem (producer, "lost", 4) == 0);
+    assert (zper_producer_sync (producer) == -1 && errno == EHOSTUNREACH);
+    zactor_t *front = zactor_new (s_test_front, endpoint);
+    char *bound = zstr_recv (front);
+    zstr_free (&bound);
+    zper_producer_set_timeout (producer, 5000);
+    zper_producer_set_ack_timeout (producer, 5000);
+    assert (zper_producer_send_mem (producer, "found", 5) == 0);
+    assert (zper_producer_sync (producer) == 0);
+    assert (zper_producer_acked (producer) == 1 && zper_producer_unacked (producer) == 0);
+    zper_producer_destroy (&producer);
+    zactor_destroy (&front);
     free (endpoint);
 }
 

@@ -122,8 +122,10 @@ zper_partition_destroy (zper_partition_t **self_p)
         return;
     if (self->opened) {
         pthread_mutex_lock (&self->io_mutex);
-        //  After a failed flush the files are back at the durable end:
-        //  consistent, so the shutdown is still clean
+        //  After a failed flush the files end at a record boundary (the
+        //  written or the durable end): consistent, so the shutdown is
+        //  still clean; records written past the durable end make the
+        //  sizes differ from the checkpoint's, so the next open scans them
         s_flush_locked (self);
         if (zper_recovery_checkpoint_write (self, true))
             zsys_warning ("zper log: %s: cannot write the checkpoint: %s (the next open "
@@ -200,8 +202,8 @@ s_cut_back_locked (zper_partition_t *self, log_end_t end)
     if (zper_segment_truncate (active, end.file_size, end.index_size, end.timeindex_size,
                                end.offset, end.timestamp) == 0)
         zper_segment_sync (active);
-    if (dropped)
-        s_sync_directory (self->path);
+    if (dropped && s_sync_directory (self->path))
+        self->rolled = true;            //  the next sync retries it before durable moves
     errno = saved;
 }
 
@@ -345,16 +347,6 @@ zper_partition_write (zper_partition_t *self)
     return rc? -1: written_offset;
 }
 
-//  Write the open batch without syncing (it reached its size cap)
-static int
-s_write_full_batch (zper_partition_t *self)
-{
-    pthread_mutex_lock (&self->io_mutex);
-    int rc = s_write_batch_locked (self);
-    pthread_mutex_unlock (&self->io_mutex);
-    return rc;
-}
-
 //  The most bytes of encodings a batch may hold: a batch never makes a
 //  record larger than a segment; only a single message larger than a
 //  segment does (invariant 3)
@@ -383,8 +375,8 @@ s_batch_open_locked (zper_partition_t *self, size_t encoded_size)
         if (self->batch.size == 0 || self->batch.size + encoded_size <= limit)
             break;
         pthread_mutex_unlock (&self->mutex);
-        if (s_write_full_batch (self))
-            return -1;
+        if (zper_partition_write (self) == -1)
+            return -1;                  //  the full batch could not be written
     }
     s_batch_reserve (&self->batch, encoded_size);
     return 0;
@@ -578,20 +570,24 @@ s_is_visible_active (zper_partition_t *self, size_t number)
 }
 
 //  A mapping of segment number covering its visible bytes. Keeps at most
-//  ZPER_LOG_MAPPED_SEGMENTS_MAX segments mapped. Caller holds mutex.
+//  ZPER_LOG_MAPPED_SEGMENTS_MAX segments mapped; the FIFO holds exactly the
+//  mapped segments (a failed map adds none: a segment listed twice would
+//  stay listed after it is dropped). Caller holds mutex.
 static zper_mapping_t *
 s_map (zper_partition_t *self, size_t number, uint64_t file_limit)
 {
     zper_segment_t *segment = self->segments [number];
-    if (!zper_segment_mapped (segment)) {
-        if (self->mapped_count == ZPER_LOG_MAPPED_SEGMENTS_MAX) {
-            zper_segment_unmap (self->mapped [0]);
-            s_mapped_forget (self, self->mapped [0]);
-        }
-        self->mapped [self->mapped_count++] = segment;
+    bool listed = zper_segment_mapped (segment);
+    if (!listed && self->mapped_count == ZPER_LOG_MAPPED_SEGMENTS_MAX) {
+        zper_segment_unmap (self->mapped [0]);
+        s_mapped_forget (self, self->mapped [0]);
     }
     bool active = number == self->segment_count - 1;
-    return zper_segment_map (segment, file_limit, active? self->config.segment_size: 0);
+    zper_mapping_t *mapping = zper_segment_map (segment, file_limit,
+                                                active? self->config.segment_size: 0);
+    if (mapping && !listed)
+        self->mapped [self->mapped_count++] = segment;
+    return mapping;
 }
 
 //  Fill window for the segment holding key: its mapping and the file
@@ -782,6 +778,7 @@ zper_partition_bounds (zper_partition_t *self, zper_bounds_t *bounds)
     bounds->visible_offset = self->visible.offset;
     bounds->visible_position = self->visible.position;
     bounds->end_offset = self->end_offset;
+    bounds->end_position = self->end_position;
     bool empty = self->visible.offset == bounds->start_offset;
     bounds->first_timestamp = empty? -1: zper_segment_first_timestamp (first);
     bounds->last_timestamp = empty? -1: self->visible.timestamp;
@@ -1091,6 +1088,10 @@ s_test_bounds (zper_partition_t *partition, int64_t durable, int64_t visible, in
     assert (bounds.durable_offset == durable && bounds.visible_offset == visible);
     assert (bounds.end_offset == end);
     assert (bounds.durable_position <= bounds.visible_position);
+    //  Every message has a non-empty encoding: positions move with offsets
+    assert (bounds.visible_position <= bounds.end_position);
+    assert ((bounds.end_offset == bounds.visible_offset)
+         == (bounds.end_position == bounds.visible_position));
 }
 
 //  Under DURABLE visibility, written messages stay invisible until synced
@@ -1123,6 +1124,16 @@ s_test_visibility_durable (zper_log_config_t config)
     zper_partition_destroy (&partition);
 }
 
+//  Descriptors open in this process (a cut by copy must not leak any)
+static int
+s_test_open_descriptors (void)
+{
+    int count = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        count += fcntl (fd, F_GETFD) != -1;
+    return count;
+}
+
 //  Under WRITTEN visibility (the default), a write makes messages visible
 //  and a flush makes them durable; a failed write keeps what readers saw,
 //  a failed sync takes back everything past the durable end without
@@ -1131,6 +1142,7 @@ static void
 s_test_visibility_written (zper_log_config_t config)
 {
     config.visibility = ZPER_VISIBILITY_WRITTEN;
+    int descriptors = s_test_open_descriptors ();
     zper_partition_t *partition = zper_partition_open ("written/0", &config);
     assert (partition);
     //  Enough writes to roll a few segments before any sync
@@ -1188,9 +1200,16 @@ s_test_visibility_written (zper_log_config_t config)
     assert (memcmp (message.data + 2, other.data, other.size) == 0);
     zper_view_destroy (&view);
     zper_partition_destroy (&partition);
-    //  The files hold exactly the durable log
+    assert (s_test_open_descriptors () == descriptors);
+    //  The files hold exactly the durable log; a copy a crash during a cut
+    //  left behind is removed at open
+    const char *stray = "written/0/00000000000000000000.log" ZPER_SEGMENT_COPY_SUFFIX;
+    int stray_fd = open (stray, O_WRONLY | O_CREAT, 0644);
+    assert (stray_fd >= 0);
+    close (stray_fd);
     partition = zper_partition_open ("written/0", &config);
     assert (partition && zper_partition_recovery_bytes (partition) == 0);
+    assert (access (stray, F_OK) == -1);
     s_test_bounds (partition, 101, 101, 101);
     view = zper_partition_read (partition, 100, 100);
     assert (view && zper_view_next (view, &message) && message.size == 2 + other.size);

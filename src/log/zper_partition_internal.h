@@ -63,7 +63,8 @@ struct _zper_partition_t {
     //  Under io_mutex
     batch_t writing;                //  sealed batch on its way to disk
     log_end_t written;              //  records written to the segment files (page cache)
-    bool rolled;                    //  a segment was created since the last sync
+    bool rolled;                    //  the folder changed since its last fsync (a segment
+                                    //  created, or a cut whose folder fsync failed)
     uint64_t checkpoint_bytes;      //  bytes synced since the last checkpoint
     int fault_write_errno;          //  test hook
     int fault_sync_errno;

@@ -277,6 +277,7 @@ s_end_position (zper_segment_t *segment)
 int
 zper_recovery_load (zper_partition_t *self)
 {
+    zper_segment_remove_copies (self->path);
     size_t count;
     int64_t *offsets = zper_segment_list (self->path, &count);
     if (!offsets)

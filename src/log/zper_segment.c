@@ -325,6 +325,15 @@ s_compare_offsets (const void *first, const void *second)
     return a < b? -1: a > b;
 }
 
+//  True if name is a segment's base offset (20 digits) followed by suffix
+static bool
+s_segment_file_name (const char *name, const char *suffix)
+{
+    return strlen (name) == ZPER_SEGMENT_NAME_DIGITS + strlen (suffix)
+        && strspn (name, "0123456789") == ZPER_SEGMENT_NAME_DIGITS
+        && strcmp (name + ZPER_SEGMENT_NAME_DIGITS, suffix) == 0;
+}
+
 int64_t *
 zper_segment_list (const char *path, size_t *count)
 {
@@ -336,16 +345,9 @@ zper_segment_list (const char *path, size_t *count)
     assert (offsets);
     *count = 0;
     struct dirent *entry;
-    size_t copy_name_size = ZPER_SEGMENT_NAME_DIGITS + 4 + strlen (ZPER_SEGMENT_COPY_SUFFIX);
     while ((entry = readdir (directory))) {
         const char *name = entry->d_name;
-        if (strlen (name) == copy_name_size
-        &&  strspn (name, "0123456789") == ZPER_SEGMENT_NAME_DIGITS
-        &&  strcmp (name + ZPER_SEGMENT_NAME_DIGITS, ".log" ZPER_SEGMENT_COPY_SUFFIX) == 0)
-            unlinkat (dirfd (directory), name, 0);
-        if (strlen (name) != ZPER_SEGMENT_NAME_DIGITS + 4
-        ||  strcmp (name + ZPER_SEGMENT_NAME_DIGITS, ".log") != 0
-        ||  strspn (name, "0123456789") != ZPER_SEGMENT_NAME_DIGITS)
+        if (!s_segment_file_name (name, ".log"))
             continue;
         errno = 0;
         long long offset = strtoll (name, NULL, 10);
@@ -361,6 +363,19 @@ zper_segment_list (const char *path, size_t *count)
     closedir (directory);
     qsort (offsets, *count, sizeof (int64_t), s_compare_offsets);
     return offsets;
+}
+
+void
+zper_segment_remove_copies (const char *dir)
+{
+    DIR *directory = opendir (dir);
+    if (!directory)
+        return;                         //  then zper_segment_list fails and says why
+    struct dirent *entry;
+    while ((entry = readdir (directory)))
+        if (s_segment_file_name (entry->d_name, ".log" ZPER_SEGMENT_COPY_SUFFIX))
+            unlinkat (dirfd (directory), entry->d_name, 0);
+    closedir (directory);
 }
 
 static zper_segment_t *
@@ -705,7 +720,7 @@ zper_segment_cut_by_copy (zper_segment_t *self, uint64_t file_size)
         ssize_t done = copy_file_range (source, &copied, target, NULL,
                                         (size_t) (file_size - (uint64_t) copied), 0);
         if (done == 0)
-            errno = EIO;                //  the file is shorter than its durable end
+            errno = EIO;                //  the file is shorter than file_size
         if (done <= 0)
             rc = -1;
     }
@@ -721,7 +736,11 @@ zper_segment_cut_by_copy (zper_segment_t *self, uint64_t file_size)
     s_close (&target);
     free (temporary);
     if (rc == 0) {
-        s_close (&self->data_fd);       //  the old file's: zper_segment_truncate opens the new one
+        //  data_fd is the old file's; zper_segment_truncate opens the new
+        //  one, and the indexes with it (it opens all three once data_fd is closed)
+        s_close (&self->data_fd);
+        s_close (&self->index_fd);
+        s_close (&self->timeindex_fd);
         self->file_size = file_size;
     }
     errno = saved;
@@ -1042,7 +1061,8 @@ zper_segment_test (bool verbose)
     assert (zper_segment_cut_by_copy (segment, 1000) == -1 && errno == EIO);
     assert (zper_segment_file_size (segment) == 168 + 172);
     //  A crash during a cut by copy leaves the copy behind: listing the
-    //  segments at recovery removes it and lists the segment once
+    //  segments lists the segment once and changes nothing (tools list a
+    //  live folder); recovery removes the copy
     int stray = open ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, O_WRONLY | O_CREAT, 0644);
     assert (stray >= 0);
     close (stray);
@@ -1054,6 +1074,8 @@ zper_segment_test (bool verbose)
         listed += offsets [index] == 100;
     assert (listed == 1);
     free (offsets);
+    assert (access ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, F_OK) == 0);
+    zper_segment_remove_copies (".");
     assert (access ("00000000000000000100.log" ZPER_SEGMENT_COPY_SUFFIX, F_OK) == -1);
     assert (zper_segment_seal (segment) == 0);
 
