@@ -66,7 +66,9 @@ zper_front_entry_size (const zper_front_entry_t *entry)
 
 //  One front worker (zper_front_worker.c): takes hand-offs on its pipe,
 //  appends, flushes by policy or when a client waits, pushes replies to
-//  ZPER_INPROC_FRONT_REPLIES and notes to ZPER_INPROC_NOTES. args is a
+//  ZPER_INPROC_FRONT_REPLIES, publishes visible notes on its own bus
+//  (zper_broker_bus_publisher) and pushes the acks of durable messages to
+//  the ack actor (ZPER_INPROC_NOTES) as [topic][packed acks]. args is a
 //  zper_front_worker_args_t.
 void
     zper_front_worker_actor (zsock_t *pipe, void *args);

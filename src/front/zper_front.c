@@ -31,6 +31,7 @@
 #include "zper_pool.h"
 #include "zper_wire.h"
 #include <assert.h>
+#include <errno.h>
 
 #define ROUTING_ID_MAX  255             //  ZMTP: a routing id is at most 255 bytes
 
@@ -50,7 +51,6 @@ typedef struct {
     size_t entries_size, entries_capacity;
     uint8_t *data;
     size_t data_size, data_capacity;
-    size_t writes;
 } handoff_t;
 
 typedef struct {
@@ -262,7 +262,7 @@ static void
 s_handoff_send (front_t *self, size_t worker)
 {
     handoff_t *handoff = &self->handoffs [worker];
-    if (handoff->writes == 0)
+    if (handoff->entries_size == 0)     //  no write: every write has an entry
         return;
     void *pipe = zsock_resolve (zper_pool_worker (self->workers, worker));
     atomic_size_t *queued = &self->worker_args [worker].queued_bytes;
@@ -317,7 +317,6 @@ s_take_write (front_t *self)
     s_reserve (&handoff->entries, &handoff->entries_capacity, handoff->entries_size,
                padded - handoff->entries_size);
     handoff->entries_size = padded;
-    handoff->writes++;
     if (handoff->data_size >= ZPER_FRONT_HANDOFF_BYTES)
         s_handoff_send (self, identity->worker);
 }
@@ -456,6 +455,64 @@ zper_front_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Selftest: ack and front in this process, over inproc
 
+//  Write one hand-off entry at target (zper_front.h); returns its size.
+static size_t
+s_test_entry (uint8_t *target, uint8_t mode, uint8_t status, const char *topic, const char *id,
+              size_t data_size)
+{
+    const char *routing_id = "client";
+    zper_front_entry_t entry = { .data_size = data_size, .mode = mode, .status = status,
+                                 .routing_id_size = (uint8_t) strlen (routing_id),
+                                 .topic_size = (uint8_t) strlen (topic),
+                                 .id_size = id? (uint32_t) strlen (id): 0 };
+    size_t size = zper_front_entry_size (&entry);
+    memset (target, 0, size);
+    memcpy (target, &entry, sizeof entry);
+    uint8_t *topic_at = target + sizeof entry + entry.routing_id_size;
+    memcpy (target + sizeof entry, routing_id, entry.routing_id_size);
+    memcpy (topic_at, topic, entry.topic_size);
+    if (id)
+        memcpy (topic_at + entry.topic_size, id, entry.id_size);
+    return size;
+}
+
+//  Send a worker one hand-off: a write [id][body] of mode 1 to topic,
+//  after a refusal (104) of the same client when refused_id is set.
+static void
+s_test_handoff (zactor_t *worker, zper_front_worker_args_t *args, const char *topic,
+                const char *refused_id, const char *id)
+{
+    uint8_t entries [256], data [64];
+    size_t entries_size = 0;
+    if (refused_id)
+        entries_size += s_test_entry (entries, ZPER_MODE_ACK, ZPER_STATUS_MESSAGE_TOO_LARGE,
+                                      topic, refused_id, 0);
+    zper_frame_t frames [2] = { { id, strlen (id) }, { "body", 4 } };
+    size_t data_size = zper_zmtp_message_size (frames, 2);
+    assert (data_size <= sizeof data);
+    zper_zmtp_encode (frames, 2, data);
+    entries_size += s_test_entry (entries + entries_size, ZPER_MODE_ACK, 0, topic, NULL,
+                                  data_size);
+    atomic_fetch_add (&args->queued_bytes, entries_size + data_size);
+    void *pipe = zsock_resolve (zactor_sock (worker));
+    zmq_send (pipe, entries, entries_size, ZMQ_SNDMORE);
+    zmq_send (pipe, data, data_size, 0);
+}
+
+//  Receive a worker's reply [routing id][id][status]: returns the status,
+//  ZPER_STATUS_OK for [routing id][id].
+static uint8_t
+s_test_reply (zsock_t *replies, const char *id)
+{
+    zmsg_t *reply = zmsg_recv (replies);
+    assert (reply && zframe_streq (zmsg_first (reply), "client"));
+    assert (zframe_streq (zmsg_next (reply), id));
+    zframe_t *status = zmsg_next (reply);
+    uint8_t result = status? zframe_data (status) [0]: ZPER_STATUS_OK;
+    zmsg_destroy (&reply);
+    return result;
+}
+
 void
 zper_front_test (bool verbose)
 {
@@ -563,6 +620,30 @@ zper_front_test (bool verbose)
     zsock_destroy (&req);
     zsock_destroy (&stranger);
     zactor_destroy (&front);
+
+    //  A worker alone, fed by hand: a refusal queued before a write that
+    //  the disk then fails is answered first, as the client sent them
+    //  (libzmq frees the front's endpoints after its sockets close: wait;
+    //  the worker's bus takes an index no front worker used)
+    zsock_t *replies = zsock_new (ZMQ_PULL);
+    for (int tries = 0; zsock_bind (replies, ZPER_INPROC_FRONT_REPLIES) == -1; tries++) {
+        assert (tries < 500);
+        zclock_sleep (10);
+    }
+    zsock_set_rcvtimeo (replies, 5000);
+    zper_front_worker_args_t args = { .broker = &broker, .index = (size_t) config.front_workers };
+    atomic_init (&args.queued_bytes, 0);
+    zactor_t *worker = zactor_new (zper_front_worker_actor, &args);
+    s_test_handoff (worker, &args, "ordered", NULL, "id-first");
+    assert (s_test_reply (replies, "id-first") == ZPER_STATUS_OK);
+    partition = zper_log_partition (broker.log, "ordered", "0", false);
+    zper_partition_set_fault (partition, ENOSPC, 0);
+    s_test_handoff (worker, &args, "ordered", "id-refused", "id-failed");
+    assert (s_test_reply (replies, "id-refused") == ZPER_STATUS_MESSAGE_TOO_LARGE);
+    assert (s_test_reply (replies, "id-failed") == ZPER_STATUS_STORAGE_ERROR);
+    zper_partition_set_fault (partition, 0, 0);
+    zactor_destroy (&worker);
+    zsock_destroy (&replies);
     zactor_destroy (&ack);
     zper_broker_close (&broker);
 }

@@ -32,6 +32,7 @@
 #include "zper_wire.h"
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 
 //  A write waiting for its topic's next flush, packed in topic->records,
 //  followed by its routing id and id. A refused write of a loaded topic
@@ -50,14 +51,13 @@ typedef struct {
     char name [ZPER_TOPIC_MAX + 1];
     size_t name_size;
     zper_partition_t *partition;
-    int64_t durable_offset;             //  as of our last flush
-    int64_t durable_position;           //  its legacy position: the bytes since are pending
+    int64_t durable_position;           //  legacy position as of our last flush
     int64_t visible_offset;             //  as announced on the bus
     int64_t end_offset;                 //  next offset the log assigns
     int64_t next_position;              //  legacy position of end_offset
     int64_t dirty_since_ms;             //  monotonic; 0: nothing unflushed
     bool unwritten;                     //  appended since the last write or flush
-    bool client_waiting;                //  a mode 1/2/3 write is pending
+    bool client_waiting;                //  records owe a reply (modes 1, 2, 3)
     uint64_t pending_messages;          //  appended since the last flush
     zchunk_t *records;                  //  record_t + routing id + id, in append order
     zchunk_t *acks;                     //  [id size:u32][id][position:int64 BE] per message
@@ -159,38 +159,48 @@ s_record_next (topic_t *topic, const uint8_t *cursor, record_t *record,
     return *id + record->id_size;
 }
 
-//  Every write of topic whose messages are not all below end failed:
-//  reply 105 and count it; refusals queued after the first of them are
-//  sent too. Returns the number of their messages at or past end, and
-//  drops them from the records.
+//  Send every reply topic's records owe, in order: a stored write's
+//  success, or the status it was refused or failed with.
+static void
+s_records_reply (worker_t *self, topic_t *topic)
+{
+    record_t record;
+    const uint8_t *routing_id, *id, *cursor = NULL;
+    while ((cursor = s_record_next (topic, cursor, &record, &routing_id, &id)))
+        s_reply (self, &record, routing_id, id, record.status? record.status: ZPER_STATUS_OK);
+}
+
+//  Every write of topic whose messages are not all below end failed: it is
+//  counted and owes 105. Returns the number of their messages at or past
+//  end. Replies keep the order of the writes: while a stored write before
+//  them is kept (written, awaiting the flush), the failed ones wait in
+//  place for that flush; else every reply the records owe leaves now.
 static uint64_t
 s_records_fail_from (worker_t *self, topic_t *topic, int64_t end)
 {
     record_t record;
-    const uint8_t *routing_id, *id, *next, *cursor = NULL, *kept_end = NULL;
+    const uint8_t *routing_id, *id, *next, *cursor = NULL;
+    uint8_t *start = zchunk_data (topic->records);
     uint64_t lost = 0;
-    bool waiting = false;
+    bool kept = false;
     while ((next = s_record_next (topic, cursor, &record, &routing_id, &id))) {
-        bool failed = !record.status && record.offset + record.count > end;
-        if (failed && !kept_end)
-            kept_end = cursor? cursor: zchunk_data (topic->records);
-        if (failed) {
+        if (!record.status && record.offset + record.count <= end)
+            kept = true;
+        else
+        if (!record.status) {
             zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
-            s_reply (self, &record, routing_id, id, ZPER_STATUS_STORAGE_ERROR);
             int64_t from = record.offset > end? record.offset: end;
             lost += (uint64_t) (record.offset + record.count - from);
+            record.status = ZPER_STATUS_STORAGE_ERROR;
+            memcpy (start + (cursor? cursor - start: 0), &record, sizeof record);
         }
-        else
-        if (kept_end)
-            s_reply (self, &record, routing_id, id, record.status);
-        else
-            waiting |= s_mode_replies (record.mode);
         cursor = next;
     }
-    //  Stored records are in offset order: the failed ones start a tail
-    if (kept_end)
-        zchunk_set (topic->records, NULL, (size_t) (kept_end - zchunk_data (topic->records)));
-    topic->client_waiting = waiting;
+    if (!kept) {
+        s_records_reply (self, topic);
+        zchunk_set (topic->records, NULL, 0);
+        topic->client_waiting = false;
+    }
     return lost;
 }
 
@@ -221,17 +231,16 @@ s_topic_fail (worker_t *self, topic_t *topic)
     zper_bounds_t bounds;
     zper_partition_bounds (topic->partition, &bounds);
     int64_t end = bounds.end_offset;
-    uint64_t lost = (uint64_t) (topic->end_offset - end);
+    //  The log may end past what we knew: an append that wrote a full
+    //  batch of its own messages before a later one failed keeps those
+    uint64_t lost = topic->end_offset > end? (uint64_t) (topic->end_offset - end): 0;
     uint64_t lost_in_records = s_records_fail_from (self, topic, end);
     //  The other lost messages were mode 0 writes, one message each
     for (uint64_t index = lost_in_records; index < lost; index++)
         zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);
-    int64_t position = end == bounds.visible_offset? bounds.visible_position
-                                                   : bounds.durable_position;
-    s_acks_cut (topic, position);
+    s_acks_cut (topic, bounds.end_position);
     topic->end_offset = end;
-    topic->next_position = position;
-    topic->durable_offset = bounds.durable_offset;
+    topic->next_position = bounds.end_position;
     topic->durable_position = bounds.durable_position;
     if (topic->visible_offset > end)
         topic->visible_offset = end;
@@ -258,12 +267,20 @@ s_topic_new (worker_t *self, const char *name)
     topic->name_size = strlen (name);
     topic->partition = partition;
     //  Whatever the log holds at open was recovered: it is durable
-    topic->durable_offset = topic->visible_offset = topic->end_offset = bounds.durable_offset;
+    topic->visible_offset = topic->end_offset = bounds.durable_offset;
     topic->next_position = topic->durable_position = bounds.durable_position;
     topic->records = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
     topic->acks = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
     zhashx_insert (self->topics, name, topic);
     return topic;
+}
+
+//  The topic an entry names, as a string.
+static void
+s_entry_topic_name (const entry_t *entry, char name [ZPER_TOPIC_MAX + 1])
+{
+    memcpy (name, entry->topic, entry->head.topic_size);
+    name [entry->head.topic_size] = 0;
 }
 
 //  The loaded topic of an entry, or NULL; consecutive entries mostly
@@ -276,8 +293,7 @@ s_topic_find (worker_t *self, const entry_t *entry)
     &&  memcmp (topic->name, entry->topic, topic->name_size) == 0)
         return topic;
     char name [ZPER_TOPIC_MAX + 1];
-    memcpy (name, entry->topic, entry->head.topic_size);
-    name [entry->head.topic_size] = 0;
+    s_entry_topic_name (entry, name);
     topic = (topic_t *) zhashx_lookup (self->topics, name);
     if (topic)
         self->last_topic = topic;
@@ -292,8 +308,7 @@ s_topic_require (worker_t *self, const entry_t *entry)
     topic_t *topic = s_topic_find (self, entry);
     if (!topic) {
         char name [ZPER_TOPIC_MAX + 1];
-        memcpy (name, entry->topic, entry->head.topic_size);
-        name [entry->head.topic_size] = 0;
+        s_entry_topic_name (entry, name);
         topic = s_topic_new (self, name);
         if (topic)
             self->last_topic = topic;
@@ -311,22 +326,20 @@ s_count_status (worker_t *self, uint8_t status)
                                                               ZPER_COUNTER_STORAGE_ERROR);
 }
 
-//  Map an append's errno to a reply status and count it.
+//  Map an append's errno to a reply status and count it (for the first
+//  write of the append); the disk refusing it fails the topic.
 static uint8_t
 s_append_status (worker_t *self, topic_t *topic, int error)
 {
-    if (error == EMSGSIZE) {
-        zper_stats_count (self->broker->stats, ZPER_COUNTER_TOO_LARGE);
-        return ZPER_STATUS_MESSAGE_TOO_LARGE;
+    uint8_t status = error == EMSGSIZE? ZPER_STATUS_MESSAGE_TOO_LARGE:
+                     error == EPROTO || error == EINVAL? ZPER_STATUS_INVALID_ARGUMENT:
+                                                         ZPER_STATUS_STORAGE_ERROR;
+    if (status == ZPER_STATUS_STORAGE_ERROR) {
+        zsys_error ("front: append to topic %s failed: %s", topic->name, strerror (error));
+        s_topic_fail (self, topic);
     }
-    if (error == EPROTO || error == EINVAL) {
-        zper_stats_count (self->broker->stats, ZPER_COUNTER_BAD_WRITE);
-        return ZPER_STATUS_INVALID_ARGUMENT;
-    }
-    zsys_error ("front: append to topic %s failed: %s", topic->name, strerror (error));
-    s_topic_fail (self, topic);
-    zper_stats_count (self->broker->stats, ZPER_COUNTER_STORAGE_ERROR);     //  this write
-    return ZPER_STATUS_STORAGE_ERROR;
+    s_count_status (self, status);
+    return status;
 }
 
 //  The id a reply names: a batch's or a refused write's travels with its
@@ -513,13 +526,12 @@ s_batch_append (worker_t *self, topic_t *topic, const entry_t *entry, int64_t no
     topic->next_position += (int64_t) entry->head.data_size;
 }
 
-//  Handle one write that does not join a run: refused, or a batch. A
-//  refused write never opens (creates) its topic.
+//  Handle one write that does not join a run: refused, a batch, or one
+//  whose topic (NULL) the log cannot open.
 static void
-s_entry_alone (worker_t *self, const entry_t *entry, int64_t now)
+s_entry_alone (worker_t *self, topic_t *topic, const entry_t *entry, int64_t now)
 {
     uint8_t status = entry->head.status;
-    topic_t *topic = status? s_topic_find (self, entry): s_topic_require (self, entry);
     if (!status && !topic)
         status = ZPER_STATUS_STORAGE_ERROR;     //  the topic cannot be opened
     if (status) {
@@ -544,20 +556,22 @@ s_handoff (worker_t *self, zmq_msg_t *entries, zmq_msg_t *data)
         entry_t entry;
         const uint8_t *next = s_entry_read (cursor, body, &entry);
         body += entry.head.data_size;
-        bool alone = entry.head.status || s_mode_batch (entry.head.mode);
-        topic_t *topic = alone? NULL: s_topic_require (self, &entry);
-        if (topic && topic == run.topic) {
+        //  A refused write never opens (creates) its topic
+        topic_t *topic = entry.head.status? s_topic_find (self, &entry)
+                                          : s_topic_require (self, &entry);
+        bool joins_run = topic && !entry.head.status && !s_mode_batch (entry.head.mode);
+        if (joins_run && topic == run.topic) {
             run.entry_count++;
             run.size += entry.head.data_size;
             run.replies |= entry.head.mode != ZPER_MODE_NONE;
         }
         else {
             s_run_append (self, &run, now);
-            if (topic)
+            if (joins_run)
                 run = (run_t) { topic, cursor, 1, entry.head.mode != ZPER_MODE_NONE,
                                 entry.body, entry.head.data_size };
             else
-                s_entry_alone (self, &entry, now);  //  refused, a batch, or no topic
+                s_entry_alone (self, topic, &entry, now);
         }
         cursor = next;
     }
@@ -618,11 +632,7 @@ s_topic_flush (worker_t *self, topic_t *topic)
         return;
     }
     assert (durable == topic->end_offset);  //  we are its only writer
-    record_t record;
-    const uint8_t *routing_id, *id, *cursor = NULL;
-    while ((cursor = s_record_next (topic, cursor, &record, &routing_id, &id)))
-        s_reply (self, &record, routing_id, id, record.status? record.status: ZPER_STATUS_OK);
-    topic->durable_offset = durable;
+    s_records_reply (self, topic);
     if (topic->pending_messages) {      //  not only refusals
         zper_stats_written (self->broker->stats, topic->name, topic->pending_messages,
                             (uint64_t) (topic->next_position - topic->durable_position));
@@ -640,7 +650,8 @@ s_topic_flush (worker_t *self, topic_t *topic)
 //  Flush every topic that must be: a client waits, the policy is due, or
 //  (force) the worker is stopping; under visibility written, write the
 //  other topics that appended. Returns the poll timeout until the next
-//  flush_interval deadline, or -1 when nothing is left unflushed.
+//  flush_interval deadline (0 when a failed flush left writers waiting),
+//  or -1 when nothing is left unflushed.
 static int
 s_flush_due (worker_t *self, bool force)
 {
@@ -648,7 +659,7 @@ s_flush_due (worker_t *self, bool force)
     int64_t wall_now = zclock_time ();
     int64_t interval = self->broker->config->flush_interval_ms;
     bool written_visible = self->broker->config->visibility == ZPER_VISIBILITY_WRITTEN;
-    int64_t next_deadline = -1;
+    int64_t next_wait = -1;
     for (topic_t *topic = (topic_t *) zhashx_first (self->topics); topic;
          topic = (topic_t *) zhashx_next (self->topics)) {
         if (!topic->dirty_since_ms && !topic->client_waiting)
@@ -656,17 +667,24 @@ s_flush_due (worker_t *self, bool force)
         //  A flush also bounds its note: one ack entry per message at most
         if (force || topic->client_waiting || now - topic->dirty_since_ms >= interval
         ||  topic->pending_messages >= ZPER_FRONT_GROUP_MESSAGES_MAX
-        ||  zper_partition_flush_due (topic->partition, wall_now))
+        ||  zper_partition_flush_due (topic->partition, wall_now)) {
             s_topic_flush (self, topic);
+            //  Its write failed but kept what was written before: those
+            //  writers (and the failed ones queued behind them) wait for
+            //  the next flush, at once rather than at the next PING
+            if (topic->client_waiting)
+                next_wait = 0;
+        }
         else {
             if (written_visible && topic->unwritten)
                 s_topic_write (self, topic);
-            int64_t deadline = topic->dirty_since_ms + interval;
-            if (topic->dirty_since_ms && (next_deadline < 0 || deadline < next_deadline))
-                next_deadline = deadline;
+            //  As a wait, not a deadline: flush_interval may be INT64_MAX
+            int64_t wait = interval - (now - topic->dirty_since_ms);
+            if (topic->dirty_since_ms && (next_wait < 0 || wait < next_wait))
+                next_wait = wait;
         }
     }
-    return next_deadline < 0? -1: (int) (next_deadline > now? next_deadline - now: 0);
+    return next_wait < 0? -1: (int) (next_wait < INT_MAX? next_wait: INT_MAX);
 }
 
 //  Handle one message from the pipe: a hand-off (two frames) or a
