@@ -14,9 +14,10 @@
         worker -> thread  REPLY [env][frames...]
                           CHUNK (stream) [env][view]      a window of a stream
                           DROP (stream) [env]             the stream ended (a new request)
+    (A stream's envelope is the routing id alone: streams are DEALER only.)
     A CHUNK hands the thread a zper_view_t (its pointer, as a frame): the
     thread now owns it, sends its messages to the reader one ZeroMQ message
-    each, lent from the log's mapping, and destroys it. A worker has at
+    each (zper_rear_send_message), and destroys it. A worker has at
     most one chunk of a stream with the thread: the thread answers CREDIT
     once every message of it is queued for the reader (after retrying, on
     its own timer, while the reader's queue is full), or GONE when the
@@ -100,6 +101,29 @@ zper_rear_outcome_t
 void
     zper_rear_command_read (zper_broker_t *broker, const char *topic, int64_t offset,
                             int32_t max_bytes, zper_rear_reply_t *reply);
+
+//  ---- shared by the rear thread, its workers and the relay ------------------
+
+//  A view of up to max_bytes of partition's visible messages from *offset,
+//  for a reader that follows a topic (a streaming FETCH, a relay reader).
+//  A reader that fell behind retention resumes at the oldest retained
+//  message (docs/protocol.md 3.1): *offset moves there. Returns NULL when
+//  there is nothing to send yet: partition is NULL (the topic has none
+//  yet), *offset is at the visible end, or the log refused the read.
+zper_view_t *
+    zper_rear_follow (zper_partition_t *partition, int64_t *offset, size_t max_bytes);
+
+//  When to try a reader whose send queue was full again. Zero it at first.
+typedef struct {
+    int wait_ms;                        //  the current interval
+    int64_t at_ms;                      //  monotonic time of the next try
+} zper_rear_retry_t;
+
+//  Schedule retry's next try: min_ms from now when the last try moved the
+//  reader on (or at first), else twice the last interval, at most max_ms.
+//  Returns retry->at_ms.
+int64_t
+    zper_rear_retry_schedule (zper_rear_retry_t *retry, bool progress, int min_ms, int max_ms);
 
 //  Send one stored message (from view) on socket as [prefix][frames...]:
 //  the prefix frame (a ROUTER's routing id, a PUB's topic) without

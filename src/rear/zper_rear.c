@@ -8,20 +8,20 @@
     workers' answers out.
 
     The one thing to know is stream flow control. A worker hands this
-    thread a stream one chunk at a time: a log view of up to a window of
-    messages (zper_rear.h). The thread sends them in one go, each lent
-    from the mapping, with no poll between them, into a send queue of
-    ZPER_REAR_SEND_HWM messages per reader. The ROUTER runs with
-    ROUTER_MANDATORY and non-blocking sends, so a reader that does not read
-    can neither block this thread nor make libzmq drop a streamed message:
-    a send that cannot be queued leaves the chunk here (the reader's
-    outbox), at that message, and the thread retries it on its own timer,
-    after 1 ms at first and less often while the reader stays stuck. Only
-    a chunk sent whole earns the worker CREDIT for the next one, so a
-    stalled reader holds one view, never more. (An earlier bulk hand-off
-    stalled at 18k msg/s because it bounced every full queue back to the
-    worker's 50 ms timer, with libzmq's 1000-message queue.) A send to a
-    reader that has gone answers GONE, which ends its stream.
+    thread a stream one chunk at a time: a log view of up to
+    ZPER_REAR_STREAM_WINDOW_BYTES of messages (zper_rear.h). The thread
+    sends them in one go, each lent from the mapping, with no poll between
+    them, into a send queue of ZPER_REAR_SEND_HWM messages per reader. The
+    ROUTER runs with ROUTER_MANDATORY and non-blocking sends, so a reader
+    that does not read can neither block this thread nor make libzmq drop
+    a streamed message: a send that cannot be queued leaves the chunk here
+    (the reader's outbox), at that message, and the thread retries it on
+    its own timer, after 1 ms at first and less often while the reader
+    stays stuck. Only a chunk sent whole earns the worker CREDIT for the
+    next one, so a stalled reader holds one view, never more. (An earlier
+    bulk hand-off stalled at 18k msg/s because it bounced every full queue
+    back to the worker's 50 ms timer, with libzmq's 1000-message queue.) A
+    send to a reader that has gone answers GONE, which ends its stream.
 
     The outbox also holds one reply that a full queue refused, ahead of
     the chunk: the answer to the request that ends a stream must reach a
@@ -29,7 +29,6 @@
     ========================================================================= */
 
 #include "zper_rear.h"
-#include "zper_ack.h"
 #include "zper_pool.h"
 #include "zper_wire.h"
 #include <assert.h>
@@ -42,12 +41,10 @@ typedef struct {
     zframe_t *routing_id;
     zmsg_t *reply;                      //  [envelope][frames...], or NULL
     zper_view_t *view;                  //  the chunk, or NULL
-    uint32_t stream;                    //  the chunk's stream and envelope size
-    uint8_t envelope_frames;
+    uint32_t stream;                    //  the chunk's stream
     zper_message_t message;             //  the next message of the chunk, when started
     bool started;
-    int retry_ms;                       //  the current retry interval while stalled
-    int64_t retry_at_ms;                //  monotonic; 0 while not stalled
+    zper_rear_retry_t retry;            //  retry.at_ms is 0 while not stalled
 } outbox_t;
 
 typedef struct {
@@ -163,12 +160,11 @@ s_send (rear_t *self, zmsg_t *msg)
 static void
 s_outbox_stall (rear_t *self, outbox_t *outbox, bool progress)
 {
-    outbox->retry_ms = progress || outbox->retry_ms == 0? ZPER_REAR_STREAM_RETRY_MIN_MS
-                     : outbox->retry_ms * 2 < ZPER_REAR_STREAM_RETRY_MS? outbox->retry_ms * 2
-                     : ZPER_REAR_STREAM_RETRY_MS;
-    outbox->retry_at_ms = zclock_mono () + outbox->retry_ms;
-    if (!self->next_retry_ms || outbox->retry_at_ms < self->next_retry_ms)
-        self->next_retry_ms = outbox->retry_at_ms;
+    int64_t retry_at_ms = zper_rear_retry_schedule (&outbox->retry, progress,
+                                                    ZPER_REAR_STREAM_RETRY_MIN_MS,
+                                                    ZPER_REAR_STREAM_RETRY_MS);
+    if (!self->next_retry_ms || retry_at_ms < self->next_retry_ms)
+        self->next_retry_ms = retry_at_ms;
 }
 
 //  Tell a chunk's worker how it ended (CREDIT: all queued, or GONE).
@@ -178,7 +174,7 @@ s_chunk_done (rear_t *self, outbox_t *outbox, uint8_t kind)
     zmsg_t *msg = zmsg_new ();
     zframe_t *routing_id = zframe_dup (outbox->routing_id);
     zmsg_append (msg, &routing_id);
-    s_to_worker (self, kind, outbox->stream, &msg, outbox->envelope_frames);
+    s_to_worker (self, kind, outbox->stream, &msg, 1);     //  streams are DEALER only
     zper_view_destroy (&outbox->view);
     outbox->started = false;
 }
@@ -190,7 +186,7 @@ static int
 s_outbox_send (rear_t *self, outbox_t *outbox)
 {
     void *router = zsock_resolve (self->router);
-    outbox->retry_at_ms = 0;
+    outbox->retry.at_ms = 0;
     if (outbox->reply && s_send (self, outbox->reply) == -1 && zmq_errno () == EAGAIN) {
         s_outbox_stall (self, outbox, false);
         return -1;
@@ -225,10 +221,11 @@ s_outbox_flush (rear_t *self, const char *key, outbox_t *outbox)
         zhashx_delete (self->outboxes, key);
 }
 
-//  A worker's REPLY: sent now, or held (after what the reader already has
-//  held) until the reader's queue takes it. A reader holds one reply at
-//  most: past that, a reader that does not read loses replies, as
-//  docs/protocol.md 3.1 says of pipelining.
+//  A worker's REPLY: sent now, or held until the reader's queue takes it,
+//  ahead of what is left of a chunk the reader has here (the chunk of the
+//  stream the request ended is gone by then: DROP precedes the reply). A
+//  reader holds one reply at most: past that, a reader that does not read
+//  loses replies, as docs/protocol.md 3.1 says of pipelining.
 static void
 s_reply (rear_t *self, zmsg_t **msg_p)
 {
@@ -250,14 +247,24 @@ s_reply (rear_t *self, zmsg_t **msg_p)
     zstr_free (&key);
 }
 
-//  A worker's CHUNK: [envelope][view pointer]. The thread owns the view.
+//  The view a CHUNK ([envelope][view pointer], after its header) hands
+//  over, or NULL if msg is not one.
+static zper_view_t *
+s_chunk_view (zmsg_t *msg)
+{
+    zper_view_t *view = NULL;
+    zframe_t *pointer = zmsg_last (msg);
+    if (zmsg_size (msg) >= 2 && zframe_size (pointer) == sizeof view)
+        memcpy (&view, zframe_data (pointer), sizeof view);
+    return view;
+}
+
+//  A worker's CHUNK. The thread owns the view.
 static void
 s_chunk (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
 {
-    zframe_t *pointer = zmsg_last (msg);
-    assert (zmsg_size (msg) >= 2 && zframe_size (pointer) == sizeof (zper_view_t *));
-    zper_view_t *view;
-    memcpy (&view, zframe_data (pointer), sizeof view);
+    zper_view_t *view = s_chunk_view (msg);
+    assert (view);
     char *key;
     outbox_t *outbox = s_outbox (self, zmsg_first (msg), true, &key);
     //  A worker has one chunk of a reader here at most: replace, never leak
@@ -265,8 +272,7 @@ s_chunk (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
     outbox->view = view;
     outbox->started = false;
     outbox->stream = header->stream;
-    outbox->envelope_frames = header->envelope_frames;
-    if (!outbox->retry_at_ms)
+    if (!outbox->retry.at_ms)
         s_outbox_flush (self, key, outbox);
     zstr_free (&key);
 }
@@ -301,11 +307,12 @@ s_retries (rear_t *self)
     zlistx_t *keys = zhashx_keys (self->outboxes);
     for (char *key = (char *) zlistx_first (keys); key; key = (char *) zlistx_next (keys)) {
         outbox_t *outbox = (outbox_t *) zhashx_lookup (self->outboxes, key);
-        if (outbox->retry_at_ms && outbox->retry_at_ms <= now)
+        int64_t retry_at_ms = outbox->retry.at_ms;
+        if (retry_at_ms && retry_at_ms <= now)
             s_outbox_flush (self, key, outbox);
         else
-        if (outbox->retry_at_ms && (!self->next_retry_ms || outbox->retry_at_ms < self->next_retry_ms))
-            self->next_retry_ms = outbox->retry_at_ms;
+        if (retry_at_ms && (!self->next_retry_ms || retry_at_ms < self->next_retry_ms))
+            self->next_retry_ms = retry_at_ms;
     }
     zlistx_destroy (&keys);
 }
@@ -383,17 +390,14 @@ s_drain_output (rear_t *self)
     zsock_set_rcvtimeo (self->output, 0);
     zmsg_t *msg;
     while ((msg = zmsg_recv (self->output))) {
-        zframe_t *frame = zmsg_first (msg);
+        zframe_t *frame = zmsg_pop (msg);
         zper_rear_header_t header;
         if (frame && zframe_size (frame) == sizeof header) {
             memcpy (&header, zframe_data (frame), sizeof header);
-            zframe_t *pointer = zmsg_last (msg);
-            zper_view_t *view;
-            if (header.kind == ZPER_REAR_CHUNK && zframe_size (pointer) == sizeof view) {
-                memcpy (&view, zframe_data (pointer), sizeof view);
-                zper_view_destroy (&view);
-            }
+            zper_view_t *view = header.kind == ZPER_REAR_CHUNK? s_chunk_view (msg): NULL;
+            zper_view_destroy (&view);
         }
+        zframe_destroy (&frame);
         zmsg_destroy (&msg);
     }
 }
@@ -419,7 +423,8 @@ zper_rear_actor (zsock_t *pipe, void *args)
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: ack (the visible bus) and rear in this process, over inproc
+//  Selftest: rear in this process, over inproc; the test announces what it
+//  writes on a visible bus as front worker 0 would
 
 static zmsg_t *
 s_ask (zsock_t *reader, const char *command, int64_t first, int64_t second)
@@ -453,9 +458,8 @@ zper_rear_test (bool verbose)
     zper_frame_t frames [2] = { { "id", 2 }, { "hello", 5 } };
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 0);
     assert (zper_partition_flush (partition) == 1);
-    zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     zactor_t *rear = zper_broker_start (zper_rear_actor, &broker, "rear");
-    assert (ack && rear);
+    assert (rear);
     zsock_t *reader = zper_broker_test_client (ZMQ_DEALER, config.rear_bind, "readable", 0);
 
     zmsg_t *reply = s_ask (reader, "FETCH", 0, 1000);
@@ -464,6 +468,19 @@ zper_rear_test (bool verbose)
     assert (memcmp (zframe_data (zmsg_last (reply)), "\x01\x02id\x00\x05hello", 11) == 0);
     zmsg_destroy (&reply);
     reply = s_ask (reader, "FETCH", 1, 1000);
+    assert (s_status_of (reply) == ZPER_STATUS_INVALID_OFFSET);
+    zmsg_destroy (&reply);
+    //  max_bytes 0 validates the position: a boundary, the end, or neither
+    reply = s_ask (reader, "FETCH", 0, 0);
+    assert (s_status_of (reply) == ZPER_STATUS_OK && zframe_size (zmsg_last (reply)) == 0);
+    zmsg_destroy (&reply);
+    reply = s_ask (reader, "FETCH", 11, 0);
+    assert (s_status_of (reply) == ZPER_STATUS_OK && zframe_size (zmsg_last (reply)) == 0);
+    zmsg_destroy (&reply);
+    reply = s_ask (reader, "FETCH", 1, 0);
+    assert (s_status_of (reply) == ZPER_STATUS_INVALID_OFFSET);
+    zmsg_destroy (&reply);
+    reply = s_ask (reader, "FETCH", 12, 0);
     assert (s_status_of (reply) == ZPER_STATUS_INVALID_OFFSET);
     zmsg_destroy (&reply);
     reply = s_ask (reader, "OFFSET", -1, INT64_MIN);
@@ -522,6 +539,46 @@ zper_rear_test (bool verbose)
     zsock_destroy (&bus);
     zsock_destroy (&reader);
     zactor_destroy (&rear);
-    zactor_destroy (&ack);
     zper_broker_close (&broker);
+
+    //  zper_rear_follow: nothing at the visible end or without a partition;
+    //  a reader behind retention resumes at the oldest retained message
+    zper_log_config_t log_config;
+    zper_log_config_init (&log_config);
+    log_config.segment_size = 1000;     //  small: rolls every few records
+    log_config.retention_bytes = 2000;
+    partition = zper_partition_open ("followed/0", &log_config);
+    assert (partition);
+    int64_t offset = 0;
+    assert (zper_rear_follow (NULL, &offset, 1000) == NULL && offset == 0);
+    assert (zper_rear_follow (partition, &offset, 1000) == NULL && offset == 0);
+    char body [64];
+    memset (body, 'x', sizeof body);
+    frames [1] = (zper_frame_t) { body, sizeof body };
+    for (int number = 0; number < 100; number++)
+        assert (zper_partition_append (partition, frames, 2, zclock_time ()) == number);
+    assert (zper_partition_flush (partition) == 100);
+    assert (zper_partition_retain (partition, zclock_time ()) > 0);
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
+    assert (bounds.start_offset > 0);
+    view = zper_rear_follow (partition, &offset, 1000);
+    assert (view && offset == bounds.start_offset);
+    assert (zper_view_next (view, &message) && message.offset == bounds.start_offset);
+    zper_view_destroy (&view);
+    offset = 100;
+    assert (zper_rear_follow (partition, &offset, 1000) == NULL && offset == 100);
+    zper_partition_destroy (&partition);
+
+    //  zper_rear_retry_schedule: soon after progress, else twice as late, capped
+    zper_rear_retry_t retry = { 0 };
+    int64_t now = zclock_mono ();
+    assert (zper_rear_retry_schedule (&retry, false, 1, 5) >= now + 1 && retry.wait_ms == 1);
+    zper_rear_retry_schedule (&retry, false, 1, 5);
+    assert (retry.wait_ms == 2);
+    zper_rear_retry_schedule (&retry, false, 1, 5);
+    zper_rear_retry_schedule (&retry, false, 1, 5);
+    assert (retry.wait_ms == 5);
+    zper_rear_retry_schedule (&retry, true, 1, 5);
+    assert (retry.wait_ms == 1);
 }

@@ -11,6 +11,11 @@
 
     Legacy offsets are byte positions (FETCH, OFFSET); native ones are
     logical offsets (READ, BOUNDS, TIMEOFFSET).
+
+    Also here, as stateless as the commands: what the rear thread, its
+    workers and the relay share to follow a topic (read on from a position,
+    send a stored message lent from the log, pace the retries of a reader
+    whose queue is full).
     ========================================================================= */
 
 #include "zper_rear.h"
@@ -131,11 +136,70 @@ zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
     return 0;
 }
 
+zper_view_t *
+zper_rear_follow (zper_partition_t *partition, int64_t *offset, size_t max_bytes)
+{
+    zper_view_t *view = partition? zper_partition_read (partition, *offset, max_bytes): NULL;
+    if (!view && partition && errno == ERANGE) {
+        zper_bounds_t bounds;
+        zper_partition_bounds (partition, &bounds);
+        if (*offset < bounds.start_offset) {
+            *offset = bounds.start_offset;
+            view = zper_partition_read (partition, *offset, max_bytes);
+        }
+    }
+    if (view && zper_view_count (view) == 0)
+        zper_view_destroy (&view);
+    return view;
+}
+
+int64_t
+zper_rear_retry_schedule (zper_rear_retry_t *retry, bool progress, int min_ms, int max_ms)
+{
+    retry->wait_ms = progress || retry->wait_ms == 0? min_ms
+                   : retry->wait_ms * 2 < max_ms? retry->wait_ms * 2
+                   : max_ms;
+    retry->at_ms = zclock_mono () + retry->wait_ms;
+    return retry->at_ms;
+}
+
 //  The status for a read the log refused.
 static uint8_t
 s_read_status (int error)
 {
     return error == ERANGE || error == EINVAL? ZPER_STATUS_INVALID_OFFSET: ZPER_STATUS_INTERNAL_ERROR;
+}
+
+//  The logical offset of legacy position (a message boundary, or the
+//  visible end). Bounds read after an empty read would not do: the end
+//  may have moved on in between, and a stream started there would skip
+//  what came. So the end is matched within one snapshot of the bounds,
+//  and any other position is read. Returns 0, or -1 with errno as
+//  zper_partition_read_position.
+static int
+s_offset_at (zper_partition_t *partition, int64_t position, int64_t *offset)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        zper_bounds_t bounds;
+        zper_partition_bounds (partition, &bounds);
+        if (position == bounds.visible_position) {
+            *offset = bounds.visible_offset;
+            return 0;
+        }
+        zper_view_t *view = zper_partition_read_position (partition, position, 1);
+        if (!view)
+            return -1;
+        zper_message_t message;
+        bool found = zper_view_next (view, &message);
+        zper_view_destroy (&view);
+        if (found) {
+            *offset = message.offset;
+            return 0;
+        }
+        //  Empty: the end reached position after the snapshot; ask again
+    }
+    errno = ERANGE;
+    return -1;
 }
 
 //  FETCH [position:int64][max_bytes:int64]; max_bytes -1 streams.
@@ -150,29 +214,20 @@ s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
     ||  max_bytes < -1 || (max_bytes == -1 && is_req))
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
     zper_partition_t *partition = s_partition (broker, topic);
-    int64_t first_offset = 0;
-    if (partition) {
-        //  Resolve and validate the position even when no bytes are wanted
-        zper_view_t *view = zper_partition_read_position (partition, position,
-                                                          max_bytes > 0? (size_t) max_bytes: 1);
+    if (partition && max_bytes > 0) {
+        zper_view_t *view = zper_partition_read_position (partition, position, (size_t) max_bytes);
         if (!view)
             return s_status (reply, s_read_status (errno));
-        zper_message_t message;
-        if (zper_view_next (view, &message))
-            first_offset = message.offset;
-        else {
-            zper_bounds_t bounds;
-            zper_partition_bounds (partition, &bounds);
-            first_offset = bounds.visible_offset;
-        }
-        zper_view_rewind (view);
-        if (max_bytes > 0) {
-            zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
-            s_super_frame (view, reply);
-            zper_view_destroy (&view);
-            return ZPER_REAR_ANSWERED;
-        }
+        zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+        s_super_frame (view, reply);
         zper_view_destroy (&view);
+        return ZPER_REAR_ANSWERED;
+    }
+    //  Resolve and validate the position even when no bytes are wanted
+    int64_t first_offset = 0;
+    if (partition) {
+        if (s_offset_at (partition, position, &first_offset))
+            return s_status (reply, s_read_status (errno));
     }
     else
     if (position != 0)

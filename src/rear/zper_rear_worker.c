@@ -118,26 +118,12 @@ s_stream_pump (worker_t *self, stream_t *stream)
         return;
     zper_partition_t *partition = zper_log_partition (self->broker->log, stream->topic,
                                                       ZPER_PARTITION_DEFAULT, false);
-    zper_view_t *view = partition?
-        zper_partition_read (partition, stream->next_offset, ZPER_REAR_STREAM_WINDOW_BYTES): NULL;
-    if (!view && partition && errno == ERANGE) {
-        //  Retention removed what this reader had not read yet: it resumes
-        //  at the oldest retained message (docs/protocol.md 3)
-        zper_bounds_t bounds;
-        zper_partition_bounds (partition, &bounds);
-        if (stream->next_offset < bounds.start_offset) {
-            stream->next_offset = bounds.start_offset;
-            view = zper_partition_read (partition, stream->next_offset,
-                                        ZPER_REAR_STREAM_WINDOW_BYTES);
-        }
-    }
-    size_t count = view? zper_view_count (view): 0;
-    if (count == 0) {
-        zper_view_destroy (&view);
+    zper_view_t *view = zper_rear_follow (partition, &stream->next_offset,
+                                          ZPER_REAR_STREAM_WINDOW_BYTES);
+    if (!view)
         return;                         //  nothing yet: the visible bus wakes us
-    }
     //  A view holds consecutive offsets from the one read
-    stream->next_offset += (int64_t) count;
+    stream->next_offset += (int64_t) zper_view_count (view);
     stream->awaiting_credit = true;
     zmq_msg_t pointer;
     zmq_msg_init_size (&pointer, sizeof view);
@@ -308,7 +294,7 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     self.output = zsock_new_push (">" ZPER_INPROC_REAR_REPLIES);
     //  No limit towards the rear thread, which may be blocked handing us a
     //  request: a limit could deadlock the two. Output stays bounded by the
-    //  requests in flight and one stream window per stream.
+    //  requests in flight and one chunk (a view, not its bytes) per stream.
     zsock_set_sndhwm (self.output, 0);
     //  A chunk sent just before this worker stops owns a view: linger, so
     //  that the rear thread still receives it and destroys the view

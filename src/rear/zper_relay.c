@@ -9,14 +9,17 @@
     turns (a reference to the mapping, not a copy). A reader whose queue is
     full keeps its position and is retried, soon at first and less often
     while it stays full; once a retry sends nothing it holds no view
-    either, so a slow reader costs no memory and loses nothing. A reader
-    that disconnected (ROUTER_MANDATORY says EHOSTUNREACH) is forgotten.
+    either, so a slow reader costs no memory and loses nothing (unless
+    retention removes what it has not read: it then resumes at the oldest
+    retained message, as a streaming FETCH does). A reader that
+    disconnected (ROUTER_MANDATORY says EHOSTUNREACH) is forgotten.
 
-    A wake-up drains every note waiting on the visible bus before it sends
-    anything, so a burst of notes costs one read and one run of sends per
-    reader, not one per note. Readers take turns of at most
-    ZPER_RELAY_WINDOW_MESSAGES; one with more to send goes again at once,
-    after the others and after any new note or request.
+    A wake-up drains the notes waiting on the visible bus (the one inproc
+    PUB of each front worker) before it sends anything, so a burst of notes
+    costs one read and one run of sends per reader, not one per note.
+    Readers take turns of at most ZPER_RELAY_WINDOW_MESSAGES; one with more
+    to send goes again at once, after the others and after any new note or
+    request.
 
     The PUB side keeps one position per topic, starting where the relay
     first heard of the topic; PUB drops for slow subscribers, as PUB does.
@@ -26,7 +29,6 @@
     ========================================================================= */
 
 #include "zper_relay.h"
-#include "zper_ack.h"
 #include "zper_identity.h"
 #include "zper_partition.h"
 #include "zper_rear.h"
@@ -48,8 +50,7 @@ typedef struct {
     zper_message_t message;             //  the view's next message, when started
     bool started;
     reader_state_t state;
-    int retry_ms;                       //  the current retry interval while blocked
-    int64_t retry_at_ms;                //  monotonic
+    zper_rear_retry_t retry;            //  while blocked
 } reader_t;
 
 //  What the PUB side has published of a topic, and what it may publish.
@@ -93,26 +94,12 @@ s_partition (relay_t *self, const char *topic)
     return zper_log_partition (self->broker->log, topic, ZPER_PARTITION_DEFAULT, false);
 }
 
-//  A reader's queue was full: retry it, soon if this turn moved it on.
-static void
-s_reader_block (reader_t *reader, bool progress)
-{
-    reader->retry_ms = progress || reader->retry_ms == 0? ZPER_RELAY_RETRY_MIN_MS
-                     : reader->retry_ms * 2 < ZPER_RELAY_RETRY_MS? reader->retry_ms * 2
-                     : ZPER_RELAY_RETRY_MS;
-    reader->retry_at_ms = zclock_mono () + reader->retry_ms;
-    reader->state = READER_BLOCKED;
-}
-
 //  The reader's next view, from its position; false at the visible end.
 static bool
 s_reader_read (relay_t *self, reader_t *reader)
 {
-    zper_partition_t *partition = s_partition (self, reader->topic);
-    reader->view = partition? zper_partition_read (partition, reader->next_offset,
-                                                   ZPER_REAR_STREAM_WINDOW_BYTES): NULL;
-    if (reader->view && zper_view_count (reader->view) == 0)
-        zper_view_destroy (&reader->view);
+    reader->view = zper_rear_follow (s_partition (self, reader->topic), &reader->next_offset,
+                                     ZPER_REAR_STREAM_WINDOW_BYTES);
     return reader->view != NULL;
 }
 
@@ -140,7 +127,10 @@ s_reader_pump (relay_t *self, reader_t *reader)
                                     &reader->message)) {
             if (zmq_errno () != EAGAIN)
                 return false;
-            s_reader_block (reader, sent > 0);
+            //  Its queue is full: retry soon if this turn moved it on
+            zper_rear_retry_schedule (&reader->retry, sent > 0, ZPER_RELAY_RETRY_MIN_MS,
+                                      ZPER_RELAY_RETRY_MS);
+            reader->state = READER_BLOCKED;
             if (sent == 0) {
                 zper_view_destroy (&reader->view);
                 reader->started = false;
@@ -162,9 +152,9 @@ s_publish (relay_t *self, const char *topic, published_t *published)
     zper_partition_t *partition = s_partition (self, topic);
     void *publisher = zsock_resolve (self->publisher);
     size_t topic_size = strlen (topic);
-    while (partition && published->next_offset < published->visible_offset) {
-        zper_view_t *view = zper_partition_read (partition, published->next_offset,
-                                                 ZPER_REAR_STREAM_WINDOW_BYTES);
+    while (published->next_offset < published->visible_offset) {
+        zper_view_t *view = zper_rear_follow (partition, &published->next_offset,
+                                              ZPER_REAR_STREAM_WINDOW_BYTES);
         if (!view)
             break;
         zper_message_t message;
@@ -286,7 +276,7 @@ s_pump (relay_t *self)
     reader_t *reader = (reader_t *) zhashx_first (self->readers);
     while (reader) {
         if (reader->state == READER_MORE
-        || (reader->state == READER_BLOCKED && reader->retry_at_ms <= now)) {
+        || (reader->state == READER_BLOCKED && reader->retry.at_ms <= now)) {
             if (!s_reader_pump (self, reader)) {
                 zhashx_delete (self->readers, zhashx_cursor (self->readers));
                 reader = (reader_t *) zhashx_first (self->readers);
@@ -294,8 +284,8 @@ s_pump (relay_t *self)
             }
         }
         more |= reader->state == READER_MORE;
-        if (reader->state == READER_BLOCKED && (next_retry < 0 || reader->retry_at_ms < next_retry))
-            next_retry = reader->retry_at_ms;
+        if (reader->state == READER_BLOCKED && (next_retry < 0 || reader->retry.at_ms < next_retry))
+            next_retry = reader->retry.at_ms;
         reader = (reader_t *) zhashx_next (self->readers);
     }
     return more? 0: next_retry < 0? -1: next_retry > now? (int) (next_retry - now): 0;
@@ -377,7 +367,8 @@ zper_relay_actor (zsock_t *pipe, void *args)
 }
 
 //  --------------------------------------------------------------------------
-//  Selftest: ack (the visible bus) and relay in this process, over inproc
+//  Selftest: relay in this process, over inproc; the test announces what
+//  it writes on a visible bus as front worker 0 would
 
 void
 zper_relay_test (bool verbose)
@@ -392,9 +383,8 @@ zper_relay_test (bool verbose)
     zper_frame_t frames [2] = { { "id", 2 }, { "first", 5 } };
     assert (zper_partition_append (partition, frames, 2, zclock_time ()) == 0);
     assert (zper_partition_flush (partition) == 1);
-    zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     zactor_t *relay = zper_broker_start (zper_relay_actor, &broker, "relay");
-    assert (ack && relay);
+    assert (relay);
 
     zsock_t *subscriber = zsock_new_sub (config.relay_pub_bind, "relayed");
     zsock_set_rcvtimeo (subscriber, 5000);
@@ -432,6 +422,5 @@ zper_relay_test (bool verbose)
     zsock_destroy (&reader);
     zsock_destroy (&subscriber);
     zactor_destroy (&relay);
-    zactor_destroy (&ack);
     zper_broker_close (&broker);
 }
