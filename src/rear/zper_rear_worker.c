@@ -9,7 +9,8 @@
       - polls: READs waiting at the visible end, with a deadline.
     Streams wake on the visible bus (a topic moved) and on the thread's
     CREDIT; polls on the bus and on their deadline. Any new request from a
-    reader ends that reader's stream, as the legacy protocol says.
+    reader ends that reader's stream, as the legacy protocol says, and
+    answers its long poll with what is there, so replies keep their order.
 
     A stream goes to the rear thread as chunks: one log view of up to
     ZPER_REAR_STREAM_WINDOW_BYTES, handed over whole (zper_rear.h), so a
@@ -131,6 +132,20 @@ s_stream_pump (worker_t *self, stream_t *stream)
     s_output (self, ZPER_REAR_CHUNK, stream->number, stream->envelope, NULL, &pointer, 1);
 }
 
+//  Answer a poll with what is there now (maybe nothing) and forget it.
+//  Returns the next poll in the list.
+static poll_t *
+s_poll_answer (worker_t *self, poll_t *poll)
+{
+    zper_rear_reply_t reply = s_reply_new ();
+    zper_rear_command_read (self->broker, poll->continuation.topic, poll->continuation.offset,
+                            poll->continuation.max_bytes, &reply);
+    s_reply (self, poll->envelope, &reply);
+    s_reply_close (&reply);
+    zlistx_delete (self->polls, zlistx_cursor (self->polls));
+    return (poll_t *) zlistx_first (self->polls);
+}
+
 //  Answer the polls of topic that visible_offset gives something to read,
 //  or (topic NULL) the polls past their deadline at now. A note that does
 //  not pass a poll's offset (it can arrive after the writer's own ack, for
@@ -143,18 +158,20 @@ s_polls_answer (worker_t *self, const char *topic, int64_t visible_offset, int64
         bool due = topic? streq (poll->continuation.topic, topic)
                           && visible_offset > poll->continuation.offset
                         : now >= poll->continuation.deadline_ms;
-        if (due) {
-            zper_rear_reply_t reply = s_reply_new ();
-            zper_rear_command_read (self->broker, poll->continuation.topic,
-                                    poll->continuation.offset, poll->continuation.max_bytes, &reply);
-            s_reply (self, poll->envelope, &reply);
-            s_reply_close (&reply);
-            zlistx_delete (self->polls, zlistx_cursor (self->polls));
-            poll = (poll_t *) zlistx_first (self->polls);
-        }
-        else
-            poll = (poll_t *) zlistx_next (self->polls);
+        poll = due? s_poll_answer (self, poll): (poll_t *) zlistx_next (self->polls);
     }
+}
+
+//  A reader's new request ends its long poll, as it ends its stream: the
+//  poll is answered now, with what is there, so that the reader's replies
+//  keep the order of its requests.
+static void
+s_poll_end (worker_t *self, zmsg_t *envelope)
+{
+    poll_t *poll = (poll_t *) zlistx_first (self->polls);
+    while (poll)
+        poll = zframe_eq (zmsg_first (poll->envelope), zmsg_first (envelope))
+             ? s_poll_answer (self, poll): (poll_t *) zlistx_next (self->polls);
 }
 
 static char *
@@ -180,6 +197,7 @@ s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
 {
     char *key = s_key (envelope);
     s_stream_end (self, key);
+    s_poll_end (self, envelope);
     if (zmsg_size (request) == 0)
         zmsg_addmem (request, NULL, 0);     //  an empty request is an unknown command
     zper_rear_reply_t reply = s_reply_new ();

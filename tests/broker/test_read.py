@@ -131,6 +131,20 @@ class Read(BrokerTestCase):
         reply = sock.recv_multipart()
         self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"p1"])])
 
+    def test_a_new_request_answers_a_pending_long_poll_first(self):
+        # Replies keep the order of requests: the waiting READ is answered (empty) before the
+        # BOUNDS that followed it, not after its 8 s wait
+        self.broker.write("pending", [[b"q0"]])
+        sock = self.broker.reader(identity("y"))
+        sock.send_multipart([b"READ", b"pending", i64(1), i32(1 << 20), i32(8000)])
+        time.sleep(0.3)
+        self.assertEqual(sock.poll(0), 0)          # still waiting
+        sock.send_multipart([b"BOUNDS", b"pending"])
+        self.assertEqual(sock.recv_multipart(), [bytes([OK]), b""])
+        bounds = sock.recv_multipart()
+        self.assertEqual(bounds[0], bytes([OK]))
+        self.assertEqual(get_i64(bounds[2]), 1)    # visible end
+
     def test_read_at_end_times_out_with_an_empty_batch(self):
         reply = self.broker.request(b"READ", b"silent", i64(0), i32(100), i32(200))
         self.assertEqual(reply, [bytes([OK]), b""])
