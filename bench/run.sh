@@ -5,7 +5,7 @@
 #
 #  Builds every area in its own Release build folder (build-bench-rel, or
 #  $ZPER_BENCH_BUILD), runs bench/zper_bench_broker (raw libzmq and disk
-#  baselines, produce, consume, latency, restart: see its header) R times
+#  baselines, produce, consume, latency, hostile, restart: see its header) R times
 #  (default 3), then writes under bench/results/:
 #    broker_runs.csv      every run of every scenario
 #    broker_summary.csv   medians, ranges, ratios to the same-run baseline

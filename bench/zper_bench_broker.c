@@ -6,7 +6,7 @@
                              [--out DIR] [--log-gb G] [--only LIST]
 
     Scenarios (LIST: a comma list of raw, produce, consume, latency,
-    restart; default all):
+    hostile, restart; default all):
       raw       DEALER->ROUTER and PUSH->PULL over tcp loopback, in this
                 process, one frame per message, with the message counts
                 of the produce runs compared with them (s_counts);
@@ -42,6 +42,17 @@
                 hop); latency.proxy.RATE, through a bare forwarder thread
                 with its own context (ROUTER in, PUSH out): the floor of
                 any broker on this machine, before it does any work.
+      hostile   the hostile neighbour: a well-behaved producer (mode 1,
+                100 B, a window of 100 acks owed) alone, then next to a
+                silent streaming reader and a silent ack subscriber of
+                another topic (on another front worker) and a writer of
+                messages just under 8 MiB (max_message) into it; its throughput (hostile.neighbour,
+                ratio to hostile.alone of the same run) and its p99 ack
+                latency (time from its send to its reply), each run on a
+                fresh broker with the default configuration. Between the
+                two, hostile.writer: next to the writer alone, which
+                tells what the shared disk costs from what the silent
+                peers add.
       restart   a log of --log-gb GiB; time from exec of zperd to the
                 first FETCH reply after a clean stop and after kill -9.
 
@@ -108,6 +119,12 @@
 #define DURABLE_SIZE        100
 #define DURABLE_PRODUCERS   4
 #define RESTART_BODY        1024
+#define HOSTILE_SIZE        100
+#define HOSTILE_MESSAGES    50000
+#define HOSTILE_WINDOW      100         //  acks the well-behaved producer owes before it waits
+#define HOSTILE_BIG_SIZE    (ZPER_DEFAULT_MAX_MESSAGE - 64)     //  the neighbour's messages
+#define HOSTILE_BIG_WINDOW  4           //  acks the neighbour's writer owes before it waits
+#define HOSTILE_SILENT_BUFFER 4096      //  SO_RCVBUF of the silent sockets
 #define FILL_BATCH_BYTES    (32 * 1024)
 #define FILL_SYNC_MESSAGES  20000
 #define DISK_CHUNK          (256 * 1024)
@@ -797,15 +814,15 @@ s_consume_read (const broker_t *broker, const char *topic)
     return received;
 }
 
-//  A raw DEALER whose identity names topic (legacy commands, relay)
+//  A raw DEALER whose identity names topic and write mode
 static void *
-s_topic_dealer (void *context, const char *endpoint, const char *topic)
+s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int mode)
 {
     void *dealer = zmq_socket (context, ZMQ_DEALER);
     uint8_t identity [3 + ZPER_TOPIC_MAX];
     size_t length = strlen (topic);
     identity [0] = zper_topic_hash (topic);
-    identity [1] = ZPER_MODE_NONE;
+    identity [1] = (uint8_t) mode;
     identity [2] = (uint8_t) length;
     memcpy (identity + 3, topic, length);
     zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, 3 + length);
@@ -814,6 +831,13 @@ s_topic_dealer (void *context, const char *endpoint, const char *topic)
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
     assert (zmq_connect (dealer, endpoint) == 0);
     return dealer;
+}
+
+//  A raw DEALER whose identity names topic (legacy commands, relay)
+static void *
+s_topic_dealer (void *context, const char *endpoint, const char *topic)
+{
+    return s_topic_dealer_mode (context, endpoint, topic, ZPER_MODE_NONE);
 }
 
 //  Send FETCH position max_bytes (max_bytes -1: streaming)
@@ -1218,6 +1242,170 @@ s_latency_bench (void)
     s_broker_destroy (&broker);
 }
 
+//  ---- hostile neighbour --------------------------------------------------
+
+//  Receive a mode 1 reply; returns its message id (our sequence number),
+//  or -1 on a timeout or an error reply
+static int64_t
+s_recv_ack (void *dealer)
+{
+    int64_t id = -1;
+    int size = zmq_recv (dealer, &id, sizeof id, 0);
+    int more = 0;
+    size_t more_size = sizeof more;
+    zmq_getsockopt (dealer, ZMQ_RCVMORE, &more, &more_size);
+    if (more)
+        s_recv_status (dealer, 0);      //  [id][status]: an error reply
+    return size == (int) sizeof id && !more? id: -1;
+}
+
+//  The well-behaved producer: mode 1 on a raw DEALER, HOSTILE_WINDOW acks
+//  owed at most, each ack's latency from its message's send to its reply
+static result_t
+s_hostile_produce (const broker_t *broker, int64_t messages)
+{
+    void *context = zmq_ctx_new ();
+    void *dealer = s_topic_dealer_mode (context, broker->front, "polite", ZPER_MODE_ACK);
+    int timeout_ms = ACK_TIMEOUT_MS;
+    zmq_setsockopt (dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    int64_t *sent_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
+    int64_t *latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
+    uint8_t body [HOSTILE_SIZE] = { 0 };
+    result_t result = s_result_init ();
+    double broker_cpu = s_broker_cpu (broker), cpu = s_self_cpu (), start = s_now ();
+    int64_t sent = 0, acked = 0;
+    while (acked < messages) {
+        for (; sent < messages && sent - acked < HOSTILE_WINDOW; sent++) {
+            sent_ns [sent] = s_now_ns ();
+            zmq_send (dealer, &sent, sizeof sent, ZMQ_SNDMORE);
+            zmq_send (dealer, body, sizeof body, 0);
+        }
+        int64_t id = s_recv_ack (dealer);
+        if (id < 0 || id >= sent)
+            break;
+        latencies_ns [acked++] = s_now_ns () - sent_ns [id];
+    }
+    result.seconds = acked == messages? s_now () - start: -1;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.broker_cpu = s_broker_cpu (broker) - broker_cpu;
+    result.broker_hwm_kb = s_broker_hwm_kb (broker);
+    result.messages = acked;
+    result.bytes = (double) acked * HOSTILE_SIZE;
+    s_percentiles (&result, latencies_ns, acked);
+    if (acked != messages)
+        fprintf (stderr, "\nzper_bench_broker: hostile: %" PRId64 " of %" PRId64 " acked\n",
+                 acked, messages);
+    free (sent_ns);
+    free (latencies_ns);
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    return result;
+}
+
+typedef struct {
+    const broker_t *broker;
+    bool silent;                        //  with the silent reader and subscriber
+    atomic_bool stop;
+    atomic_int_fast64_t acked;          //  the neighbour's large messages acknowledged
+} neighbour_t;
+
+//  A socket that never reads, with a tiny kernel buffer and queue
+static void *
+s_silent_socket (void *context, int type)
+{
+    void *socket = zmq_socket (context, type);
+    int buffer = HOSTILE_SILENT_BUFFER, hwm = 1, linger = 0;
+    zmq_setsockopt (socket, ZMQ_RCVBUF, &buffer, sizeof buffer);
+    zmq_setsockopt (socket, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger);
+    return socket;
+}
+
+//  The hostile neighbour: a silent streaming reader and a silent ack
+//  subscriber of topic "noisy", and a writer of messages just under
+//  max_message into it, until told to stop. "noisy" lands on another
+//  front worker than "polite" (with the default 3): one worker's topics
+//  share its write groups and flushes by design, which is not what this
+//  scenario measures.
+static void *
+s_hostile_neighbour (void *args)
+{
+    neighbour_t *neighbour = (neighbour_t *) args;
+    void *context = zmq_ctx_new ();
+    void *reader = s_silent_socket (context, ZMQ_DEALER);
+    void *subscriber = s_silent_socket (context, ZMQ_SUB);
+    if (neighbour->silent) {
+        uint8_t identity [3 + ZPER_TOPIC_MAX] = { zper_topic_hash ("noisy"), ZPER_MODE_NONE, 5 };
+        memcpy (identity + 3, "noisy", 5);
+        zmq_setsockopt (reader, ZMQ_ROUTING_ID, identity, 3 + 5);
+        assert (zmq_connect (reader, neighbour->broker->rear) == 0);
+        s_send_fetch (reader, 0, -1);
+        zmq_setsockopt (subscriber, ZMQ_SUBSCRIBE, "noisy", 5);
+        char ack_endpoint [64];
+        snprintf (ack_endpoint, sizeof ack_endpoint, "tcp://127.0.0.1:%d",
+                  neighbour->broker->port + 2);
+        assert (zmq_connect (subscriber, ack_endpoint) == 0);
+    }
+    void *writer = s_topic_dealer_mode (context, neighbour->broker->front, "noisy", ZPER_MODE_ACK);
+    int timeout_ms = ACK_TIMEOUT_MS;
+    zmq_setsockopt (writer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    uint8_t *body = (uint8_t *) calloc (1, HOSTILE_BIG_SIZE);
+    int64_t sent = 0, acked = 0;
+    while (!atomic_load (&neighbour->stop)) {
+        for (; sent - acked < HOSTILE_BIG_WINDOW; sent++) {
+            zmq_send (writer, &sent, sizeof sent, ZMQ_SNDMORE);
+            zmq_send (writer, body, HOSTILE_BIG_SIZE, 0);
+        }
+        if (s_recv_ack (writer) < 0)
+            break;
+        atomic_store (&neighbour->acked, ++acked);
+    }
+    free (body);
+    zmq_close (writer);
+    zmq_close (subscriber);
+    zmq_close (reader);
+    zmq_ctx_term (context);
+    return NULL;
+}
+
+//  The well-behaved producer next to a neighbour, once the neighbour's
+//  writes flow; recorded as name, its ratio to hostile.alone
+static void
+s_hostile_beside (const broker_t *broker, const char *name, bool silent, int64_t messages)
+{
+    neighbour_t neighbour = { .broker = broker, .silent = silent };
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_hostile_neighbour, &neighbour);
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    while (atomic_load (&neighbour.acked) < HOSTILE_BIG_WINDOW && zclock_mono () < deadline)
+        zclock_sleep (1);
+    result_t beside = s_hostile_produce (broker, messages);
+    atomic_store (&neighbour.stop, true);
+    pthread_join (thread, NULL);
+    if (beside.seconds > 0)
+        s_record (name, "hostile.alone", false, HOSTILE_SIZE, &beside);
+}
+
+//  hostile.alone, hostile.writer (next to the 8 MB writer only: what the
+//  disk it shares costs) and hostile.neighbour (the writer and the silent
+//  peers), on one fresh broker per run
+static void
+s_hostile_bench (void)
+{
+    int64_t messages = s_options.quick? 2000: HOSTILE_MESSAGES;
+    broker_t broker;
+    s_broker_start (&broker, "hostile", -1);
+    s_progress ("hostile: a mode 1 producer of %d B alone", HOSTILE_SIZE);
+    result_t alone = s_hostile_produce (&broker, messages);
+    if (alone.seconds > 0)
+        s_record ("hostile.alone", NULL, false, HOSTILE_SIZE, &alone);
+    s_progress ("hostile: the same producer next to a writer of 8 MB messages");
+    s_hostile_beside (&broker, "hostile.writer", false, messages);
+    s_progress ("hostile: the same producer next to a silent reader and a writer of 8 MB");
+    s_hostile_beside (&broker, "hostile.neighbour", true, messages);
+    s_broker_destroy (&broker);
+}
+
 //  ---- restart ------------------------------------------------------------
 
 //  Exec zperd on an existing log and time it until a FETCH of the first
@@ -1573,6 +1761,22 @@ s_io_ratio (const scenario_t *scenario)
     return count? s_median (ratios, count): -1;
 }
 
+//  Median over the runs of a scenario's p99 over its baseline's p99 of the
+//  same run (what a neighbour costs in latency). -1 without a baseline.
+static double
+s_p99_ratio (const scenario_t *scenario)
+{
+    const scenario_t *baseline = *scenario->baseline? s_find (scenario->baseline): NULL;
+    if (!baseline)
+        return -1;
+    double ratios [RUNS_MAX];
+    int count = 0;
+    for (int run = 0; run < scenario->count && run < baseline->count; run++)
+        if (baseline->runs [run].p99 > 0)
+            ratios [count++] = scenario->runs [run].p99 / baseline->runs [run].p99;
+    return count? s_median (ratios, count): -1;
+}
+
 //  The targets, met or missed, from the medians; a ratio is taken
 //  run by run against the baseline of the same run with the same size and
 //  message count (the scenario's baseline)
@@ -1609,6 +1813,10 @@ s_write_targets (void)
         { "latency 10k msg/s, mode 1 producer, relay, p99 (us)", "latency.m1.relay.10000", "p99",
           200, true },
         { "first FETCH after kill -9 (s)", "restart.kill9", "seconds", 1.0, true },
+        { "hostile neighbour: producer msg/s beside it / alone", "hostile.neighbour", "ratio",
+          0.80, false },
+        { "hostile neighbour: producer p99 ack latency beside it / alone", "hostile.neighbour",
+          "p99_ratio", 1.20, true },
     };
     for (size_t index = 0; index < sizeof rows / sizeof rows [0]; index++) {
         const scenario_t *scenario = s_find (rows [index].scenario);
@@ -1618,6 +1826,7 @@ s_write_targets (void)
         const char *figure = rows [index].figure;
         double value = streq (figure, "ratio")? (s.has_ratio? s.ratio: -1)
                      : streq (figure, "io_ratio")? s_io_ratio (scenario)
+                     : streq (figure, "p99_ratio")? s_p99_ratio (scenario)
                      : streq (figure, "p99")? s.p99
                      : streq (figure, "seconds")? s.seconds: s.rate;
         if (value < 0)
@@ -1717,6 +1926,8 @@ main (int argc, char *argv [])
             s_consume_bench ();
         if (s_wanted ("latency"))
             s_latency_bench ();
+        if (s_wanted ("hostile"))
+            s_hostile_bench ();
         if (s_wanted ("restart"))
             s_restart_bench (&restart_broker);
     }

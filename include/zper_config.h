@@ -41,6 +41,16 @@ typedef struct {
     int send_buffer;                    //  SO_SNDBUF of TCP sockets; 0: OS default
     int receive_buffer;                 //  SO_RCVBUF; 0: OS default
     zper_visibility_t visibility;       //  what readers see: written (default) or durable
+    int64_t max_open_partitions;        //  partitions holding open files at once (LRU)
+    int64_t max_topics;                 //  topics the broker holds; a new one past it gets 106
+    int64_t front_turn_bytes;           //  a worker's group and unsynced bytes (bounds its turn)
+    int64_t front_turn_ms;              //  a worker's longest drain before it flushes
+    int64_t front_reply_budget;         //  unread reply bytes the front holds per writer
+    int64_t front_queue_bytes;          //  hand-off bytes queued per worker
+    int64_t rear_output_budget;         //  bytes queued for one rear reader (replies, stream)
+    int64_t relay_output_budget;        //  bytes queued for one relay reader
+    int64_t relay_pub_output_budget;    //  bytes queued for the relay PUB's subscribers
+    int64_t ack_output_budget;          //  bytes queued for the ack PUB's subscribers
 } zper_config_t;
 
 //  Fill config with the built-in defaults (zper_defaults.h).

@@ -35,9 +35,11 @@ zper_dafka_beacon_t *
 void
     zper_dafka_beacon_destroy (zper_dafka_beacon_t **self_p);
 
-//  The address a data socket of this peer binds: "tcp://<beacon/address>:*"
-//  when an address is configured (so a peer that advertises 127.0.0.1
-//  listens on loopback only), else "tcp://*:*". Caller frees.
+//  The address a data socket of this peer binds: "tcp://<beacon/address>:*",
+//  so that what it advertises is exactly what listens; with no address set
+//  that is loopback ("tcp://127.0.0.1:*"). Only a beacon/address set to ""
+//  binds every interface ("tcp://*:*", the reference's default), and the
+//  tower then picks the advertised host. Caller frees.
 char *
     zper_dafka_beacon_bind_endpoint (zconfig_t *config);
 

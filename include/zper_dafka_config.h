@@ -3,7 +3,8 @@
 
     Dafka nodes read their settings from a zconfig_t (CZMQ's ZPL format,
     keys such as "beacon/interval"), like the reference. Missing keys take
-    the reference defaults of zper_defaults.h. This module adds the one
+    the defaults of zper_defaults.h: the reference's, except the addresses
+    (loopback, ports clear of zperd's). This module adds the one
     thing zconfig lacks: a number that does not parse is an error naming the
     key, not a silent zero.
     ========================================================================= */

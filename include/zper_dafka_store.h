@@ -7,8 +7,12 @@
     DIRECT_RECORD, DIRECT_HEAD, STORE_HELLO; SUB for FETCH, GET_HEADS and
     CONSUMER_HELLO to R). Each partition (topic x producer uuid) is a log
     partition store/db/<topic>/<producer uuid> whose logical offset is the
-    Dafka sequence. ACKs are cumulative and only for durable records.
-    spec/dafka-wire.md sections 2 and 4; docs/dafka.md.
+    Dafka sequence; names the log cannot hold as they are are encoded
+    (docs/dafka.md, "Names on disk"). ACKs are cumulative and only for
+    durable records. The store tracks at most store/max_partitions
+    partitions at once and answers at most store/max_fetches FETCHes at
+    once, a slice per turn. spec/dafka-wire.md sections 2 and 4;
+    docs/dafka.md.
     ========================================================================= */
 
 #ifndef ZPER_DAFKA_STORE_H_INCLUDED
@@ -26,7 +30,11 @@ typedef struct {
     uint64_t acked;                 //  ACK messages sent
     uint64_t served;                //  DIRECT_RECORDs sent in answer to FETCH
     uint64_t malformed;             //  messages dropped as malformed
-    uint64_t refused;               //  records of a topic the log cannot name
+    uint64_t refused;               //  HEAD/RECORDs whose names are too long once encoded,
+                                    //  or whose partition on disk cannot be opened
+    uint64_t table_full;            //  HEAD/RECORDs of new partitions refused: store/max_partitions
+    uint64_t given_up;              //  partitions no longer fetched: silent for store/fetch_give_up
+    uint64_t fetch_dropped;         //  FETCHes dropped: store/max_fetches answers were pending
 } zper_dafka_store_stats_t;
 
 //  Start a store with the settings of config (beacon/..., store/...): opens

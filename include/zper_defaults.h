@@ -30,6 +30,12 @@
 #define ZPER_LOG_CHECKPOINT_BYTES       (64ULL * 1024 * 1024)   //  checkpoint after this many synced bytes: bounds crash recovery
 #define ZPER_LOG_MAPPED_SEGMENTS_MAX    16                      //  segments a partition keeps mapped for readers (older ones unmapped)
 #define ZPER_LOG_RECORD_MAX_BYTES       (1ULL << 30)            //  largest record, so largest max_message: 1 GiB
+#define ZPER_DIR_LOCK_FILE              ".lock"                 //  in base_dir: flock'd by the one process using it (Kafka's name)
+#define ZPER_DEFAULT_MAX_OPEN_PARTITIONS 1024                   //  partitions holding open files at once (LRU; the rest keep offsets only)
+#define ZPER_DEFAULT_MAX_TOPICS         100000                  //  topic folders under base_dir; a new topic past it gets 106
+#define ZPER_LOG_PARTITION_FDS          5                       //  descriptors an open partition holds: 3 writing + 2 index readers
+#define ZPER_LOG_FDS_RESERVED           256                     //  RLIMIT_NOFILE kept for sockets, connections, transient opens
+#define ZPER_LOG_EVICT_ON_EMFILE        16                      //  idle partitions closed at most per use, and before the one retry after EMFILE
 
 //  ---- Broker ports (loopback by default: nothing listens outside until configured) --
 #define ZPER_DEFAULT_FRONT_BIND         "tcp://127.0.0.1:5555"
@@ -41,11 +47,16 @@
 #define ZPER_DEFAULT_IO_THREADS         1
 
 //  ---- Dafka (src/dafka): the reference defaults of spec/dafka-wire.md, then ZPER's own --
-#define ZPER_DAFKA_TOWER_SUB_ADDRESS    "tcp://*:5556"          //  tower/sub_address (its XSUB)
-#define ZPER_DAFKA_TOWER_PUB_ADDRESS    "tcp://*:5557"          //  tower/pub_address (its XPUB)
-#define ZPER_DAFKA_BEACON_SUB_ADDRESS   "tcp://127.0.0.1:5556"  //  beacon/sub_address: tower XSUB
-#define ZPER_DAFKA_BEACON_PUB_ADDRESS   "tcp://127.0.0.1:5557"  //  beacon/pub_address: tower XPUB
-#define ZPER_DAFKA_BEACON_ADDRESS       ""                      //  beacon/address: "" = tower decides
+//  Addresses are ZPER's, not the reference's (tower tcp://*:5556 / :5557, peers binding
+//  tcp://*:* with beacon/address ""): loopback only, like zperd, and on ports clear of
+//  zperd's 5555-5559, so both run on one machine (docs/dafka.md, "Where ZPER deliberately
+//  differs"). A peer binds its data sockets on beacon/address; "" set explicitly restores
+//  the reference: every interface, the tower picks the advertised host.
+#define ZPER_DAFKA_TOWER_SUB_ADDRESS    "tcp://127.0.0.1:5570"  //  tower/sub_address (its XSUB)
+#define ZPER_DAFKA_TOWER_PUB_ADDRESS    "tcp://127.0.0.1:5571"  //  tower/pub_address (its XPUB)
+#define ZPER_DAFKA_BEACON_SUB_ADDRESS   "tcp://127.0.0.1:5570"  //  beacon/sub_address: tower XSUB
+#define ZPER_DAFKA_BEACON_PUB_ADDRESS   "tcp://127.0.0.1:5571"  //  beacon/pub_address: tower XPUB
+#define ZPER_DAFKA_BEACON_ADDRESS       "127.0.0.1"             //  beacon/address: advertised and bound
 #define ZPER_DAFKA_BEACON_INTERVAL_MS   1000                    //  beacon/interval
 #define ZPER_DAFKA_BEACON_TIMEOUT_MS    4000                    //  beacon/timeout
 #define ZPER_DAFKA_HEAD_INTERVAL_MS     1000                    //  producer/head_interval
@@ -58,7 +69,9 @@
 #define ZPER_DAFKA_FETCH_SUPPRESS_MS    1000                    //  one identical FETCH per second
 //  ZPER's additions (docs/dafka.md says why each exists)
 #define ZPER_DAFKA_MIN_ACKS             1                       //  producer/min_acks: distinct stores
-#define ZPER_DAFKA_FETCH_RETRY_MS       500                     //  re-ask for a gap this often
+#define ZPER_DAFKA_FETCH_RETRY_MS       500                     //  consumer: look for gaps to ask this often
+#define ZPER_DAFKA_FETCH_TIMEOUT_MS     1000                    //  consumer/fetch_timeout: re-ask a gap whose
+                                                                //  answer made no progress for this long
 #define ZPER_DAFKA_HEADS_REFRESH_MS     1000                    //  earliest consumer: GET_HEADS again, to learn
                                                                 //  partitions whose producer it never heard
 #define ZPER_DAFKA_BATCH                1024                    //  messages drained per socket wake-up
@@ -66,6 +79,15 @@
 #define ZPER_DAFKA_STRING_MAX           255                     //  codec: 1-byte length strings
 #define ZPER_DAFKA_STORE_TICK_MS        50                      //  store: flush policy + ACK check
 #define ZPER_DAFKA_STOP_POLL_MS         100                     //  producer pipe: re-check the signal flag
+#define ZPER_DAFKA_STORE_MAX_PARTITIONS 10000                   //  store/max_partitions: tracked at once
+#define ZPER_DAFKA_STORE_FETCH_GIVE_UP_MS 60000                 //  store/fetch_give_up: a partition silent this
+                                                                //  long is no longer fetched, then forgotten
+#define ZPER_DAFKA_STORE_MAX_FETCHES    1024                    //  store/max_fetches: FETCH answers in progress
+#define ZPER_DAFKA_FETCH_COUNT_MAX      ZPER_DAFKA_FETCH_BLOCK  //  a FETCH's count is capped at the protocol's
+                                                                //  own bound: at most 100,001 records (inclusive)
+#define ZPER_DAFKA_SERVE_SLICE          1024                    //  store: records served per loop turn, all FETCHes
+#define ZPER_DAFKA_SERVE_STEP           128                     //  ...and per FETCH before the next one's turn
+#define ZPER_DAFKA_LOG_NAME_MAX         64                      //  bytes of a peer's name quoted in a log line
 
 //  ---- Client (src/client, the zper CLI) ----------------------------------
 #define ZPER_CLIENT_TIMEOUT_MS          1000    //  reach the broker / answer a request, else an error
@@ -95,16 +117,28 @@
 #define ZPER_FRONT_GROUP_MESSAGES_MAX   65536                   //  stored messages per group and per flush note:
                                                                 //  bounds a worker's turn, so heartbeats stay answered
 #define ZPER_FRONT_FRAME_SLACK          1024                    //  wire frame limit: 2 x max_message + this
-#define ZPER_FRONT_REPLY_HWM            1000000                 //  unread replies queued per writer
+#define ZPER_FRONT_REPLY_HWM            1000000                 //  unread replies queued per writer: x 64 B, over the
+                                                                //  default front.reply_budget, which so binds first
+#define ZPER_DEFAULT_FRONT_TURN_BYTES   (32 * 1024 * 1024)      //  front.turn_bytes: hand-off bytes a worker takes per group,
+                                                                //  and unsynced bytes that make it flush (bounds a fdatasync)
+#define ZPER_DEFAULT_FRONT_TURN_MS      100                     //  front.turn_ms: longest a worker drains before it flushes
+#define ZPER_DEFAULT_FRONT_REPLY_BUDGET (32 * 1024 * 1024)      //  front.reply_budget: unread reply bytes held per writer
+#define ZPER_FRONT_REPLY_FRAME_COST     64                      //  bytes libzmq holds per queued frame besides its data
+                                                                //  (sizeof (zmq_msg_t)): a reply's cost counts it per frame
+#define ZPER_FRONT_SLOW_ID_MAX          255                     //  a 108 reply echoes ids up to this, else an empty id:
+                                                                //  it must fit in what a slow writer has left
+#define ZPER_FRONT_REPLY_FRAMES_MAX     8                       //  frames of a worker's reply (routing id, REQ delimiter, 4)
 #define ZPER_FRONT_HANDOFF_BYTES        (256 * 1024)            //  a worker's hand-off is sent once its data holds this much
-#define ZPER_FRONT_QUEUE_BYTES          (64 * 1024 * 1024)      //  hand-off bytes queued per worker before the front waits
+#define ZPER_DEFAULT_FRONT_QUEUE_BYTES  (64 * 1024 * 1024)      //  front.queue_bytes: hand-off bytes queued per worker
+                                                                //  before the front stops reading writes
 #define ZPER_FRONT_QUEUE_WAIT_MS        1                       //  the front's pause while a worker's queue is full
 #define ZPER_FRONT_HANDOFF_START_BYTES  (16 * 1024)             //  first allocation of a hand-off buffer (it doubles)
 #define ZPER_MALLOC_MMAP_THRESHOLD      (32 * 1024 * 1024)      //  zperd: larger blocks only are mmap'd (glibc's max)
 #define ZPER_MALLOC_TRIM_THRESHOLD      (256 * 1024 * 1024)     //  zperd: free heap kept before returning it
 #define ZPER_FRONT_IDENTITY_CACHE       64                      //  parsed identities kept by routing id (direct-mapped)
 #define ZPER_FRONT_COMMAND_MAX          16                      //  longest pipe command a worker reads (PING, $TERM)
-#define ZPER_FRONT_RECORDS_BYTES        4096                    //  a topic's reply records and ack entries start this large
+#define ZPER_FRONT_RECORDS_BYTES        256                     //  a topic's reply records and ack entries start this large (they grow as
+                                                                //  needed: small, so that 100,000 idle topics hold little memory)
 #define ZPER_REAR_STREAM_WINDOW_BYTES   (1024 * 1024)           //  log bytes a stream hands over per chunk
 #define ZPER_REAR_STREAM_RETRY_MS       50                      //  longest wait before retrying a stalled reader
 #define ZPER_REAR_STREAM_RETRY_MIN_MS   1                       //  first retry of a stalled reader (then doubles)
@@ -119,10 +153,20 @@
 #define ZPER_RELAY_RETRY_MS             50                      //  longest wait before retrying a full reader
 #define ZPER_RELAY_RETRY_MIN_MS         1                       //  first retry of a full reader (then doubles)
 #define ZPER_RELAY_NOTES_PER_WAKE       1024                    //  bus notes the relay drains before it sends
+//  Output budgets (zper_output.h): bytes queued in libzmq for a peer that does not read, in the
+//  tens of MiB like NATS' slow-consumer and Redis' output-buffer limits (docs/operations.md, Limits)
+#define ZPER_DEFAULT_REAR_OUTPUT_BUDGET (32 * 1024 * 1024)      //  rear.output_budget: per reader (replies, stream)
+#define ZPER_DEFAULT_RELAY_OUTPUT_BUDGET (32 * 1024 * 1024)     //  relay.output_budget: per relay reader
+#define ZPER_DEFAULT_RELAY_PUB_OUTPUT_BUDGET (32 * 1024 * 1024) //  relay.pub.output_budget: the relay PUB's subscribers
+#define ZPER_DEFAULT_ACK_OUTPUT_BUDGET  (32 * 1024 * 1024)      //  ack.output_budget: the ack PUB's subscribers
+#define ZPER_OUTPUT_FRAME_COST          64                      //  bytes libzmq holds per queued frame besides its data
+#define ZPER_OUTPUT_CHARGE_STEP         (64 * 1024)             //  stream messages are charged in steps this large
+#define ZPER_OUTPUT_SWEEP_MS            1000                    //  rear: budgets of readers holding nothing are forgotten
 #define ZPER_HEARTBEAT_INTERVAL_MS      1000                    //  manager -> component PING
 #define ZPER_HEARTBEAT_LIVENESS         3                       //  missed PONGs before the broker stops
 #define ZPER_STATS_INTERVAL_MS          1000                    //  rate computation period
 #define ZPER_RETENTION_CHECK_MAX_MS     60000                   //  retention runs at least this often
+#define ZPER_RETENTION_STEP_MS          50                      //  work of one retention step in the manager's loop
 #define ZPER_SHUTDOWN_LINGER_MS         1000                    //  time to deliver last replies on stop
 #define ZPER_SHUTDOWN_DEADLINE_MS       30000                   //  a stop that takes longer is forced
 #define ZPER_LOG_INTERVAL_MS            1000                    //  a repeated client error is logged once per

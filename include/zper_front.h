@@ -23,9 +23,9 @@ void
     zper_front_actor (zsock_t *pipe, void *args);
 
 //  What the front passes to a worker thread. queued_bytes counts the
-//  hand-offs sent to the worker and not yet taken: the front waits while
-//  it is over ZPER_FRONT_QUEUE_BYTES, so a slow disk pushes back on the
-//  writers' connections instead of growing the broker's memory.
+//  hand-offs sent to the worker and not yet taken: the front reads no
+//  writes while it is over front.queue_bytes, so a slow disk pushes back
+//  on the writers' connections instead of growing the broker's memory.
 typedef struct {
     zper_broker_t *broker;
     size_t index;

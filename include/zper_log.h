@@ -7,6 +7,7 @@
                                      00000000000000000000.index sparse offset index
                                      00000000000000000000.timeindex
                                      checkpoint                  recovery checkpoint
+        base_dir/.lock                   flock'd by the one process using base_dir (zper_dir_lock.h)
     Segments are named by their first logical offset (20 digits). The record
     format and its invariants are in docs/storage.md and at the top of
     src/log/zper_segment.c.
@@ -35,6 +36,7 @@
 typedef struct _zper_log_t zper_log_t;
 typedef struct _zper_partition_t zper_partition_t;
 typedef struct _zper_view_t zper_view_t;
+typedef struct _zper_partition_lru_t zper_partition_lru_t;
 
 //  What readers see (config key `visibility`).
 typedef enum {
@@ -55,6 +57,9 @@ typedef struct {
     int64_t retention_bytes;        //  delete oldest segments while a partition is larger (< 0: no limit)
     size_t max_message;             //  largest message (sum of frame sizes), and largest frame
     zper_visibility_t visibility;   //  what readers see
+    size_t max_open_partitions;     //  partitions holding open files at once (>= 1); the log
+                                    //  also keeps it within what RLIMIT_NOFILE allows
+    size_t max_topics;              //  topic folders the log may hold (>= 1)
 } zper_log_config_t;
 
 //  Fill config with the defaults of zper_defaults.h.
@@ -62,13 +67,22 @@ void
     zper_log_config_init (zper_log_config_t *config);
 
 //  Is this a valid topic (or partition) name? Letters, digits, '.', '_',
-//  '-'; 1..ZPER_TOPIC_NAME_MAX bytes; never "." or "..". Such a name can
-//  never produce a path outside base_dir.
+//  '-'; 1..ZPER_TOPIC_NAME_MAX bytes; never ".", ".." or ZPER_DIR_LOCK_FILE
+//  (the data folder's lock). Such a name can never produce a path outside
+//  base_dir.
 bool
     zper_log_name_valid (const char *name);
 
 //  Open (creating base_dir if needed) a log. Partitions already on disk are
-//  opened lazily by zper_log_partition. Returns NULL with errno set on error.
+//  opened lazily by zper_log_partition. The log locks base_dir first, for
+//  its whole life (zper_dir_lock.h): one log per folder, in any process.
+//  Returns NULL with errno set on error (zper_dir_lock_new's errors; its
+//  zper_dir_lock_reason says them in one line for a user). The topic
+//  folders are counted (for max_topics), not opened. At most
+//  max_open_partitions partitions hold open files at once, and no more than
+//  (RLIMIT_NOFILE soft limit - ZPER_LOG_FDS_RESERVED) / ZPER_LOG_PARTITION_FDS:
+//  the others keep their state in memory and reopen their files on use
+//  (docs/storage.md, "Open partitions").
 zper_log_t *
     zper_log_new (const zper_log_config_t *config);
 
@@ -79,8 +93,14 @@ void
 
 //  The partition of a topic, opened (and recovered) on first use. With
 //  create false, a partition that does not exist on disk gives NULL with
-//  errno ENOENT. A bad name gives NULL with errno EINVAL. The log owns the
-//  partition: do not destroy it.
+//  errno ENOENT (an unknown topic). A bad name gives NULL with errno
+//  EINVAL; a new topic past max_topics, EDQUOT; a partition that exists but
+//  cannot be opened now, the open's errno (EMFILE, ENFILE, ENOMEM when the
+//  process is out of descriptors or mappings even after closing idle
+//  partitions and retrying once; EIO...). A refused or failed creation
+//  leaves no folder behind. The log owns the partition: do not destroy it;
+//  the pointer stays valid for the log's whole life, even while the lru
+//  has its files closed.
 zper_partition_t *
     zper_log_partition (zper_log_t *self, const char *topic, const char *partition, bool create);
 
@@ -101,11 +121,27 @@ zlist_t *
 int
     zper_log_flush_due (zper_log_t *self, int64_t now_ms);
 
-//  Apply retention (age, bytes) to every partition (opening those on disk
-//  that are not open yet). Returns the number of segments deleted, or -1
-//  if any deletion failed.
+//  Apply retention (age, bytes) to every partition on disk, walking the
+//  folders: each is opened if it was not (the lru closes its files again
+//  when others need them). Returns the number of segments deleted, or -1
+//  if any deletion failed or a partition could not be opened.
 int
     zper_log_retain (zper_log_t *self, int64_t now_ms);
+
+//  The same pass, in steps of about budget_ms of work each, so that a
+//  caller with other duties (the manager's heartbeats) is never held long
+//  by a log of 100,000 topics: the first step lists the topic folders, each
+//  step goes on where the last stopped, and the step that ends the pass
+//  sets *done. Returns the segments this step deleted, or -1 if a deletion
+//  or an open failed (the pass goes on). One caller at a time.
+int
+    zper_log_retain_step (zper_log_t *self, int64_t now_ms, int64_t budget_ms, bool *done);
+
+//  Topic folders the log holds (what max_topics bounds), partitions
+//  holding open files now, and partitions whose files the lru closed so far.
+void
+    zper_log_counts (zper_log_t *self, size_t *topics, size_t *open_partitions,
+                     uint64_t *closed_partitions);
 
 //  Self test of this class
 void

@@ -137,7 +137,7 @@ int64_t
 
 //  Legacy OFFSET semantics (zper-wire.md, like Kafka ListOffsets v0): the
 //  legacy byte positions of the starts of visible segments whose first
-//  message is older than timestamp_ms, oldest first and newest last, at
+//  message is at or before timestamp_ms, oldest first and newest last, at
 //  most max (the newest ones when there are more). Returns the count written to
 //  positions. (-1 latest and -2 earliest are resolved by the caller from
 //  zper_partition_bounds.)
@@ -164,6 +164,34 @@ uint64_t
 //  ENOSPC/EIO behaviour of zper_partition_write and zper_partition_flush.
 void
     zper_partition_set_fault (zper_partition_t *self, int write_errno, int sync_errno);
+
+//  ---- zper_partition_lru: a bound on the partitions holding open files ----
+
+//  A new lru letting at most max_open (>= 1) partitions hold open files at
+//  once; past it, the least recently used idle ones have their files closed
+//  (segment descriptors, mappings, index readers) and keep their state in
+//  memory: their pointers stay valid and their next write or read reopens
+//  the files (docs/storage.md, "Open partitions").
+zper_partition_lru_t *
+    zper_partition_lru_new (size_t max_open);
+
+//  Destroy the lru, after every partition using it. Idempotent; nulls *self_p.
+void
+    zper_partition_lru_destroy (zper_partition_lru_t **self_p);
+
+//  Put a partition under lru's bound (once, right after opening it). The
+//  lru must outlive the partition.
+void
+    zper_partition_set_lru (zper_partition_t *self, zper_partition_lru_t *lru);
+
+//  Close the files of up to ZPER_LOG_EVICT_ON_EMFILE idle partitions (for a
+//  caller that ran out of descriptors). Returns how many were closed.
+int
+    zper_partition_lru_relieve (zper_partition_lru_t *self);
+
+//  Partitions holding open files now, and evictions since the lru began.
+void
+    zper_partition_lru_counts (zper_partition_lru_t *self, size_t *open, uint64_t *closed);
 
 //  Self test of this class
 void

@@ -24,6 +24,9 @@
 #define ZPER_STATUS_INVALID_ARGUMENT    103
 #define ZPER_STATUS_MESSAGE_TOO_LARGE   104
 #define ZPER_STATUS_STORAGE_ERROR       105
+#define ZPER_STATUS_TOPIC_LIMIT         106     //  max_topics reached: a new topic was refused
+#define ZPER_STATUS_UNAVAILABLE         107     //  the topic exists but cannot be opened now: retry
+#define ZPER_STATUS_SLOW_CLIENT         108     //  unread replies over front.reply_budget: read first
 #define ZPER_STATUS_INTERNAL_ERROR      255
 
 //  ---- client identity (section 1) -----------------------------------------

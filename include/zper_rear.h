@@ -33,6 +33,7 @@
 #include "zper_broker.h"
 #include "zper_identity.h"
 #include "zper_partition.h"
+#include "zper_output.h"
 
 #define ZPER_INPROC_REAR_REPLIES    "inproc://zper-rear-replies"
 
@@ -126,15 +127,24 @@ int64_t
     zper_rear_retry_schedule (zper_rear_retry_t *retry, bool progress, int min_ms, int max_ms);
 
 //  Send one stored message (from view) on socket as [prefix][frames...]:
-//  the prefix frame (a ROUTER's routing id, a PUB's topic) without
-//  blocking, then the message's original frames, lent from the view's
-//  mapping (small frames copied, which costs less than a lent reference).
-//  Returns 0, or -1 with the libzmq errno when the prefix could not be
-//  queued (EAGAIN: the peer's queue is full; EHOSTUNREACH: a ROUTER peer
-//  is gone): then nothing of the message was sent.
+//  the prefix frame (a ROUTER's routing id) without blocking, then the
+//  message's original frames (zper_rear_send_frames), charged to output
+//  when it is not NULL. Returns 0, or -1 with the libzmq errno when the
+//  prefix could not be queued (EAGAIN: the peer's queue or its output
+//  budget is full; EHOSTUNREACH: a ROUTER peer is gone): then nothing of
+//  the message was sent.
 int
     zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
-                            zper_view_t *view, const zper_message_t *message);
+                            zper_view_t *view, const zper_message_t *message,
+                            zper_output_t *output);
+
+//  Send a stored message's original frames on socket, after a prefix frame
+//  the caller queued: lent from the view's mapping (small frames copied,
+//  which costs less than a lent reference), the message charged to output in steps
+//  (its data, and one frame more for the prefix) when it is not NULL.
+void
+    zper_rear_send_frames (void *socket, zper_view_t *view, const zper_message_t *message,
+                           zper_output_t *output);
 
 //  Self test of this class
 void

@@ -243,6 +243,21 @@ zper_mapping_t *
 bool
     zper_segment_unmap (zper_segment_t *self);
 
+//  Close every descriptor the segment holds and drop its cached mapping,
+//  to bound the descriptors of a log with many partitions: a writable
+//  (active) segment stays writable and reopens its files on the next
+//  append, sync or seal; readers reopen theirs on the next map or lookup;
+//  views keep their mappings. Bytes written and not yet synced stay in the
+//  page cache: the fdatasync of the reopened descriptor covers them.
+void
+    zper_segment_close_files (zper_segment_t *self);
+
+//  Reopen the writing descriptors of a writable segment whose files
+//  zper_segment_close_files closed (nothing to do when open or sealed). 0,
+//  or -1 with errno (EMFILE when the process is out of descriptors).
+int
+    zper_segment_writer_open (zper_segment_t *self);
+
 //  True if the segment caches a mapping.
 bool
     zper_segment_mapped (zper_segment_t *self);

@@ -23,6 +23,16 @@ typedef enum {
     ZPER_COUNTER_TOO_LARGE,             //  [too_large] frames or messages over max_message
     ZPER_COUNTER_STORAGE_ERROR,         //  [storage_error] appends or flushes the disk refused
     ZPER_COUNTER_BAD_REQUEST,           //  [bad_request] reader requests answered 101..103
+    ZPER_COUNTER_SLOW_CLIENT,           //  [slow_client] writes refused with 108: their writer was over front.reply_budget
+    ZPER_COUNTER_REPLY_DROPPED,         //  [reply_dropped] front replies dropped: their writer was over front.reply_budget
+    ZPER_COUNTER_ACK_DROPPED,           //  [ack_dropped] acks a subscriber missed (its queue or
+                                        //  ack.output_budget was full)
+    ZPER_COUNTER_RELAY_PUB_DROPPED,     //  [relay_pub_dropped] relay PUB messages a subscriber
+                                        //  missed (its queue or relay.pub.output_budget was full)
+    ZPER_COUNTER_REAR_REPLY_DROPPED,    //  [rear_reply_dropped] replies to a reader that did not
+                                        //  read (its queue or rear.output_budget was full)
+    ZPER_COUNTER_TOPIC_REFUSED,         //  [topic_refused] writes refused with 106 (max_topics
+                                        //  reached) or 107 (the topic cannot be opened now)
     ZPER_COUNTER_COUNT
 } zper_counter_t;
 
@@ -41,6 +51,9 @@ void
 //  Add one to a broker-wide counter, and read it.
 void
     zper_stats_count (zper_stats_t *self, zper_counter_t counter);
+//  Add amount to a broker-wide counter.
+void
+    zper_stats_add (zper_stats_t *self, zper_counter_t counter, uint64_t amount);
 uint64_t
     zper_stats_counter (zper_stats_t *self, zper_counter_t counter);
 

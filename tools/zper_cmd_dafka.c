@@ -43,7 +43,8 @@ static const char *s_common_usage =
     "  -c FILE          read settings from a CZMQ ZPL file (keys as in docs/dafka.md)\n"
     "  --pub ADDR       %s\n"
     "  --sub ADDR       %s\n"
-    "  --set PATH=VAL   set any config key, e.g. --set beacon/address=127.0.0.1\n"
+    "  --set PATH=VAL   set any config key, e.g. --set beacon/address=192.0.2.7 (this host's\n"
+    "                   address for peers on other machines; the default is 127.0.0.1)\n"
     "  --verbose        log what the node does\n"
     "  --help           this text\n";
 
@@ -53,10 +54,10 @@ s_usage (s_options_t *options, FILE *stream)
     bool tower = streq (options->verb, "tower");
     fprintf (stream, "usage: zper %s [options]%s\n", options->verb, options->usage);
     fprintf (stream, s_common_usage,
-             tower? "bind the tower's XPUB here (default tcp://*:5557)"
-                  : "the tower's XPUB to connect to (default tcp://127.0.0.1:5557)",
-             tower? "bind the tower's XSUB here (default tcp://*:5556)"
-                  : "the tower's XSUB to connect to (default tcp://127.0.0.1:5556)");
+             tower? "bind the tower's XPUB here (default " ZPER_DAFKA_TOWER_PUB_ADDRESS ")"
+                  : "the tower's XPUB to connect to (default " ZPER_DAFKA_BEACON_PUB_ADDRESS ")",
+             tower? "bind the tower's XSUB here (default " ZPER_DAFKA_TOWER_SUB_ADDRESS ")"
+                  : "the tower's XSUB to connect to (default " ZPER_DAFKA_BEACON_SUB_ADDRESS ")");
 }
 
 static bool
@@ -217,8 +218,10 @@ zper_cmd_store (int argc, char *argv [])
         zper_dafka_store_stats (store, &stats);
         zper_dafka_store_destroy (&store);
         fprintf (stderr, "zper store: stored=%" PRIu64 " acked=%" PRIu64 " served=%" PRIu64
-                 " malformed=%" PRIu64 " refused=%" PRIu64 "\n", stats.stored, stats.acked,
-                 stats.served, stats.malformed, stats.refused);
+                 " malformed=%" PRIu64 " refused=%" PRIu64 " table_full=%" PRIu64 " given_up=%"
+                 PRIu64 " fetch_dropped=%" PRIu64 "\n", stats.stored, stats.acked, stats.served,
+                 stats.malformed, stats.refused, stats.table_full, stats.given_up,
+                 stats.fetch_dropped);
     }
     s_options_destroy (&options);
     return rc;

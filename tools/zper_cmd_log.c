@@ -10,7 +10,8 @@
     PATH is a segment file (.log), a partition folder, or any folder above
     partitions (a topic, a base_dir): every partition below it is checked.
     Nothing is written: run it after a crash, before restarting, to see
-    what recovery will cut (docs/storage.md).
+    what recovery will cut (docs/storage.md). No lock is taken either
+    (zper_dir_lock.h): it reads beside a live broker or Dafka store.
     ========================================================================= */
 
 #include "zper_cli.h"
@@ -251,21 +252,40 @@ s_walk (walk_t *walk, const char *path)
     free (dir);
 }
 
+static const char *s_usage =
+    "usage: zper log verify PATH\n"
+    "       zper log dump [-m] PATH\n";
+
+static void
+s_help (void)
+{
+    printf ("%s"
+        "Check or print the records of a log, read-only. PATH is a segment file (.log), a\n"
+        "partition folder, or any folder above partitions (a topic, a base_dir, a Dafka store's db).\n"
+        "  verify    check every record (checksum, framing, offset/position/time continuity), the\n"
+        "            indexes and the sequence of segments; exit 0 if intact, 1 if not\n"
+        "  dump      print one line per record; -m: and its messages\n"
+        "Nothing is written and the folder's lock is not taken, so it runs beside a live zperd\n"
+        "(a record being written at that moment can show as an incomplete tail).\n", s_usage);
+}
+
+//  zper log [verify | dump [-m]] PATH; --help anywhere prints the help
+//  (and is never taken for a PATH)
 int
 zper_cmd_log (int argc, char *argv [])
 {
-    const char *usage = "usage: zper log verify PATH | zper log dump [-m] PATH\n";
     walk_t walk = { 0 };
+    for (int index = 1; index < argc; index++)
+        if (streq (argv [index], "--help") || streq (argv [index], "-h")) {
+            s_help ();
+            return 0;
+        }
     int argn = 1;
-    if (argn < argc && (streq (argv [argn], "--help") || streq (argv [argn], "-h"))) {
-        printf ("%s", usage);
-        return 0;
-    }
     if (argn < argc && streq (argv [argn], "dump"))
         walk.dump = true;
     else
     if (!(argn < argc && streq (argv [argn], "verify"))) {
-        fprintf (stderr, "%s", usage);
+        fprintf (stderr, "%s", s_usage);
         return 2;
     }
     argn++;
@@ -274,7 +294,7 @@ zper_cmd_log (int argc, char *argv [])
         argn++;
     }
     if (argn + 1 != argc) {
-        fprintf (stderr, "%s", usage);
+        fprintf (stderr, "%s", s_usage);
         return 2;
     }
     s_walk (&walk, argv [argn]);

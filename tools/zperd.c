@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -108,6 +109,27 @@ s_arguments (int argc, char *argv [], zper_config_t *config, bool *verbose, bool
     return -1;
 }
 
+//  Raise the soft descriptor limit to the hard one: the log bounds the
+//  partitions holding open files by it (zper_log.h), so more descriptors
+//  mean fewer reopenings, and sockets and connections share it too.
+static void
+s_raise_descriptor_limit (bool verbose)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit))
+        return;
+    rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (before != limit.rlim_max && setrlimit (RLIMIT_NOFILE, &limit))
+        zsys_warning ("cannot raise the descriptor limit from %llu to %llu: %s",
+                      (unsigned long long) before, (unsigned long long) limit.rlim_max,
+                      strerror (errno));
+    else
+    if (verbose)
+        zsys_info ("descriptor limit (RLIMIT_NOFILE): %llu (soft was %llu)",
+                   (unsigned long long) limit.rlim_max, (unsigned long long) before);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -146,6 +168,7 @@ main (int argc, char *argv [])
     pthread_t signal_thread;
     pthread_create (&signal_thread, NULL, s_signal_thread, &signals);
     pthread_detach (signal_thread);
+    s_raise_descriptor_limit (verbose);
 
     zper_manager_t *manager = zper_manager_new (&config, verbose);
     if (!manager)

@@ -255,12 +255,17 @@ zper_dafka_beacon_test (bool verbose)
     zconfig_put (config, "beacon/sub_address", address);
     snprintf (address, sizeof address, "tcp://127.0.0.1:%d", out_port);
     zconfig_put (config, "beacon/pub_address", address);
-    zconfig_put (config, "beacon/address", "127.0.0.1");
-    zconfig_put (config, "beacon/interval", "50");
-    zconfig_put (config, "beacon/timeout", "200");
+    //  No address set: loopback only; "" set explicitly: every interface
     char *bind = zper_dafka_beacon_bind_endpoint (config);
     assert (streq (bind, "tcp://127.0.0.1:*"));
     zstr_free (&bind);
+    zconfig_put (config, "beacon/address", "");
+    bind = zper_dafka_beacon_bind_endpoint (config);
+    assert (streq (bind, "tcp://*:*"));
+    zstr_free (&bind);
+    zconfig_put (config, "beacon/address", "127.0.0.1");
+    zconfig_put (config, "beacon/interval", "50");
+    zconfig_put (config, "beacon/timeout", "200");
 
     zlist_t *events = zlist_new ();
     zlist_autofree (events);

@@ -13,9 +13,10 @@ static const char *s_numeric_keys [] = {
     "tower/verbose", "beacon/verbose", "beacon/interval", "beacon/timeout",
     "producer/verbose", "producer/head_interval", "producer/high_watermark",
     "producer/terminate_unacked", "producer/min_acks",
-    "consumer/verbose", "consumer/high_watermark",
+    "consumer/verbose", "consumer/high_watermark", "consumer/fetch_timeout",
     "store/verbose", "store/high_watermark", "store/flush_messages", "store/flush_interval",
     "store/segment_size", "store/retention_ms",
+    "store/max_partitions", "store/fetch_give_up", "store/max_fetches",
     NULL
 };
 

@@ -5,10 +5,16 @@
     subscriptions in) and one SUB connected to every peer. Per partition it
     keeps the last sequence delivered and the highest sequence it knows
     exists (from RECORD, HEAD, DIRECT_HEAD). The one thing to know: whenever
-    known > delivered, a FETCH from delivered+1 is due, and it is re-sent
-    after every batch and on a timer (through the FETCH filter) until the gap
-    closes. That is what keeps a late consumer going past the first 100,000
-    records with no producer left to send HEADs (a reference defect).
+    known > delivered, a FETCH from delivered+1 is due, and it is checked
+    after every batch and on a timer until the gap closes. That is what
+    keeps a late consumer going past the first 100,000 records with no
+    producer left to send HEADs (a reference defect). Each gap is asked for
+    once: while the last FETCH's range still covers the next sequence and
+    its answer keeps arriving, nothing is re-sent; it is re-asked only after
+    consumer/fetch_timeout without progress (a lost FETCH, an answer cut
+    short at a store's durable end). Every FETCH is served in full by every
+    store that has the data, so a re-send while the first answer is still
+    on its way would be served twice.
     ========================================================================= */
 
 #include "zper_dafka_consumer.h"
@@ -24,6 +30,9 @@ typedef struct {
     char partition [ZPER_DAFKA_STRING_MAX + 1];
     uint64_t delivered;             //  last sequence delivered, ZPER_DAFKA_NONE before the first
     uint64_t known;                 //  highest sequence known to exist, or ZPER_DAFKA_NONE
+    uint64_t asked_last;            //  last sequence the outstanding FETCH asks for, or NONE
+    uint64_t progress_delivered;    //  delivered when the answer was last seen progressing...
+    int64_t progress_ms;            //  ...and when (monotonic): the fetch timeout counts from here
 } s_partition_t;
 
 typedef struct {
@@ -39,7 +48,7 @@ typedef struct {
     zper_dafka_beacon_t *beacon;
     zper_dafka_msg_t *msg;
     zmq_msg_t content;              //  the last RECORD's content, handed on to the caller
-    zper_dafka_fetch_filter_t *filter;
+    int64_t fetch_timeout_ms;       //  consumer/fetch_timeout: re-ask after this long without progress
     zhashx_t *topics;               //  subscribed topic -> itself
     zhashx_t *partitions;           //  "subject/partition" -> s_partition_t
     s_partition_t *last_used;       //  records come in runs of one partition: skip the lookup
@@ -92,26 +101,58 @@ s_behind (s_partition_t *partition)
         && (partition->delivered == ZPER_DAFKA_NONE || partition->known > partition->delivered);
 }
 
-static void
-s_fetch_if_behind (s_consumer_t *self, s_partition_t *partition)
+//  True while the answer to the partition's last FETCH may still be coming:
+//  its range covers the next sequence wanted and delivery advanced (or the
+//  FETCH went out) less than the fetch timeout ago.
+static bool
+s_fetch_pending (s_consumer_t *self, s_partition_t *partition, int64_t now_ms)
 {
-    uint64_t sequence = s_expected (partition);
-    if (!s_behind (partition)
-    ||  !zper_dafka_fetch_filter_allow (self->filter, partition->subject, partition->partition,
-                                        sequence, zclock_mono ()))
+    if (partition->asked_last == ZPER_DAFKA_NONE || s_expected (partition) > partition->asked_last)
+        return false;
+    if (partition->delivered != partition->progress_delivered) {
+        partition->progress_delivered = partition->delivered;
+        partition->progress_ms = now_ms;
+    }
+    return now_ms - partition->progress_ms < self->fetch_timeout_ms;
+}
+
+static void
+s_fetch_if_behind (s_consumer_t *self, s_partition_t *partition, int64_t now_ms)
+{
+    if (!s_behind (partition)) {
+        //  Caught up: whatever is still on its way is a duplicate, and the
+        //  next gap is a new one, asked for at once
+        partition->asked_last = ZPER_DAFKA_NONE;
         return;
+    }
+    if (s_fetch_pending (self, partition, now_ms))
+        return;
+    uint64_t sequence = s_expected (partition);
+    uint32_t count = zper_dafka_fetch_count (sequence);
     zper_dafka_msg_set_subject (self->msg, partition->subject);
     zper_dafka_msg_set_sequence (self->msg, sequence);
-    zper_dafka_msg_set_count (self->msg, zper_dafka_fetch_count (sequence));
+    zper_dafka_msg_set_count (self->msg, count);
     s_send_addressed (self, ZPER_DAFKA_FETCH, partition->partition);
+    if (self->verbose)
+        zsys_info ("dafka consumer: FETCH %s/%s from %" PRIu64 " count %" PRIu32
+                   " (known %" PRIu64 ")", partition->subject, partition->partition, sequence,
+                   count, partition->known);
+    //  Producers answer count records, stores count + 1 (inclusive, as the
+    //  reference): the narrower reading ends the range, so a producer's full
+    //  answer never waits for the timeout; a store's extra record may then
+    //  be served once more by the next FETCH
+    partition->asked_last = sequence + count - 1;
+    partition->progress_delivered = partition->delivered;
+    partition->progress_ms = now_ms;
 }
 
 static void
 s_fetch_all_behind (s_consumer_t *self)
 {
+    int64_t now_ms = zclock_mono ();
     for (s_partition_t *partition = (s_partition_t *) zhashx_first (self->partitions); partition;
          partition = (s_partition_t *) zhashx_next (self->partitions))
-        s_fetch_if_behind (self, partition);
+        s_fetch_if_behind (self, partition, now_ms);
 }
 
 static void
@@ -145,6 +186,7 @@ s_partition (s_consumer_t *self, const char *subject, const char *producer, uint
             snprintf (partition->partition, sizeof partition->partition, "%s", producer);
             partition->delivered = self->earliest? ZPER_DAFKA_NONE: sequence - 1;
             partition->known = ZPER_DAFKA_NONE;
+            partition->asked_last = ZPER_DAFKA_NONE;
             zhashx_insert (self->partitions, key, partition);
         }
     }
@@ -309,9 +351,10 @@ s_consumer_new (zsock_t *pipe, s_arguments_t *arguments)
     self->earliest = !streq (zper_dafka_config_string (config, "consumer/offset/reset",
                                                        ZPER_DAFKA_OFFSET_RESET), "latest");
     self->verbose = zper_dafka_config_number (config, "consumer/verbose", 0) != 0;
+    self->fetch_timeout_ms = zper_dafka_config_number (config, "consumer/fetch_timeout",
+                                                       ZPER_DAFKA_FETCH_TIMEOUT_MS);
     self->msg = zper_dafka_msg_new ();
     zmq_msg_init (&self->content);
-    self->filter = zper_dafka_fetch_filter_new ();
     self->topics = zhashx_new ();
     self->partitions = zhashx_new ();
     zhashx_set_destructor (self->partitions, (zhashx_destructor_fn *) zstr_free);
@@ -351,7 +394,6 @@ s_consumer_destroy (s_consumer_t **self_p)
     zsock_destroy (&self->sub);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->partitions);
-    zper_dafka_fetch_filter_destroy (&self->filter);
     zper_dafka_msg_destroy (&self->msg);
     zmq_msg_close (&self->content);
     free (self);

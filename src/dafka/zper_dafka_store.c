@@ -8,15 +8,25 @@
       (2) a later sequence, or a HEAD/RECORD beyond the end, makes the
           partition "behind": a FETCH from the end goes to the producer and
           to every other store's reader, after each batch and on a timer,
-          until the gap is filled (no new HEAD needed);
+          until the gap is filled (no new HEAD needed) or the partition has
+          been silent (no HEAD, RECORD or DIRECT_RECORD) for
+          store/fetch_give_up; its next HEAD or RECORD resumes it;
       (3) an ACK names the last DURABLE sequence (below the log's durable
           offset: appended, written and fdatasync'd under the flush policy,
           or as soon as the partition's input pauses for a tick);
       (4) a HEAD the store is not behind on is answered with the ACK again,
           so a lost ACK never leaves a producer waiting.
+    Limits: the store tracks at most store/max_partitions partitions; a
+    HEAD/RECORD of a new one beyond that is refused (counted, logged once
+    per second), a partition already on disk is always tracked, and a
+    silent one with nothing pending is forgotten, which frees its slot. A
+    partition's folder is created with its first record, never for a HEAD.
     Reader rules: only durable records and heads are served; FETCH answers
-    the inclusive range [sequence, sequence + count] through zero-copy log
-    views, so the content of any sequence is the one stored for it.
+    the inclusive range [sequence, sequence + count], count capped at the
+    protocol's 100,000, through zero-copy log views, so the content of any
+    sequence is the one stored for it. At most store/max_fetches answers
+    are in progress; each loop turn serves a slice of them in turn, so
+    storing and ACKing never wait for a whole answer.
 
     Both halves share one thread, so the reader sees the writer's log
     without locks beyond the log's own.
@@ -30,20 +40,53 @@
 #include "zper_dafka_producer.h"
 #include "zper_dafka_consumer.h"
 #include "zper_partition.h"
+#include "zper_dir_lock.h"
 #include "zper_defaults.h"
+#include <inttypes.h>
 #include <string.h>
+
+//  Buffer sizes: a folder name, "subject/producer" folders, and that + "/requester"
+#define S_FOLDER_SIZE       (ZPER_TOPIC_NAME_MAX + 1)
+#define S_KEY_SIZE          (2 * S_FOLDER_SIZE)
+#define S_FETCH_KEY_SIZE    (S_KEY_SIZE + ZPER_DAFKA_STRING_MAX + 1)
 
 typedef struct {
     char subject [ZPER_DAFKA_STRING_MAX + 1];
     char producer [ZPER_DAFKA_STRING_MAX + 1];
-    zper_partition_t *log;          //  owned by the zper_log_t
+    char subject_folder [S_FOLDER_SIZE];
+    char producer_folder [S_FOLDER_SIZE];
+    char key [S_KEY_SIZE];          //  "subject_folder/producer_folder": the table's key
+    zper_partition_t *log;          //  owned by the zper_log_t; NULL until the first record
     uint64_t end;                   //  next sequence to append (== the log's end offset)
-    uint64_t known;                 //  highest sequence known to exist, ZPER_DAFKA_NONE if none
+    uint64_t known;                 //  highest sequence known to exist, if is_known
+    bool is_known;                  //  a flag, not a sentinel: a HEAD may say 2^64-1
     uint64_t acked_until;           //  ACK sent for every sequence below
+    int64_t heard;                  //  monotonic ms of its last HEAD, RECORD or DIRECT_RECORD
+    bool given_up;                  //  behind and silent: not fetched (counted once)
     bool appended;                  //  appended since the last flush check
     bool fresh;                     //  appended since the last tick: the input is not quiet
     bool failing;                   //  the last append failed: said once, not per record
 } s_partition_t;
+
+//  One FETCH answer in progress: the records [next, last] still to send.
+typedef struct {
+    char key [S_FETCH_KEY_SIZE];    //  partition key + "/requester": one answer per pair
+    char requester [ZPER_DAFKA_STRING_MAX + 1];
+    char subject [ZPER_DAFKA_STRING_MAX + 1];
+    char producer [ZPER_DAFKA_STRING_MAX + 1];
+    zper_partition_t *log;          //  owned by the zper_log_t, valid for its whole life
+    zper_view_t *view;              //  where next is read from, kept between turns; or NULL
+    int64_t first;                  //  the range asked: a repeated FETCH inside it was answered
+    int64_t next;
+    int64_t last;
+} s_fetch_t;
+
+//  Refusals come in floods (one per forged message): each kind is logged at
+//  most once per ZPER_LOG_INTERVAL_MS, with how many went unsaid.
+typedef struct {
+    int64_t next_ms;
+    uint64_t unsaid;
+} s_refusal_log_t;
 
 typedef struct {
     zsock_t *pipe;
@@ -52,10 +95,18 @@ typedef struct {
     zper_dafka_msg_t *msg;
     zmq_msg_t content;              //  the last RECORD's content, reused for every receive
     int64_t batch_time;             //  ms since the epoch, read once per batch for the appends
+    int64_t batch_mono;             //  monotonic ms, read once per batch for silences
     zper_dafka_fetch_filter_t *filter;
-    zhashx_t *partitions;           //  "subject/producer" -> s_partition_t
+    zhashx_t *partitions;           //  "subject_folder/producer_folder" -> s_partition_t
     s_partition_t *last_used;       //  records come in runs of one partition: skip the lookup
     zhashx_t *endpoints;            //  endpoint -> beacons that know it (connected once)
+    size_t max_partitions;          //  store/max_partitions, 0 = no limit
+    int64_t fetch_give_up;          //  store/fetch_give_up ms, 0 = never
+    size_t max_fetches;             //  store/max_fetches, 0 = no limit
+    s_refusal_log_t name_refusals;
+    s_refusal_log_t table_refusals;
+    s_refusal_log_t fetch_refusals;
+    s_refusal_log_t open_refusals;
     //  writer
     char writer_uuid [ZPER_DAFKA_UUID_SIZE + 1];
     zsock_t *writer_pub;
@@ -67,6 +118,9 @@ typedef struct {
     zsock_t *reader_xpub;
     zsock_t *request_sub;           //  FETCH, GET_HEADS, CONSUMER_HELLO to the reader
     zper_dafka_beacon_t *reader_beacon;
+    zlist_t *fetch_queue;           //  s_fetch_t in serving order (owned)
+    zhashx_t *fetch_index;          //  s_fetch_t by key (borrowed from the queue)
+    bool serving;                   //  the serve timer runs (while fetch_queue is not empty)
     bool verbose;
     zper_dafka_store_stats_t *stats;
 } s_store_t;
@@ -95,46 +149,178 @@ s_subscription (char *buffer, size_t size, int id, const char *uuid)
     return snprintf (buffer, size, "%c%s", id, uuid) < (int) size;
 }
 
+//  A peer's name for a log line: at most ZPER_DAFKA_LOG_NAME_MAX bytes, anything
+//  but printable ASCII shown as '?', so a forged name cannot forge lines.
+static void
+s_printable (const char *name, char *target)
+{
+    size_t length = 0;
+    for (; name [length] && length < ZPER_DAFKA_LOG_NAME_MAX; length++)
+        target [length] = name [length] >= ' ' && name [length] <= '~'? name [length]: '?';
+    target [length] = 0;
+}
+
+static void
+s_refuse (uint64_t *counter, s_refusal_log_t *log, const char *why, const char *subject,
+          const char *sender)
+{
+    s_count (counter, 1);
+    int64_t now = zclock_mono ();
+    if (now < log->next_ms) {
+        log->unsaid++;
+        return;
+    }
+    char subject_text [ZPER_DAFKA_LOG_NAME_MAX + 1], sender_text [ZPER_DAFKA_LOG_NAME_MAX + 1];
+    s_printable (subject, subject_text);
+    s_printable (sender, sender_text);
+    zsys_warning ("dafka store: %s: refused topic '%s' from '%s' (and %" PRIu64 " more since "
+                  "the last such line)", why, subject_text, sender_text, log->unsaid);
+    log->unsaid = 0;
+    log->next_ms = now + ZPER_LOG_INTERVAL_MS;
+}
+
+//  ---- names on disk ---------------------------------------------------------------------
+//  A Dafka name (topic or producer uuid) is any string of 0..255 bytes; the
+//  log takes only [A-Za-z0-9._-] names of 1..ZPER_TOPIC_NAME_MAX bytes. A
+//  name the log takes as it is, not starting with '_', is its own folder,
+//  so the folders of every name stored before stay where they were. Any
+//  other name is '_' then the name with each byte outside [A-Za-z0-9.-]
+//  written _XX (upper-case hex): reversible, never '/', '.' or '..', so
+//  nothing can name a path outside store/db. Longer than the log allows
+//  once encoded: refused.
+
+static bool
+s_plain (char character)
+{
+    return (character >= 'a' && character <= 'z') || (character >= 'A' && character <= 'Z')
+        || (character >= '0' && character <= '9') || character == '.' || character == '-';
+}
+
+//  Writes name's folder into folder [S_FOLDER_SIZE]; returns 0, or -1 if it
+//  would be longer than the log allows.
+static int
+s_folder_encode (const char *name, char *folder)
+{
+    if (name [0] != '_' && zper_log_name_valid (name)) {
+        snprintf (folder, S_FOLDER_SIZE, "%s", name);
+        return 0;
+    }
+    size_t length = 0;
+    folder [length++] = '_';
+    for (const uint8_t *cursor = (const uint8_t *) name; *cursor; cursor++) {
+        size_t needed = s_plain ((char) *cursor)? 1: 3;
+        if (length + needed > ZPER_TOPIC_NAME_MAX)
+            return -1;
+        if (needed == 1)
+            folder [length++] = (char) *cursor;
+        else
+            length += (size_t) sprintf (folder + length, "_%02X", *cursor);
+    }
+    folder [length] = 0;
+    return 0;
+}
+
+static int
+s_hex_digit (char character)
+{
+    if (character >= '0' && character <= '9')
+        return character - '0';
+    if (character >= 'A' && character <= 'F')
+        return character - 'A' + 10;
+    return -1;
+}
+
+//  The name a folder holds, into name [ZPER_DAFKA_STRING_MAX + 1]: the
+//  inverse of s_folder_encode. Returns 0, or -1 for a folder that no name
+//  encodes to (not ours: it is not listed).
+static int
+s_folder_decode (const char *folder, char *name)
+{
+    size_t length = 0;
+    if (folder [0] != '_')
+        length = (size_t) snprintf (name, ZPER_DAFKA_STRING_MAX + 1, "%s", folder);
+    else
+        for (const char *cursor = folder + 1; *cursor && length <= ZPER_DAFKA_STRING_MAX; length++)
+            if (*cursor != '_')
+                name [length] = *cursor++;
+            else {
+                int high = s_hex_digit (cursor [1]);
+                int low = high < 0? -1: s_hex_digit (cursor [2]);
+                if (low < 0 || high + low == 0)
+                    return -1;      //  not _XX, or a NUL
+                name [length] = (char) (high * 16 + low);
+                cursor += 3;
+            }
+    if (length > ZPER_DAFKA_STRING_MAX)
+        return -1;
+    name [length] = 0;
+    char canonical [S_FOLDER_SIZE];
+    return s_folder_encode (name, canonical) == 0 && streq (canonical, folder)? 0: -1;
+}
+
 //  ---- partitions --------------------------------------------------------------------
 
 static zper_bounds_t
 s_bounds (s_partition_t *partition)
 {
     zper_bounds_t bounds;
-    zper_partition_bounds (partition->log, &bounds);
+    memset (&bounds, 0, sizeof bounds);
+    if (partition->log)
+        zper_partition_bounds (partition->log, &bounds);
     return bounds;
 }
 
-//  The partition of (subject, producer), opened or created in the log on
-//  first use; NULL (counted) if the log cannot hold such a name.
 static s_partition_t *
-s_partition (s_store_t *self, const char *subject, const char *producer, bool create)
+s_partition_new (const char *subject, const char *producer, const char *subject_folder,
+                 const char *producer_folder, zper_partition_t *log, int64_t now)
+{
+    s_partition_t *partition = (s_partition_t *) zmalloc (sizeof (s_partition_t));
+    snprintf (partition->subject, sizeof partition->subject, "%s", subject);
+    snprintf (partition->producer, sizeof partition->producer, "%s", producer);
+    snprintf (partition->subject_folder, sizeof partition->subject_folder, "%s", subject_folder);
+    snprintf (partition->producer_folder, sizeof partition->producer_folder, "%s", producer_folder);
+    snprintf (partition->key, sizeof partition->key, "%s/%s", subject_folder, producer_folder);
+    partition->log = log;
+    partition->end = (uint64_t) s_bounds (partition).end_offset;
+    partition->heard = now;
+    return partition;
+}
+
+//  The tracked partition of (subject, producer). One not tracked yet is
+//  tracked if it is on disk; for the writer, a new one is also tracked (in
+//  memory only: its folder comes with its first record) if the table has
+//  room. NULL otherwise, the writer's refusals counted and logged.
+static s_partition_t *
+s_partition (s_store_t *self, const char *subject, const char *producer, bool for_writer)
 {
     s_partition_t *partition = self->last_used;
     if (partition && streq (partition->producer, producer) && streq (partition->subject, subject))
         return partition;
-    char key [2 * ZPER_DAFKA_STRING_MAX + 2];
-    snprintf (key, sizeof key, "%s/%s", subject, producer);
+    char subject_folder [S_FOLDER_SIZE], producer_folder [S_FOLDER_SIZE];
+    if (s_folder_encode (subject, subject_folder) || s_folder_encode (producer, producer_folder)) {
+        if (for_writer)
+            s_refuse (&self->stats->refused, &self->name_refusals,
+                      "name too long for the log once encoded", subject, producer);
+        return NULL;
+    }
+    char key [S_KEY_SIZE];
+    snprintf (key, sizeof key, "%s/%s", subject_folder, producer_folder);
     partition = (s_partition_t *) zhashx_lookup (self->partitions, key);
     if (partition)
         return self->last_used = partition;
-    zper_partition_t *log = zper_log_partition (self->log, subject, producer, create);
-    if (!log) {
-        if (create && errno == EINVAL) {
-            s_count (&self->stats->refused, 1);
-            if (self->verbose)
-                zsys_warning ("dafka store: cannot store topic '%s' (log names are letters, "
-                              "digits, '.', '_', '-')", subject);
-        }
+    zper_partition_t *log = zper_log_partition (self->log, subject_folder, producer_folder, false);
+    int error = log? 0: errno;
+    if (error && error != ENOENT && for_writer)
+        s_refuse (&self->stats->refused, &self->open_refusals, strerror (error), subject, producer);
+    if (error && (error != ENOENT || !for_writer))
+        return NULL;
+    if (!log && self->max_partitions && zhashx_size (self->partitions) >= self->max_partitions) {
+        s_refuse (&self->stats->table_full, &self->table_refusals,
+                  "partition table full (store/max_partitions)", subject, producer);
         return NULL;
     }
-    partition = (s_partition_t *) zmalloc (sizeof (s_partition_t));
-    snprintf (partition->subject, sizeof partition->subject, "%s", subject);
-    snprintf (partition->producer, sizeof partition->producer, "%s", producer);
-    partition->log = log;
-    zper_bounds_t bounds = s_bounds (partition);
-    partition->end = (uint64_t) bounds.end_offset;
-    partition->known = ZPER_DAFKA_NONE;
+    partition = s_partition_new (subject, producer, subject_folder, producer_folder, log,
+                                 zclock_mono ());
     zhashx_insert (self->partitions, key, partition);
     return self->last_used = partition;
 }
@@ -142,14 +328,21 @@ s_partition (s_store_t *self, const char *subject, const char *producer, bool cr
 static void
 s_know (s_partition_t *partition, uint64_t sequence)
 {
-    if (partition->known == ZPER_DAFKA_NONE || sequence > partition->known)
+    if (!partition->is_known || sequence > partition->known)
         partition->known = sequence;
+    partition->is_known = true;
 }
 
 static bool
 s_behind (s_partition_t *partition)
 {
-    return partition->known != ZPER_DAFKA_NONE && partition->known >= partition->end;
+    return partition->is_known && partition->known >= partition->end;
+}
+
+static bool
+s_silent (s_store_t *self, s_partition_t *partition, int64_t now)
+{
+    return self->fetch_give_up > 0 && now - partition->heard >= self->fetch_give_up;
 }
 
 //  ---- writer ---------------------------------------------------------------------------
@@ -169,7 +362,7 @@ s_writer_send (s_store_t *self, int id, s_partition_t *partition, uint64_t seque
 static void
 s_fetch_if_behind (s_store_t *self, s_partition_t *partition)
 {
-    if (s_behind (partition)
+    if (s_behind (partition) && !partition->given_up
     &&  zper_dafka_fetch_filter_allow (self->filter, partition->subject, partition->producer,
                                        partition->end, zclock_mono ()))
         s_writer_send (self, ZPER_DAFKA_FETCH, partition, partition->end);
@@ -182,10 +375,12 @@ s_fetch_if_behind (s_store_t *self, s_partition_t *partition)
 static void
 s_flush_and_ack (s_store_t *self, s_partition_t *partition, bool quiet, bool force_ack)
 {
+    if (!partition->log)
+        return;                     //  nothing stored yet
     if (partition->appended && (quiet || zper_partition_flush_due (partition->log, zclock_time ()))) {
         if (zper_partition_flush (partition->log) < 0) {
             zsys_error ("dafka store: cannot flush %s/%s: %s (records will be fetched again)",
-                        partition->subject, partition->producer, strerror (errno));
+                        partition->subject_folder, partition->producer_folder, strerror (errno));
             partition->end = (uint64_t) s_bounds (partition).end_offset;
         }
         partition->appended = partition->end > (uint64_t) s_bounds (partition).durable_offset;
@@ -199,6 +394,20 @@ s_flush_and_ack (s_store_t *self, s_partition_t *partition, bool quiet, bool for
     }
 }
 
+//  Appends the received content at the partition's end, creating its
+//  folder with the first record. Returns 0 or -1 (errno).
+static int
+s_append (s_store_t *self, s_partition_t *partition)
+{
+    if (!partition->log)
+        partition->log = zper_log_partition (self->log, partition->subject_folder,
+                                             partition->producer_folder, true);
+    if (!partition->log)
+        return -1;
+    zper_frame_t frame = { zmq_msg_data (&self->content), zmq_msg_size (&self->content) };
+    return zper_partition_append (partition->log, &frame, 1, self->batch_time) < 0? -1: 0;
+}
+
 static void
 s_store_record (s_store_t *self, s_partition_t *partition)
 {
@@ -206,16 +415,17 @@ s_store_record (s_store_t *self, s_partition_t *partition)
     s_know (partition, sequence);
     if (sequence != partition->end)
         return;                     //  rule (1): a duplicate, or a gap s_fetch_if_behind fills
-    zper_frame_t frame = { zmq_msg_data (&self->content), zmq_msg_size (&self->content) };
-    if (zper_partition_append (partition->log, &frame, 1, self->batch_time) < 0) {
+    if (s_append (self, partition)) {
         if (!partition->failing)
             zsys_error ("dafka store: cannot append to %s/%s: %s (the records will be fetched "
-                        "again)", partition->subject, partition->producer, strerror (errno));
+                        "again)", partition->subject_folder, partition->producer_folder,
+                        strerror (errno));
         partition->failing = true;
         return;
     }
     if (partition->failing)
-        zsys_info ("dafka store: appending to %s/%s again", partition->subject, partition->producer);
+        zsys_info ("dafka store: appending to %s/%s again", partition->subject_folder,
+                   partition->producer_folder);
     partition->failing = false;
     partition->end++;
     partition->appended = true;
@@ -235,6 +445,8 @@ s_writer_handle (s_store_t *self)
     s_partition_t *partition = s_partition (self, subject, zper_dafka_msg_address (self->msg), true);
     if (!partition)
         return;
+    partition->heard = self->batch_mono;
+    partition->given_up = false;    //  rule (2): heard again, fetch again
     if (id == ZPER_DAFKA_HEAD) {
         s_know (partition, zper_dafka_msg_sequence (self->msg));
         if (!s_behind (partition))
@@ -244,17 +456,55 @@ s_writer_handle (s_store_t *self)
         s_store_record (self, partition);
 }
 
+//  On the tick, a partition silent for store/fetch_give_up: no longer
+//  fetched if behind (counted once), and forgotten once nothing of it is
+//  pending (all durable and ACKed) so its slot is free. Returns true to
+//  forget it.
+static bool
+s_after_silence (s_store_t *self, s_partition_t *partition)
+{
+    if (s_behind (partition) && !partition->given_up) {
+        partition->given_up = true;
+        s_count (&self->stats->given_up, 1);
+        if (self->verbose)
+            zsys_info ("dafka store: %s/%s is silent: not fetched until its next HEAD or RECORD",
+                       partition->subject_folder, partition->producer_folder);
+    }
+    return !partition->appended
+        && partition->acked_until == (uint64_t) s_bounds (partition).durable_offset;
+}
+
+static void
+s_forget (s_store_t *self, zlist_t *keys)
+{
+    for (char *key = (char *) zlist_first (keys); key; key = (char *) zlist_next (keys)) {
+        s_partition_t *partition = (s_partition_t *) zhashx_lookup (self->partitions, key);
+        zper_dafka_fetch_filter_forget (self->filter, partition->subject, partition->producer);
+        if (self->last_used == partition)
+            self->last_used = NULL;
+        zhashx_delete (self->partitions, key);
+    }
+}
+
 //  After a batch, and on the tick: a partition that received nothing for a
 //  whole tick is quiet.
 static void
 s_after_batch (s_store_t *self, bool tick)
 {
+    int64_t now = zclock_mono ();
+    zlist_t *silent = tick? zlist_new (): NULL;
     for (s_partition_t *partition = (s_partition_t *) zhashx_first (self->partitions); partition;
          partition = (s_partition_t *) zhashx_next (self->partitions)) {
         s_flush_and_ack (self, partition, tick && !partition->fresh, false);
+        if (tick && s_silent (self, partition, now) && s_after_silence (self, partition))
+            zlist_append (silent, partition->key);
         s_fetch_if_behind (self, partition);
         if (tick)
             partition->fresh = false;
+    }
+    if (silent) {
+        s_forget (self, silent);
+        zlist_destroy (&silent);
     }
 }
 
@@ -267,6 +517,7 @@ s_on_writer_sub (zloop_t *loop, zsock_t *reader, void *argument)
     s_store_t *self = (s_store_t *) argument;
     zsock_t *order [] = { self->direct_sub, reader };
     self->batch_time = zclock_time ();
+    self->batch_mono = zclock_mono ();
     for (int index = 0; index < 2; index++)
         for (int batch = 0; batch < ZPER_DAFKA_BATCH; batch++) {
             if (zper_dafka_msg_recv_content (self->msg, order [index], &self->content,
@@ -311,38 +562,131 @@ s_reader_send_head (s_store_t *self, const char *consumer, const char *subject, 
 static void
 s_reader_send_heads (s_store_t *self, const char *consumer, const char *subject)
 {
-    zlist_t *producers = zper_log_partitions (self->log, subject);
-    for (char *producer = producers? (char *) zlist_first (producers): NULL; producer;
-         producer = (char *) zlist_next (producers))
-        s_reader_send_head (self, consumer, subject, producer);
-    zlist_destroy (&producers);
+    char subject_folder [S_FOLDER_SIZE];
+    zlist_t *folders = s_folder_encode (subject, subject_folder) == 0?
+                       zper_log_partitions (self->log, subject_folder): NULL;
+    char producer [ZPER_DAFKA_STRING_MAX + 1];
+    for (char *folder = folders? (char *) zlist_first (folders): NULL; folder;
+         folder = (char *) zlist_next (folders))
+        if (s_folder_decode (folder, producer) == 0)
+            s_reader_send_head (self, consumer, subject, producer);
+    zlist_destroy (&folders);
 }
 
-//  Sends DIRECT_RECORDs for [first, last] from one view; returns the next
-//  offset to read, or -1 when the view was empty or broken.
-static int64_t
-s_serve_view (s_store_t *self, s_partition_t *partition, int64_t first, int64_t last)
+//  Sends one DIRECT_RECORD of the answer from its view (the next view opened
+//  at fetch->next once one is used up). Returns false when the answer is
+//  over: all sent, or its next record gone (retention) or unreadable.
+static bool
+s_serve_record (s_store_t *self, s_fetch_t *fetch)
 {
-    zper_view_t *view = zper_partition_read (partition->log, first, ZPER_DAFKA_READ_BYTES);
-    if (!view)
-        return -1;
-    int64_t next = -1;
     zper_message_t message;
-    while (zper_view_next (view, &message) && message.offset <= last) {
-        const uint8_t *cursor = message.data;
-        zper_frame_t frame;
-        bool more;
-        zmq_msg_t content;
-        if (zper_zmtp_decode (&cursor, message.data + message.size, &frame, &more)
-        ||  zper_view_lend (view, frame.data, frame.size, &content))
+    bool fresh = false;
+    while (true) {
+        if (fetch->next > fetch->last)
+            return false;
+        if (!fetch->view) {
+            fetch->view = zper_partition_read (fetch->log, fetch->next, ZPER_DAFKA_READ_BYTES);
+            fresh = true;
+        }
+        if (!fetch->view)
+            return false;
+        if (zper_view_next (fetch->view, &message))
             break;
-        zper_dafka_msg_set_sequence (self->msg, (uint64_t) message.offset);
-        s_count (&self->stats->served, 1);      //  first, as the ACK count
-        zper_dafka_msg_send_content (self->msg, self->reader_xpub, &content);
-        next = message.offset + 1;
+        zper_view_destroy (&fetch->view);
+        if (fresh)
+            return false;           //  nothing at fetch->next any more
     }
-    zper_view_destroy (&view);
-    return next;
+    const uint8_t *cursor = message.data;
+    zper_frame_t frame;
+    bool more;
+    zmq_msg_t content;
+    if (message.offset != fetch->next
+    ||  zper_zmtp_decode (&cursor, message.data + message.size, &frame, &more)
+    ||  zper_view_lend (fetch->view, frame.data, frame.size, &content))
+        return false;
+    zper_dafka_msg_set_sequence (self->msg, (uint64_t) message.offset);
+    s_count (&self->stats->served, 1);          //  first, as the ACK count
+    zper_dafka_msg_send_content (self->msg, self->reader_xpub, &content);
+    fetch->next++;
+    return true;
+}
+
+static void
+s_fetch_destroy (s_store_t *self, s_fetch_t **fetch_p)
+{
+    zhashx_delete (self->fetch_index, (*fetch_p)->key);
+    zper_view_destroy (&(*fetch_p)->view);
+    free (*fetch_p);
+    *fetch_p = NULL;
+}
+
+//  One loop turn's share of the FETCH answers: up to ZPER_DAFKA_SERVE_SLICE
+//  records, ZPER_DAFKA_SERVE_STEP per answer in turn; between turns the
+//  writer stores and ACKs and new requests are read. Each answer keeps its
+//  log view from turn to turn: a view checks the CRCs of all it holds.
+static int
+s_on_serve (zloop_t *loop, int timer_id, void *argument)
+{
+    s_store_t *self = (s_store_t *) argument;
+    int budget = ZPER_DAFKA_SERVE_SLICE;
+    while (budget > 0 && zlist_size (self->fetch_queue)) {
+        s_fetch_t *fetch = (s_fetch_t *) zlist_pop (self->fetch_queue);
+        zper_dafka_msg_set_id (self->msg, ZPER_DAFKA_DIRECT_RECORD);
+        zper_dafka_msg_set_topic (self->msg, fetch->requester);
+        zper_dafka_msg_set_address (self->msg, fetch->producer);
+        zper_dafka_msg_set_subject (self->msg, fetch->subject);
+        bool going = true;
+        for (int step = 0; going && step < ZPER_DAFKA_SERVE_STEP && budget > 0; step++, budget--)
+            going = s_serve_record (self, fetch);
+        if (going)
+            zlist_append (self->fetch_queue, fetch);
+        else
+            s_fetch_destroy (self, &fetch);     //  answered, or its records are gone
+    }
+    if (zlist_size (self->fetch_queue) == 0) {
+        zloop_timer_end (loop, timer_id);
+        self->serving = false;
+    }
+    return 0;
+}
+
+//  Queues the answer [sequence, last] of a FETCH from requester. A FETCH
+//  inside the range an answer in progress was asked for only extends it
+//  (consumers re-ask while records are on their way); an earlier one
+//  rewinds it.
+static void
+s_fetch_queue (s_store_t *self, s_partition_t *partition, const char *requester,
+               int64_t sequence, int64_t last)
+{
+    char key [S_FETCH_KEY_SIZE];
+    snprintf (key, sizeof key, "%s/%s", partition->key, requester);
+    s_fetch_t *fetch = (s_fetch_t *) zhashx_lookup (self->fetch_index, key);
+    if (fetch) {
+        if (sequence < fetch->first) {
+            fetch->first = fetch->next = sequence;
+            zper_view_destroy (&fetch->view);
+        }
+        if (last > fetch->last)
+            fetch->last = last;
+        return;
+    }
+    if (self->max_fetches && zhashx_size (self->fetch_index) >= self->max_fetches) {
+        s_refuse (&self->stats->fetch_dropped, &self->fetch_refusals,
+                  "FETCH answers in progress at store/max_fetches", partition->subject, requester);
+        return;
+    }
+    fetch = (s_fetch_t *) zmalloc (sizeof (s_fetch_t));
+    snprintf (fetch->key, sizeof fetch->key, "%s", key);
+    snprintf (fetch->requester, sizeof fetch->requester, "%s", requester);
+    snprintf (fetch->subject, sizeof fetch->subject, "%s", partition->subject);
+    snprintf (fetch->producer, sizeof fetch->producer, "%s", partition->producer);
+    fetch->log = partition->log;
+    fetch->first = fetch->next = sequence;
+    fetch->last = last;
+    zhashx_insert (self->fetch_index, key, fetch);
+    zlist_append (self->fetch_queue, fetch);
+    if (!self->serving)
+        self->serving = zloop_timer (self->loop, 0, 0, s_on_serve, self) != -1;
 }
 
 static void
@@ -350,8 +694,10 @@ s_reader_fetch (s_store_t *self, const char *producer)
 {
     uint64_t sequence = zper_dafka_msg_sequence (self->msg);
     uint64_t count = zper_dafka_msg_count (self->msg);
+    if (count > ZPER_DAFKA_FETCH_COUNT_MAX)
+        count = ZPER_DAFKA_FETCH_COUNT_MAX;
     s_partition_t *partition = s_partition (self, zper_dafka_msg_subject (self->msg), producer, false);
-    if (!partition || sequence > INT64_MAX)
+    if (!partition || !partition->log || sequence > INT64_MAX)
         return;
     zper_bounds_t bounds = s_bounds (partition);
     if ((int64_t) sequence < bounds.start_offset || (int64_t) sequence >= bounds.durable_offset)
@@ -359,13 +705,7 @@ s_reader_fetch (s_store_t *self, const char *producer)
     int64_t last = (int64_t) sequence + (int64_t) count;       //  inclusive, as the reference
     if (last > bounds.durable_offset - 1)
         last = bounds.durable_offset - 1;
-    char requester [ZPER_DAFKA_STRING_MAX + 1];
-    snprintf (requester, sizeof requester, "%s", zper_dafka_msg_address (self->msg));
-    zper_dafka_msg_set_id (self->msg, ZPER_DAFKA_DIRECT_RECORD);
-    zper_dafka_msg_set_topic (self->msg, requester);
-    zper_dafka_msg_set_address (self->msg, producer);
-    for (int64_t next = (int64_t) sequence; next >= 0 && next <= last; )
-        next = s_serve_view (self, partition, next, last);
+    s_fetch_queue (self, partition, zper_dafka_msg_address (self->msg), (int64_t) sequence, last);
 }
 
 static void
@@ -526,8 +866,11 @@ s_open_log (zconfig_t *config)
     log_config.retention_ms = zper_dafka_config_number (config, "store/retention_ms",
                                                         log_config.retention_ms);
     zper_log_t *log = zper_log_new (&log_config);
-    if (!log)
-        zsys_error ("dafka store: cannot open the log at %s: %s", log_config.base_dir, strerror (errno));
+    if (!log) {
+        char *reason = zper_dir_lock_reason (log_config.base_dir, errno);
+        zsys_error ("dafka store: %s", reason);
+        zstr_free (&reason);
+    }
     return log;
 }
 
@@ -546,6 +889,14 @@ s_store_new (zsock_t *pipe, s_arguments_t *arguments)
     self->partitions = zhashx_new ();
     zhashx_set_destructor (self->partitions, (zhashx_destructor_fn *) zstr_free);
     self->endpoints = zhashx_new ();
+    self->fetch_queue = zlist_new ();
+    self->fetch_index = zhashx_new ();
+    self->max_partitions = (size_t) zper_dafka_config_number (arguments->config,
+        "store/max_partitions", ZPER_DAFKA_STORE_MAX_PARTITIONS);
+    self->fetch_give_up = zper_dafka_config_number (arguments->config, "store/fetch_give_up",
+                                                    ZPER_DAFKA_STORE_FETCH_GIVE_UP_MS);
+    self->max_fetches = (size_t) zper_dafka_config_number (arguments->config, "store/max_fetches",
+                                                           ZPER_DAFKA_STORE_MAX_FETCHES);
     self->loop = zloop_new ();
     self->log = s_open_log (arguments->config);
     if (self->log)
@@ -567,6 +918,12 @@ s_store_destroy (s_store_t **self_p)
     zsock_destroy (&self->request_sub);
     zhashx_destroy (&self->partitions);
     zhashx_destroy (&self->endpoints);
+    while (zlist_size (self->fetch_queue)) {
+        s_fetch_t *fetch = (s_fetch_t *) zlist_pop (self->fetch_queue);
+        s_fetch_destroy (self, &fetch);
+    }
+    zlist_destroy (&self->fetch_queue);
+    zhashx_destroy (&self->fetch_index);
     zper_log_destroy (&self->log);
     zper_dafka_fetch_filter_destroy (&self->filter);
     zper_dafka_msg_destroy (&self->msg);
@@ -651,6 +1008,9 @@ zper_dafka_store_stats (zper_dafka_store_t *self, zper_dafka_store_stats_t *stat
     stats->served = __atomic_load_n (&self->stats.served, __ATOMIC_RELAXED);
     stats->malformed = __atomic_load_n (&self->stats.malformed, __ATOMIC_RELAXED);
     stats->refused = __atomic_load_n (&self->stats.refused, __ATOMIC_RELAXED);
+    stats->table_full = __atomic_load_n (&self->stats.table_full, __ATOMIC_RELAXED);
+    stats->given_up = __atomic_load_n (&self->stats.given_up, __ATOMIC_RELAXED);
+    stats->fetch_dropped = __atomic_load_n (&self->stats.fetch_dropped, __ATOMIC_RELAXED);
 }
 
 zactor_t *
@@ -720,9 +1080,45 @@ s_test_quiet_flush (zconfig_t *config)
     zper_dafka_store_destroy (&store);
 }
 
+//  Folder names: plain names are their own folder, any other name comes
+//  back from its folder, and no folder is a path or escapes store/db.
+static void
+s_test_folder_names (void)
+{
+    const char *names [] = { "orders", "zper.s", "my_topic", "orders:eu", "a b", "\xc3\xbc", "../x",
+                             "..", ".", "", "_x", "a/b", "_2F", "x_", NULL };
+    char folder [S_FOLDER_SIZE], name [ZPER_DAFKA_STRING_MAX + 1];
+    for (int index = 0; names [index]; index++) {
+        assert (s_folder_encode (names [index], folder) == 0);
+        assert (zper_log_name_valid (folder));
+        assert (s_folder_decode (folder, name) == 0 && streq (name, names [index]));
+    }
+    assert (s_folder_encode ("my_topic", folder) == 0 && streq (folder, "my_topic"));
+    assert (s_folder_encode ("orders:eu", folder) == 0 && streq (folder, "_orders_3Aeu"));
+    assert (s_folder_encode ("../x", folder) == 0 && streq (folder, "_.._2Fx"));
+    //  Folders no name encodes to are not ours
+    const char *strangers [] = { "_abc", "_a_2", "_a_zz", "_a_00", "_a_3a", "_a_2E", NULL };
+    for (int index = 0; strangers [index]; index++)
+        assert (s_folder_decode (strangers [index], name) == -1);
+    //  Longest plain name fits; a 255-byte one, or one too long once encoded, is refused
+    char longest [ZPER_DAFKA_STRING_MAX + 1];
+    memset (longest, 'n', sizeof longest);
+    longest [ZPER_TOPIC_NAME_MAX] = 0;
+    assert (s_folder_encode (longest, folder) == 0 && streq (folder, longest));
+    longest [ZPER_TOPIC_NAME_MAX] = 'n';
+    longest [ZPER_DAFKA_STRING_MAX] = 0;
+    assert (s_folder_encode (longest, folder) == -1);
+    memset (longest, ':', ZPER_TOPIC_NAME_MAX / 3);
+    longest [ZPER_TOPIC_NAME_MAX / 3] = 0;
+    assert (s_folder_encode (longest, folder) == -1);
+    longest [ZPER_TOPIC_NAME_MAX / 3 - 1] = 0;
+    assert (s_folder_encode (longest, folder) == 0 && strlen (folder) <= ZPER_TOPIC_NAME_MAX);
+}
+
 void
 zper_dafka_store_test (bool verbose)
 {
+    s_test_folder_names ();
     zper_dafka_tower_t *tower;
     zconfig_t *config = zper_dafka_tower_test_start (&tower);
     zconfig_put (config, "consumer/offset/reset", "earliest");

@@ -10,16 +10,55 @@
     consult (zper_subscriptions_wanted) to skip the ack entries of topics
     nobody listens to. Readers are not woken from here: each front worker
     publishes its own visible bus (zper_broker.h), one thread hop sooner.
+
+    A subscriber that does not read must not pin memory: an ack carries its
+    message's id, the whole first frame (up to max_message), and libzmq
+    queues 1,000 messages per subscriber, so one silent subscriber could
+    hold gigabytes. Every ack is charged to one output budget
+    (ack.output_budget, zper_output.h): subscribers share each ack, so the
+    budget bounds what all of them hold together, and an ack that would
+    pass it is not published. A subscriber misses acks (counted in
+    ack_dropped) when its own queue is full or the budget is spent; acks
+    carry positions, so it sees the gap.
     ========================================================================= */
 
 #include "zper_ack.h"
+#include "zper_output.h"
 #include "zper_wire.h"
 #include <assert.h>
+
+typedef struct {
+    zper_broker_t *broker;
+    void *publisher;                    //  XPUB with ZMQ_XPUB_NODROP
+    zper_output_t *output;              //  what its subscribers' queues hold
+} ack_t;
+
+//  Publish one ack, unless the budget is spent; count it when some
+//  subscriber misses it.
+static void
+s_ack_publish (ack_t *self, const char *topic, size_t topic_size, const uint8_t *id,
+               uint32_t id_size, const uint8_t *position)
+{
+    int missed = zper_output_full (self->output)? -1
+               : zper_output_publish_first (self->publisher, topic, topic_size);
+    if (missed)
+        zper_stats_count (self->broker->stats, ZPER_COUNTER_ACK_DROPPED);
+    if (missed == -1)
+        return;
+    zmq_msg_t id_frame;
+    zmq_msg_init_size (&id_frame, id_size);
+    memcpy (zmq_msg_data (&id_frame), id, id_size);
+    //  Not charged only when out of memory: the ack still goes
+    zper_output_charge (self->output, &id_frame, topic_size + id_size + ZPER_WIRE_INT64_SIZE, 3);
+    if (zmq_msg_send (&id_frame, self->publisher, ZMQ_SNDMORE) == -1)
+        zmq_msg_close (&id_frame);
+    zmq_send (self->publisher, position, ZPER_WIRE_INT64_SIZE, 0);
+}
 
 //  Publish the acks packed in one frame: [id size:u32][id][position:8]...
 //  Returns -1 if the frame does not hold whole entries.
 static int
-s_acks_publish (const char *topic, zframe_t *acks, void *socket)
+s_acks_publish (ack_t *self, const char *topic, zframe_t *acks)
 {
     size_t topic_size = strlen (topic);
     const uint8_t *cursor = zframe_data (acks);
@@ -32,9 +71,7 @@ s_acks_publish (const char *topic, zframe_t *acks, void *socket)
         cursor += sizeof id_size;
         if ((size_t) (end - cursor) < (size_t) id_size + ZPER_WIRE_INT64_SIZE)
             return -1;
-        zmq_send (socket, topic, topic_size, ZMQ_SNDMORE);
-        zmq_send (socket, cursor, id_size, ZMQ_SNDMORE);
-        zmq_send (socket, cursor + id_size, ZPER_WIRE_INT64_SIZE, 0);
+        s_ack_publish (self, topic, topic_size, cursor, id_size, cursor + id_size);
         cursor += id_size + ZPER_WIRE_INT64_SIZE;
     }
     return 0;
@@ -42,7 +79,7 @@ s_acks_publish (const char *topic, zframe_t *acks, void *socket)
 
 //  Receive one [topic][packed acks] from a worker and publish its acks.
 static void
-s_acks_handle (zsock_t *notes, void *publisher)
+s_acks_handle (ack_t *self, zsock_t *notes)
 {
     zmsg_t *msg = zmsg_recv (notes);
     if (!msg)
@@ -55,24 +92,24 @@ s_acks_handle (zsock_t *notes, void *publisher)
     else {
         memcpy (topic, zframe_data (name), zframe_size (name));
         topic [zframe_size (name)] = 0;
-        if (s_acks_publish (topic, acks, publisher))
+        if (s_acks_publish (self, topic, acks))
             zsys_error ("ack: malformed acks from a front worker, rest dropped");
     }
     zmsg_destroy (&msg);
 }
 
 static void
-s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher)
+s_run (ack_t *self, zsock_t *pipe, zsock_t *notes, zsock_t *publisher)
 {
     zpoller_t *poller = zpoller_new (pipe, notes, publisher, NULL);
     bool terminated = false;
     while (!terminated) {
         void *which = zpoller_wait (poller, -1);
         if (which == notes)
-            s_acks_handle (notes, zsock_resolve (publisher));
+            s_acks_handle (self, notes);
         else
         if (which == publisher)
-            zper_subscriptions_recv (broker->acks_wanted, zsock_resolve (publisher));
+            zper_subscriptions_recv (self->broker->acks_wanted, zsock_resolve (publisher));
         else
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -86,7 +123,7 @@ s_run (zper_broker_t *broker, zsock_t *pipe, zsock_t *notes, zsock_t *publisher)
     //  Acks still queued come from the front's last flush: publish them
     zsock_set_rcvtimeo (notes, 0);
     while (zsock_events (notes) & ZMQ_POLLIN)
-        s_acks_handle (notes, zsock_resolve (publisher));
+        s_acks_handle (self, notes);
 }
 
 void
@@ -96,6 +133,10 @@ zper_ack_actor (zsock_t *pipe, void *args)
     char reason [256];
     zsock_t *notes = zsock_new (ZMQ_PULL);
     zsock_t *publisher = zsock_new (ZMQ_XPUB);
+    int nodrop = 1;                     //  a full subscriber queue is reported: zper_output.h
+    zmq_setsockopt (zsock_resolve (publisher), ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    ack_t self = { broker, zsock_resolve (publisher),
+                   zper_output_new (broker->config->ack_output_budget) };
     if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1)
         zper_broker_fail (pipe, "cannot bind %s (is a broker already running in this "
                           "process?)", ZPER_INPROC_NOTES);
@@ -105,11 +146,12 @@ zper_ack_actor (zsock_t *pipe, void *args)
         zper_broker_fail (pipe, "%s", reason);
     else {
         zper_broker_ready (pipe);
-        s_run (broker, pipe, notes, publisher);
+        s_run (&self, pipe, notes, publisher);
         zper_subscriptions_clear (broker->acks_wanted);
     }
     zsock_destroy (&notes);
     zsock_destroy (&publisher);
+    zper_output_destroy (&self.output);
 }
 
 //  --------------------------------------------------------------------------
@@ -127,6 +169,28 @@ s_wanted_within (zper_broker_t *broker, const char *topic, bool wanted)
         zclock_sleep (10);
     }
     return false;
+}
+
+//  Wait (bounded) until the ack actor has dropped count acks.
+static bool
+s_dropped_within (zper_broker_t *broker, uint64_t count)
+{
+    for (int attempt = 0; attempt < 500; attempt++) {
+        if (zper_stats_counter (broker->stats, ZPER_COUNTER_ACK_DROPPED) == count)
+            return true;
+        zclock_sleep (10);
+    }
+    return false;
+}
+
+//  Send the ack actor a flush's packed acks of topic.
+static void
+s_test_acks_send (zsock_t *front, const char *topic, zchunk_t *acks)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, topic);
+    zmsg_addmem (msg, zchunk_data (acks), zchunk_size (acks));
+    zmsg_send (&msg, front);
 }
 
 //  Append one packed ack entry to chunk.
@@ -147,7 +211,9 @@ zper_ack_test (bool verbose)
     zper_config_t config;
     zper_config_init (&config);
     snprintf (config.ack_bind, sizeof config.ack_bind, "inproc://zper-ack-test");
-    zper_broker_t broker = { .config = &config, .acks_wanted = zper_subscriptions_new () };
+    config.ack_output_budget = 1024;    //  two acks of a 600-byte id, not three
+    zper_broker_t broker = { .config = &config, .acks_wanted = zper_subscriptions_new (),
+                             .stats = zper_stats_new () };
     zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
     assert (ack);
     zper_subscriptions_cache_t cache = { 0 };
@@ -197,12 +263,36 @@ zper_ack_test (bool verbose)
     assert (!msg);
     zchunk_destroy (&acks);
 
+    //  The output budget: acks queued for the subscriber (inproc: until it
+    //  reads them) hold it; an ack past it is not published, and counted.
+    //  Once the subscriber has read them, acks flow again. (The subscriber
+    //  reads only once the actor is done: reading frees budget.)
+    char id [601];
+    memset (id, 'i', 600);
+    id [600] = 0;
+    acks = zchunk_new (NULL, 4096);
+    for (int index = 0; index < 3; index++)
+        s_test_ack_entry (acks, id, index);
+    for (uint64_t round = 1; round <= 2; round++) {
+        s_test_acks_send (front, "topic", acks);
+        assert (s_dropped_within (&broker, round));
+        for (int index = 0; index < 2; index++) {
+            msg = zmsg_recv (subscriber);
+            assert (msg && zmsg_size (msg) == 3);
+            zmsg_destroy (&msg);
+        }
+        msg = zmsg_recv (subscriber);
+        assert (!msg);
+    }
+    zchunk_destroy (&acks);
+
     //  When the subscriber goes, nothing is wanted any more
     zsock_destroy (&subscriber);
     assert (s_wanted_within (&broker, "topic", false));
     zsock_destroy (&front);
     zactor_destroy (&ack);
     zper_subscriptions_destroy (&broker.acks_wanted);
+    zper_stats_destroy (&broker.stats);
     if (verbose)
         zsys_info ("zper_ack: subscriptions and packed acks checked");
 }

@@ -17,8 +17,22 @@
     a worker, but a write that is too large or malformed is handed to its
     worker marked refused, so its reply leaves in order with the replies
     of the writes before it. Workers push replies back over an inproc PULL
-    and this thread forwards them frame by frame, because only it may use
-    the ROUTER.
+    and this thread forwards them, because only it may use the ROUTER.
+
+    Backpressure never blocks this thread: while a worker's queue of
+    hand-offs is over front.queue_bytes, it stops reading the ROUTER
+    (the writers' connections fill and push back) and keeps answering
+    heartbeats and forwarding replies.
+
+    Replies are bounded per writer by bytes (front.reply_budget): each
+    reply's cost (its frames' sizes plus libzmq's per-frame cost) is held
+    against its writer from the moment it is given to the ROUTER until
+    libzmq releases it (written to the connection, or dropped with it): a
+    free function on the last frame of the last reply of each run of
+    replies to one writer tells us, from libzmq's I/O thread. A reply that would pass the budget is dropped and counted,
+    and the writer's next writes are refused with 108 SLOW_CLIENT until
+    what it holds falls to half the budget: so a writer that never reads
+    costs at most front.reply_budget bytes, whatever the size of its ids.
 
     Stopping: stop reading the ROUTER, stop the workers (each flushes and
     pushes its last replies and notes), send those replies, then close the
@@ -45,6 +59,40 @@ typedef struct {
     size_t worker;
 } identity_slot_t;
 
+//  A routing id, as a key of the writers table.
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+} routing_key_t;
+
+//  What one writer's unread replies hold. held is added by the front thread
+//  when it sends a reply, subtracted by libzmq's I/O thread when it
+//  releases it; the table and every reply in flight hold a reference, so
+//  a release after the front stopped still finds its writer.
+typedef struct {
+    routing_key_t key;                  //  points into routing_id
+    uint8_t routing_id [ROUTING_ID_MAX];
+    atomic_size_t held;                 //  bytes of replies libzmq still holds
+    atomic_int references;
+    bool slow;                          //  a reply was dropped: writes get 108
+} reply_writer_t;
+
+//  A reply from a worker: [routing id][reply frames...].
+typedef struct {
+    zmq_msg_t frames [ZPER_FRONT_REPLY_FRAMES_MAX];
+    size_t count;
+    reply_writer_t *writer;
+    size_t cost;                        //  what it holds while libzmq queues it
+} reply_t;
+
+//  A sent reply's last frame, kept until libzmq releases the copy-free
+//  frame that lends its data.
+typedef struct {
+    zmq_msg_t frame;
+    reply_writer_t *writer;
+    size_t cost;
+} reply_held_t;
+
 //  The writes drained for one worker and not yet handed to it.
 typedef struct {
     uint8_t *entries;
@@ -67,6 +115,10 @@ typedef struct {
     identity_slot_t *last_identity;     //  the slot that answered last
     zmq_msg_t part;                     //  the frame being received
     int64_t last_bad_identity_log_ms;
+    zhashx_t *writers;                  //  routing_key_t -> reply_writer_t, while they hold replies
+    reply_writer_t *last_writer;        //  the writer that got the last reply
+    size_t slow_writers;                //  writers refused with 108
+    int64_t last_slow_log_ms;
 } front_t;
 
 //  Frames beyond this size make libzmq drop the connection before they are
@@ -115,6 +167,213 @@ s_receive_part (front_t *self, int flags)
     return zmq_msg_recv (&self->part, self->router_handle, flags);
 }
 
+//  FNV-1a of a routing id, as zper_identity_route hashes a topic.
+static size_t
+s_routing_hash (const void *key)
+{
+    const routing_key_t *routing = (const routing_key_t *) key;
+    uint32_t hash = 2166136261u;
+    for (size_t index = 0; index < routing->size; index++)
+        hash = (hash ^ routing->data [index]) * 16777619u;
+    return hash;
+}
+
+static int
+s_routing_compare (const void *left, const void *right)
+{
+    const routing_key_t *one = (const routing_key_t *) left, *other = (const routing_key_t *) right;
+    if (one->size != other->size)
+        return one->size < other->size? -1: 1;
+    return memcmp (one->data, other->data, one->size);
+}
+
+static void
+s_reply_writer_release (reply_writer_t *writer)
+{
+    if (atomic_fetch_sub (&writer->references, 1) == 1)
+        free (writer);
+}
+
+//  The writers table's destructor: it drops its reference.
+static void
+s_reply_writer_destroy (void **item)
+{
+    s_reply_writer_release ((reply_writer_t *) *item);
+    *item = NULL;
+}
+
+//  The reply state of a routing id; a new one when create is set, else
+//  NULL for a writer that holds no reply.
+static reply_writer_t *
+s_reply_writer (front_t *self, const uint8_t *routing_id, size_t size, bool create)
+{
+    routing_key_t key = { routing_id, size };
+    reply_writer_t *writer = self->last_writer;
+    if (writer && s_routing_compare (&writer->key, &key) == 0)
+        return writer;
+    writer = (reply_writer_t *) zhashx_lookup (self->writers, &key);
+    if (!writer && create) {
+        writer = (reply_writer_t *) zmalloc (sizeof (reply_writer_t));
+        memcpy (writer->routing_id, routing_id, size);
+        writer->key = (routing_key_t) { writer->routing_id, size };
+        atomic_init (&writer->held, 0);
+        atomic_init (&writer->references, 1);
+        zhashx_insert (self->writers, &writer->key, writer);
+    }
+    if (writer)
+        self->last_writer = writer;
+    return writer;
+}
+
+//  Called by libzmq (its I/O thread) when it releases a reply's last
+//  frame: the reply no longer costs the broker anything.
+static void
+s_reply_released (void *data, void *hint)
+{
+    (void) data;
+    reply_held_t *held = (reply_held_t *) hint;
+    atomic_fetch_sub (&held->writer->held, held->cost);
+    zmq_msg_close (&held->frame);
+    s_reply_writer_release (held->writer);
+    free (held);
+}
+
+//  A slow writer stays refused until what it holds falls to half its
+//  budget (so it reads a good part before it writes again); returns
+//  whether it is still refused.
+static bool
+s_writer_still_slow (front_t *self, reply_writer_t *writer)
+{
+    if (atomic_load (&writer->held) > (size_t) self->broker->config->front_reply_budget / 2)
+        return true;
+    writer->slow = false;
+    self->slow_writers--;
+    return false;
+}
+
+//  True when writes from routing id are refused with 108.
+static bool
+s_writer_slow (front_t *self, const uint8_t *routing_id, size_t size)
+{
+    if (!self->slow_writers)
+        return false;
+    reply_writer_t *writer = s_reply_writer (self, routing_id, size, false);
+    return writer && writer->slow && s_writer_still_slow (self, writer);
+}
+
+//  Forget the writers that hold no reply and are not refused, so that the
+//  table holds only writers with replies in flight, however many come and
+//  go. Called once per heartbeat.
+static void
+s_writers_sweep (front_t *self)
+{
+    zlistx_t *idle = zlistx_new ();
+    for (reply_writer_t *writer = (reply_writer_t *) zhashx_first (self->writers); writer;
+         writer = (reply_writer_t *) zhashx_next (self->writers))
+        if ((!writer->slow || !s_writer_still_slow (self, writer))
+        &&  atomic_load (&writer->held) == 0)
+            zlistx_add_end (idle, writer);
+    for (reply_writer_t *writer = (reply_writer_t *) zlistx_first (idle); writer;
+         writer = (reply_writer_t *) zlistx_next (idle))
+        zhashx_delete (self->writers, &writer->key);
+    zlistx_destroy (&idle);
+    self->last_writer = NULL;
+}
+
+//  A reply over its writer's budget is dropped: count it, refuse the
+//  writer's next writes, and say so in the log (once a second at most).
+static void
+s_reply_drop (front_t *self, reply_writer_t *writer)
+{
+    zper_stats_count (self->broker->stats, ZPER_COUNTER_REPLY_DROPPED);
+    if (!writer->slow) {
+        writer->slow = true;
+        self->slow_writers++;
+    }
+    int64_t now = zclock_time ();
+    if (now - self->last_slow_log_ms >= ZPER_LOG_INTERVAL_MS) {
+        zsys_warning ("front: a writer does not read its replies (over front.reply_budget = %lld"
+                      " bytes): reply dropped, its writes are refused with 108",
+                      (long long) self->broker->config->front_reply_budget);
+        self->last_slow_log_ms = now;
+    }
+}
+
+//  Load a reply's writer (created on first use) and cost: its frames after
+//  the routing id, each counted with what libzmq keeps per queued frame.
+static void
+s_reply_load (front_t *self, reply_t *reply)
+{
+    assert (reply->count >= 2);                 //  [routing id][reply...]
+    reply->cost = 0;
+    for (size_t index = 1; index < reply->count; index++)
+        reply->cost += zmq_msg_size (&reply->frames [index]) + ZPER_FRONT_REPLY_FRAME_COST;
+    reply->writer = s_reply_writer (self, (const uint8_t *) zmq_msg_data (&reply->frames [0]),
+                                    zmq_msg_size (&reply->frames [0]), true);
+}
+
+static bool
+s_reply_fits (front_t *self, const reply_t *reply)
+{
+    return atomic_load (&reply->writer->held) + reply->cost
+        <= (size_t) self->broker->config->front_reply_budget;
+}
+
+static void
+s_reply_close (reply_t *reply)
+{
+    for (size_t index = 0; index < reply->count; index++)
+        zmq_msg_close (&reply->frames [index]);
+    reply->count = 0;
+}
+
+//  Send a reply that fits and whose cost is already held against its
+//  writer. With tracked, its last frame goes out as a copy-free frame
+//  whose release libzmq reports (s_reply_released), which then releases
+//  run bytes: this reply's and those of the replies sent untracked just
+//  before it to the same writer (one connection's queue is FIFO, so they
+//  have left when it has). That is how the budget learns what the writer
+//  read, for one allocation per run of replies. Closes the frames.
+static void
+s_reply_send (front_t *self, reply_t *reply, bool tracked, size_t run)
+{
+    zmq_msg_t *last = &reply->frames [reply->count - 1];
+    zmq_msg_t lent;
+    zmq_msg_init (&lent);
+    if (tracked) {
+        reply_held_t *held = (reply_held_t *) zmalloc (sizeof (reply_held_t));
+        zmq_msg_init (&held->frame);
+        zmq_msg_move (&held->frame, last);
+        held->writer = reply->writer;
+        held->cost = run;
+        atomic_fetch_add (&reply->writer->references, 1);
+        zmq_msg_init_data (&lent, zmq_msg_data (&held->frame), zmq_msg_size (&held->frame),
+                           s_reply_released, held);
+    }
+    else
+        zmq_msg_move (&lent, last);
+    for (size_t index = 0; index + 1 < reply->count; index++)
+        zmq_msg_send (&reply->frames [index], self->router_handle, ZMQ_SNDMORE);
+    if (zmq_msg_send (&lent, self->router_handle, 0) == -1)
+        zmq_msg_close (&lent);                  //  releases it
+    s_reply_close (reply);
+}
+
+//  Send one reply within its writer's budget, or drop it.
+static void
+s_reply_send_one (front_t *self, reply_t *reply)
+{
+    s_reply_load (self, reply);
+    if (s_reply_fits (self, reply)) {
+        atomic_fetch_add (&reply->writer->held, reply->cost);
+        s_reply_send (self, reply, true, reply->cost);
+    }
+    else {
+        s_reply_drop (self, reply->writer);
+        s_reply_close (reply);
+    }
+}
+
 //  The cached identity of a routing id, parsed on a miss. Returns NULL
 //  with *problem set when it does not parse (refusals are not cached).
 static const identity_slot_t *
@@ -124,10 +383,8 @@ s_identity (front_t *self, const uint8_t *routing_id, size_t size, const char **
     identity_slot_t *slot = self->last_identity;
     if (slot && slot->routing_id_size == size && memcmp (slot->routing_id, routing_id, size) == 0)
         return slot;
-    uint32_t hash = 2166136261u;            //  FNV-1a, as zper_identity_route
-    for (size_t index = 0; index < size; index++)
-        hash = (hash ^ routing_id [index]) * 16777619u;
-    slot = &self->identities [hash % ZPER_FRONT_IDENTITY_CACHE];
+    routing_key_t key = { routing_id, size };
+    slot = &self->identities [s_routing_hash (&key) % ZPER_FRONT_IDENTITY_CACHE];
     self->last_identity = slot;
     if (slot->routing_id_size == size && memcmp (slot->routing_id, routing_id, size) == 0)
         return slot;
@@ -165,20 +422,25 @@ s_reject_identity (front_t *self, const uint8_t *routing_id, size_t routing_id_s
         zsys_warning ("front: write refused: bad identity (%s)", problem);
         self->last_bad_identity_log_ms = now;
     }
-    void *router = self->router_handle;
-    zmq_send (router, routing_id, routing_id_size, ZMQ_SNDMORE);
+    //  [routing id][delimiter]?[id][status], within the writer's budget
+    reply_t reply;
+    reply.count = 0;
+    zmq_msg_t *frames = reply.frames;
+    zmq_msg_init_size (&frames [reply.count++], routing_id_size);
+    memcpy (zmq_msg_data (&frames [0]), routing_id, routing_id_size);
     bool has_id = s_more (self) && s_receive_part (self, 0) != -1;
     if (has_id && zmq_msg_size (&self->part) == 0 && s_more (self)) {
-        zmq_send (router, "", 0, ZMQ_SNDMORE);           //  the REQ delimiter
+        zmq_msg_init (&frames [reply.count++]);          //  the REQ delimiter
         has_id = s_receive_part (self, 0) != -1;
     }
     //  An oversized id is not echoed back
+    zmq_msg_init (&frames [reply.count]);
     if (has_id && zmq_msg_size (&self->part) <= self->broker->config->max_message)
-        zmq_send (router, zmq_msg_data (&self->part), zmq_msg_size (&self->part), ZMQ_SNDMORE);
-    else
-        zmq_send (router, "", 0, ZMQ_SNDMORE);
-    uint8_t status = ZPER_STATUS_INVALID_ARGUMENT;
-    zmq_send (router, &status, 1, 0);
+        zmq_msg_copy (&frames [reply.count], &self->part);
+    reply.count++;
+    zmq_msg_init_size (&frames [reply.count], 1);
+    *(uint8_t *) zmq_msg_data (&frames [reply.count++]) = ZPER_STATUS_INVALID_ARGUMENT;
+    s_reply_send_one (self, &reply);
     s_skip_rest (self);
 }
 
@@ -206,6 +468,7 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
     size_t limit = self->broker->config->max_message;
     bool batch = entry->mode == ZPER_MODE_BATCH_ACK || entry->mode == ZPER_MODE_BATCH;
     size_t data_start = handoff->data_size, total = 0, frames = 0;
+    bool refused = entry->status != 0;          //  108: its writer does not read
     bool too_large = false;
     zmq_msg_t id;
     zmq_msg_init (&id);
@@ -221,7 +484,7 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
         too_large |= size > limit || total > limit;
         if (frames++ == 0)
             zmq_msg_copy (&id, &self->part);    //  shares the frame: no copy of its bytes
-        if (too_large)
+        if (too_large || refused)
             ;                                   //  nothing of it is stored
         else
         if (!batch)
@@ -231,6 +494,9 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
             s_append_bytes (&handoff->data, &handoff->data_capacity, &handoff->data_size,
                             zmq_msg_data (&self->part), size);
     }
+    if (refused)
+        ;                                       //  it keeps its 108
+    else
     if (too_large)
         entry->status = ZPER_STATUS_MESSAGE_TOO_LARGE;
     else
@@ -240,7 +506,10 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
         handoff->data_size = data_start;
     entry->data_size = handoff->data_size - data_start;
     //  The id travels with the entry unless data holds it (an accepted
-    //  message's first frame); an id over the limit is not echoed back
+    //  message's first frame); an id over the limit is not echoed back,
+    //  nor a large one to a writer that does not read its replies
+    if (refused)
+        limit = ZPER_FRONT_SLOW_ID_MAX;
     if ((entry->status || batch) && zmq_msg_size (&id) <= limit) {
         entry->id_size = (uint32_t) zmq_msg_size (&id);
         s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
@@ -266,8 +535,6 @@ s_handoff_send (front_t *self, size_t worker)
         return;
     void *pipe = zsock_resolve (zper_pool_worker (self->workers, worker));
     atomic_size_t *queued = &self->worker_args [worker].queued_bytes;
-    while (atomic_load (queued) > ZPER_FRONT_QUEUE_BYTES)
-        zclock_sleep (ZPER_FRONT_QUEUE_WAIT_MS);
     atomic_fetch_add (queued, handoff->entries_size + handoff->data_size);
     zmq_msg_t entries, data;
     zmq_msg_init_data (&entries, handoff->entries, handoff->entries_size, s_free_buffer, NULL);
@@ -305,6 +572,8 @@ s_take_write (front_t *self)
     zper_front_entry_t entry = { .mode = identity->mode,
                                  .routing_id_size = (uint8_t) routing_id_size,
                                  .topic_size = identity->topic_size };
+    if (s_writer_slow (self, routing_id, routing_id_size))
+        entry.status = ZPER_STATUS_SLOW_CLIENT;
     s_reserve (&handoff->entries, &handoff->entries_capacity, entry_at, sizeof entry);
     handoff->entries_size += sizeof entry;
     s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
@@ -317,40 +586,95 @@ s_take_write (front_t *self)
     s_reserve (&handoff->entries, &handoff->entries_capacity, handoff->entries_size,
                padded - handoff->entries_size);
     handoff->entries_size = padded;
-    if (handoff->data_size >= ZPER_FRONT_HANDOFF_BYTES)
+    //  Entries count too: a refused write's id travels in them
+    if (handoff->entries_size + handoff->data_size >= ZPER_FRONT_HANDOFF_BYTES)
         s_handoff_send (self, identity->worker);
 }
 
+//  True while a worker's queue of hand-offs is over front.queue_bytes:
+//  the front then reads no more writes until it drains.
+static bool
+s_workers_full (front_t *self)
+{
+    size_t limit = (size_t) self->broker->config->front_queue_bytes;
+    for (size_t worker = 0; worker < self->worker_count; worker++)
+        if (atomic_load (&self->worker_args [worker].queued_bytes) > limit)
+            return true;
+    return false;
+}
+
 //  Take what is queued, not one message per poll: a poll is a system call
-//  over every socket. Bounded, so replies and heartbeats keep their turn.
-//  Every worker then gets what was drained for it.
+//  over every socket. Bounded, so replies and heartbeats keep their turn,
+//  and stopped as soon as a worker's queue is full, so a worker's queue
+//  passes its limit by one hand-off at most. Every worker then gets what
+//  was drained for it.
 static void
 s_drain_router (front_t *self)
 {
-    for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX
+    for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX && !s_workers_full (self)
                        && s_receive_part (self, ZMQ_DONTWAIT) != -1; drained++)
         s_take_write (self);
     for (size_t worker = 0; worker < self->worker_count; worker++)
         s_handoff_send (self, worker);
 }
 
-//  Pass worker replies to the ROUTER frame by frame, as they came.
+//  Receive one worker reply, if one is waiting. Returns false when none.
+static bool
+s_reply_receive (front_t *self, reply_t *reply)
+{
+    void *replies = zsock_resolve (self->replies);
+    zmq_msg_init (&reply->frames [0]);
+    reply->count = 1;
+    if (zmq_msg_recv (&reply->frames [0], replies, ZMQ_DONTWAIT) == -1) {
+        s_reply_close (reply);
+        return false;
+    }
+    //  The rest of a message is there with its first frame
+    while (zmq_msg_more (&reply->frames [reply->count - 1])) {
+        assert (reply->count < ZPER_FRONT_REPLY_FRAMES_MAX);     //  workers build them
+        zmq_msg_init (&reply->frames [reply->count]);
+        if (zmq_msg_recv (&reply->frames [reply->count++], replies, 0) == -1) {
+            s_reply_close (reply);
+            return false;
+        }
+    }
+    s_reply_load (self, reply);
+    return true;
+}
+
+//  Pass worker replies to the ROUTER as they came, each within its
+//  writer's budget. Consecutive replies to one writer (a group commit
+//  answers many) form a run: all but the last go out untracked, the last
+//  tracked for the whole run. A reply goes untracked only once the next
+//  one is known to fit, so a run always ends with a tracked reply.
 static void
 s_forward_replies (front_t *self)
 {
-    void *replies = zsock_resolve (self->replies);
-    void *router = self->router_handle;
-    zmq_msg_t frame;
-    zmq_msg_init (&frame);
-    while (zmq_msg_recv (&frame, replies, ZMQ_DONTWAIT) != -1) {
-        bool more = zmq_msg_more (&frame);
-        zmq_msg_send (&frame, router, more? ZMQ_SNDMORE: 0);
-        while (more && zmq_msg_recv (&frame, replies, 0) != -1) {
-            more = zmq_msg_more (&frame);
-            zmq_msg_send (&frame, router, more? ZMQ_SNDMORE: 0);
+    reply_t replies [2];
+    reply_t *current = &replies [0], *next = &replies [1];
+    size_t run = 0;                             //  held by current's writer, untracked
+    bool have_current = s_reply_receive (self, current);
+    while (have_current) {
+        if (!s_reply_fits (self, current)) {
+            assert (run == 0);                  //  else current was known to fit
+            s_reply_drop (self, current->writer);
+            s_reply_close (current);
+            have_current = s_reply_receive (self, current);
+            continue;
         }
+        atomic_fetch_add (&current->writer->held, current->cost);
+        run += current->cost;
+        bool have_next = s_reply_receive (self, next);
+        bool run_goes_on = have_next && next->writer == current->writer
+                        && s_reply_fits (self, next);
+        s_reply_send (self, current, !run_goes_on, run);
+        if (!run_goes_on)
+            run = 0;
+        reply_t *sent = current;
+        current = next;
+        next = sent;
+        have_current = have_next;
     }
-    zmq_msg_close (&frame);
 }
 
 static int
@@ -361,8 +685,15 @@ s_start (front_t *self, char *reason, size_t reason_size)
     self->router_handle = zsock_resolve (self->router);
     self->replies = zsock_new (ZMQ_PULL);
     zsock_set_rcvhwm (self->replies, 0);    //  see zper_front_worker.c: no deadlock
+    self->writers = zhashx_new ();
+    zhashx_set_key_hasher (self->writers, s_routing_hash);
+    zhashx_set_key_comparator (self->writers, s_routing_compare);
+    zhashx_set_key_duplicator (self->writers, NULL);    //  the key lives in its writer
+    zhashx_set_key_destructor (self->writers, NULL);
+    zhashx_set_destructor (self->writers, s_reply_writer_destroy);
     //  A pipelining writer reads its replies late; libzmq's default of 1000
-    //  queued replies would silently drop acknowledgements
+    //  queued replies would silently drop acknowledgements. What bounds
+    //  them is front.reply_budget, which counts bytes and drops visibly
     zsock_set_sndhwm (self->router, ZPER_FRONT_REPLY_HWM);
     int64_t frame_limit = s_wire_frame_limit (config);
     zmq_setsockopt (self->router_handle, ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
@@ -403,6 +734,8 @@ s_stop (front_t *self)
     }
     zsock_destroy (&self->router);
     zsock_destroy (&self->replies);
+    //  Replies still lingering keep their writers until libzmq releases them
+    zhashx_destroy (&self->writers);
     //  Hand-offs are sent at the end of every drain: none holds a write
     for (size_t worker = 0; self->handoffs && worker < self->worker_count; worker++) {
         freen (self->handoffs [worker].entries);
@@ -413,27 +746,48 @@ s_stop (front_t *self)
     freen (self->worker_args);
 }
 
+//  Poll items: the pipe, the ROUTER, the replies, then each worker.
+enum { ITEM_PIPE, ITEM_ROUTER, ITEM_REPLIES, ITEM_WORKERS };
+
 static void
 s_run (front_t *self)
 {
-    zpoller_t *poller = zpoller_new (self->pipe, self->router, self->replies, NULL);
-    zper_pool_poll (self->workers, poller);
+    size_t count = ITEM_WORKERS + self->worker_count;
+    zmq_pollitem_t *items = (zmq_pollitem_t *) zmalloc (count * sizeof (zmq_pollitem_t));
+    items [ITEM_PIPE].socket = zsock_resolve (self->pipe);
+    items [ITEM_ROUTER].socket = self->router_handle;
+    items [ITEM_REPLIES].socket = zsock_resolve (self->replies);
+    for (size_t worker = 0; worker < self->worker_count; worker++)
+        items [ITEM_WORKERS + worker].socket
+            = zsock_resolve (zactor_sock (zper_pool_worker (self->workers, worker)));
+    for (size_t index = 0; index < count; index++)
+        items [index].events = ZMQ_POLLIN;
     bool terminated = false;
     while (!terminated) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == self->router)
-            s_drain_router (self);
-        else
-        if (which == self->replies)
-            s_forward_replies (self);
-        else
-        if (which == self->pipe)
+        //  Read the ROUTER only while no worker's queue is full
+        bool paused = s_workers_full (self);
+        items [ITEM_ROUTER].events = paused? 0: ZMQ_POLLIN;
+        if (zmq_poll (items, (int) count, paused? ZPER_FRONT_QUEUE_WAIT_MS: -1) == -1) {
+            if (zmq_errno () == EINTR)
+                continue;
+            break;
+        }
+        //  Serve every source that has input, not only the first one: writers
+        //  that keep the ROUTER busy must starve neither the replies nor the
+        //  workers' PONGs
+        if (items [ITEM_PIPE].revents & ZMQ_POLLIN) {
             terminated = zper_broker_pool_command (self->pipe, self->workers, "front");
-        else
-        if (!which || !zper_pool_handle (self->workers, which))
-            terminated = zpoller_terminated (poller);
+            s_writers_sweep (self);
+        }
+        if (!terminated && (items [ITEM_ROUTER].revents & ZMQ_POLLIN))
+            s_drain_router (self);
+        if (items [ITEM_REPLIES].revents & ZMQ_POLLIN)
+            s_forward_replies (self);
+        for (size_t worker = 0; worker < self->worker_count; worker++)
+            if (items [ITEM_WORKERS + worker].revents & ZMQ_POLLIN)
+                zper_pool_handle (self->workers, zper_pool_worker (self->workers, worker));
     }
-    zpoller_destroy (&poller);
+    freen (items);
 }
 
 void
@@ -513,6 +867,22 @@ s_test_reply (zsock_t *replies, const char *id)
     return result;
 }
 
+//  A reply to an id of this size fits the test's budget once, not twice.
+#define S_TEST_LONG_ID  90
+#define S_TEST_BUDGET   (2 * (S_TEST_LONG_ID + ZPER_FRONT_REPLY_FRAME_COST) - 10)
+
+//  Wait (bounded) until counter reads at least value; assert it is then
+//  exactly value.
+static void
+s_test_wait_counter (zper_broker_t *broker, zper_counter_t counter, uint64_t value)
+{
+    for (int tries = 0; zper_stats_counter (broker->stats, counter) < value; tries++) {
+        assert (tries < 500);
+        zclock_sleep (10);
+    }
+    assert (zper_stats_counter (broker->stats, counter) == value);
+}
+
 void
 zper_front_test (bool verbose)
 {
@@ -524,6 +894,7 @@ zper_front_test (bool verbose)
     config.max_message = 100;
     config.flush_interval_ms = 60000;   //  only waiting clients and the stop flush
     config.visibility = ZPER_VISIBILITY_WRITTEN;
+    config.front_reply_budget = S_TEST_BUDGET;
     zper_broker_t broker;
     assert (zper_broker_open (&broker, &config, verbose) == 0);
     zactor_t *ack = zper_broker_start (zper_ack_actor, &broker, "ack");
@@ -597,6 +968,31 @@ zper_front_test (bool verbose)
     assert (zper_stats_counter (broker.stats, ZPER_COUNTER_BAD_IDENTITY) == 1);
     assert (zper_stats_counter (broker.stats, ZPER_COUNTER_TOO_LARGE) == 2);
     assert (zper_stats_counter (broker.stats, ZPER_COUNTER_STORAGE_ERROR) == 1);
+
+    //  A writer over front.reply_budget: the reply that would pass it is
+    //  dropped, the next write is refused with 108 while the writer holds
+    //  more than half the budget, and once it has read, it writes again
+    zsock_t *slow = zper_broker_test_client (ZMQ_DEALER, config.front_bind, "slow", 1);
+    char long_id [S_TEST_LONG_ID + 1];
+    memset (long_id, 'i', S_TEST_LONG_ID);
+    long_id [S_TEST_LONG_ID] = 0;
+    zstr_sendx (slow, long_id, "body", NULL);           //  costs S_TEST_LONG_ID + 64
+    zstr_sendx (slow, long_id, "body", NULL);           //  would pass the budget
+    s_test_wait_counter (&broker, ZPER_COUNTER_REPLY_DROPPED, 1);
+    zstr_sendx (slow, "id-refused", "body", NULL);
+    s_test_wait_counter (&broker, ZPER_COUNTER_SLOW_CLIENT, 1);
+    id = zstr_recv (slow);
+    assert (id && streq (id, long_id));
+    zstr_free (&id);
+    reply = zmsg_recv (slow);
+    assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_first (reply), "id-refused"));
+    assert (zframe_data (zmsg_last (reply)) [0] == ZPER_STATUS_SLOW_CLIENT);
+    zmsg_destroy (&reply);
+    zstr_sendx (slow, "id-read", "body", NULL);
+    id = zstr_recv (slow);
+    assert (id && streq (id, "id-read"));
+    zstr_free (&id);
+    zsock_destroy (&slow);
 
     //  Visibility written: a mode 0 write is written and announced on the
     //  bus at the end of its turn, long before the flush policy syncs it

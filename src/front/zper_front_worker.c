@@ -3,18 +3,26 @@
 
     The one thing to know is the group commit. The worker drains whatever
     hand-offs are queued (up to ZPER_FRONT_DRAIN_MAX, holding at most about
-    ZPER_FRONT_GROUP_MESSAGES_MAX messages), appends each run of messages
-    of one topic with one call, then flushes every topic that either has a
-    client waiting for a reply (modes 1, 2, 3), whose flush policy
-    (flush_messages, flush_interval) is due, or that holds
-    ZPER_FRONT_GROUP_MESSAGES_MAX messages awaiting their acks, and only
-    then replies and notifies the ack: one fdatasync covers everything
-    that arrived meanwhile, and nothing is ever acknowledged before it is
-    durable. Under ZPER_VISIBILITY_WRITTEN the other dirty topics are
-    written (not synced) at the end of the turn and announced, so readers
-    see new data within a turn, long before it is durable. Between groups
+    ZPER_FRONT_GROUP_MESSAGES_MAX messages, front.turn_bytes bytes, or
+    front.turn_ms of work), appends each run of messages of one topic with
+    one call, then flushes every topic that either has a client waiting
+    for a reply (modes 1, 2, 3), whose flush policy (flush_messages,
+    flush_interval) is due, that holds ZPER_FRONT_GROUP_MESSAGES_MAX
+    messages awaiting their acks, or every dirty topic once the worker
+    holds front.turn_bytes unsynced, and only then replies and notifies
+    the ack: one fdatasync covers everything that arrived meanwhile, and
+    nothing is ever acknowledged before it is durable. Under
+    ZPER_VISIBILITY_WRITTEN the other dirty topics are written (not
+    synced) at the end of the turn and announced, so readers see new data
+    within a turn, long before it is durable. Between groups
     the poll timeout is the earliest flush_interval deadline of a dirty
     topic, so a quiet topic still becomes durable within the interval.
+
+    Heartbeats: a turn is bounded in messages, bytes and time, and one
+    fdatasync covers at most about two turns of bytes, so the worker says
+    PONG itself after each hand-off and each flush that ends a heartbeat
+    interval: however large a client's legal burst, no step between two
+    PONGs is longer than one bounded append or one bounded fdatasync.
 
     Nothing is allocated per message: what a flush owes is kept per topic
     in two packed buffers, the replies of modes 1-3 (and a record of each
@@ -75,7 +83,10 @@ typedef struct {
     zhashx_t *topics;                   //  name -> topic_t
     topic_t *last_topic;                //  of the previous entry: writes come in runs
     size_t group_messages;              //  messages appended in the current group
+    size_t group_bytes;                 //  bytes of the hand-offs taken in the current group
     int64_t beat_ms;                    //  monotonic time of our last PONG
+    uint8_t topic_refusal;              //  status for writes to the topic the log just refused
+    int64_t topic_refusal_logged_ms;    //  monotonic; such refusals are logged once per interval
 } worker_t;
 
 //  One entry of a hand-off, with its variable parts located.
@@ -257,7 +268,18 @@ s_topic_new (worker_t *self, const char *name)
     zper_partition_t *partition = zper_log_partition (self->broker->log, name,
                                                       ZPER_PARTITION_DEFAULT, true);
     if (!partition) {
-        zsys_error ("front: cannot open topic %s: %s", name, strerror (errno));
+        //  max_topics reached (no folder was made), out of descriptors even
+        //  after the log closed idle partitions (retry later), or the disk
+        int error = errno;
+        self->topic_refusal = error == EDQUOT? ZPER_STATUS_TOPIC_LIMIT:
+                              error == EMFILE || error == ENFILE || error == ENOMEM?
+                                  ZPER_STATUS_UNAVAILABLE: ZPER_STATUS_STORAGE_ERROR;
+        int64_t now = zclock_mono ();
+        if (now - self->topic_refusal_logged_ms >= ZPER_LOG_INTERVAL_MS) {
+            self->topic_refusal_logged_ms = now;
+            zsys_error ("front: cannot open topic %s: %s", name,
+                        error == EDQUOT? "max_topics reached": strerror (error));
+        }
         return NULL;
     }
     zper_bounds_t bounds;
@@ -323,7 +345,9 @@ s_count_status (worker_t *self, uint8_t status)
     zper_stats_count (self->broker->stats,
                       status == ZPER_STATUS_MESSAGE_TOO_LARGE? ZPER_COUNTER_TOO_LARGE:
                       status == ZPER_STATUS_INVALID_ARGUMENT? ZPER_COUNTER_BAD_WRITE:
-                                                              ZPER_COUNTER_STORAGE_ERROR);
+                      status == ZPER_STATUS_SLOW_CLIENT? ZPER_COUNTER_SLOW_CLIENT:
+                      status == ZPER_STATUS_TOPIC_LIMIT || status == ZPER_STATUS_UNAVAILABLE?
+                          ZPER_COUNTER_TOPIC_REFUSED: ZPER_COUNTER_STORAGE_ERROR);
 }
 
 //  Map an append's errno to a reply status and count it (for the first
@@ -533,7 +557,7 @@ s_entry_alone (worker_t *self, topic_t *topic, const entry_t *entry, int64_t now
 {
     uint8_t status = entry->head.status;
     if (!status && !topic)
-        status = ZPER_STATUS_STORAGE_ERROR;     //  the topic cannot be opened
+        status = self->topic_refusal;           //  the topic cannot be opened
     if (status) {
         s_count_status (self, status);
         s_refuse (self, topic, entry, status);
@@ -647,7 +671,32 @@ s_topic_flush (worker_t *self, topic_t *topic)
     topic->unwritten = false;
 }
 
-//  Flush every topic that must be: a client waits, the policy is due, or
+//  Say PONG when a heartbeat interval passed since the last one: called
+//  between bounded steps of work, so a busy worker is seen alive.
+static void
+s_beat (worker_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now - self->beat_ms >= ZPER_HEARTBEAT_INTERVAL_MS) {
+        zstr_send (self->pipe, "PONG");
+        self->beat_ms = now;
+    }
+}
+
+//  Bytes appended to the worker's topics and not yet fdatasync'd.
+static int64_t
+s_unsynced_bytes (worker_t *self)
+{
+    int64_t unsynced = 0;
+    for (topic_t *topic = (topic_t *) zhashx_first (self->topics); topic;
+         topic = (topic_t *) zhashx_next (self->topics))
+        unsynced += topic->next_position - topic->durable_position;
+    return unsynced;
+}
+
+//  Flush every topic that must be: a client waits, the policy is due, the
+//  worker holds front.turn_bytes unsynced (so no fdatasync, nor the
+//  fsync of a segment roll, ever covers more than about two turns), or
 //  (force) the worker is stopping; under visibility written, write the
 //  other topics that appended. Returns the poll timeout until the next
 //  flush_interval deadline (0 when a failed flush left writers waiting),
@@ -659,6 +708,8 @@ s_flush_due (worker_t *self, bool force)
     int64_t wall_now = zclock_time ();
     int64_t interval = self->broker->config->flush_interval_ms;
     bool written_visible = self->broker->config->visibility == ZPER_VISIBILITY_WRITTEN;
+    bool stopping = force;              //  no PONG then: the pipe waits for our end
+    force |= s_unsynced_bytes (self) >= self->broker->config->front_turn_bytes;
     int64_t next_wait = -1;
     for (topic_t *topic = (topic_t *) zhashx_first (self->topics); topic;
          topic = (topic_t *) zhashx_next (self->topics)) {
@@ -669,6 +720,8 @@ s_flush_due (worker_t *self, bool force)
         ||  topic->pending_messages >= ZPER_FRONT_GROUP_MESSAGES_MAX
         ||  zper_partition_flush_due (topic->partition, wall_now)) {
             s_topic_flush (self, topic);
+            if (!stopping)
+                s_beat (self);
             //  Its write failed but kept what was written before: those
             //  writers (and the failed ones queued behind them) wait for
             //  the next flush, at once rather than at the next PING
@@ -701,7 +754,10 @@ s_pipe_message (worker_t *self)
         terminate = zmq_msg_recv (&second, pipe, 0) == -1;
         if (!terminate) {
             s_handoff (self, &first, &second);
-            atomic_fetch_sub (self->queued_bytes, zmq_msg_size (&first) + zmq_msg_size (&second));
+            //  Refused writes' ids count: they are replies to build
+            size_t size = zmq_msg_size (&first) + zmq_msg_size (&second);
+            self->group_bytes += size;
+            atomic_fetch_sub (self->queued_bytes, size);
         }
     }
     else
@@ -716,6 +772,29 @@ s_pipe_message (worker_t *self)
     zmq_msg_close (&first);
     zmq_msg_close (&second);
     return terminate;
+}
+
+//  Take one group of hand-offs: what is queued, until the group is large
+//  enough in messages, bytes or time, for its flush and the next PING to
+//  come soon. Returns true on $TERM.
+static bool
+s_group (worker_t *self)
+{
+    const zper_config_t *config = self->broker->config;
+    int64_t deadline = zclock_mono () + config->front_turn_ms;
+    self->group_messages = 0;
+    self->group_bytes = 0;
+    bool terminated = false;
+    for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX && !terminated
+                       && self->group_messages < ZPER_FRONT_GROUP_MESSAGES_MAX
+                       && self->group_bytes < (size_t) config->front_turn_bytes
+                       && zclock_mono () < deadline
+                       && (zsock_events (self->pipe) & ZMQ_POLLIN); drained++) {
+        terminated = s_pipe_message (self);
+        if (!terminated)
+            s_beat (self);
+    }
+    return terminated;
 }
 
 void
@@ -747,21 +826,12 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
         zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (&item, 1, timeout) == -1 && zmq_errno () != EINTR)
             break;
-        //  A group ends when the queue is empty or the group is large
-        //  enough: a turn must stay short for the next PING to be answered.
-        self.group_messages = 0;
-        for (int drained = 0; drained < ZPER_FRONT_DRAIN_MAX && !terminated
-                           && self.group_messages < ZPER_FRONT_GROUP_MESSAGES_MAX
-                           && (zsock_events (pipe) & ZMQ_POLLIN); drained++)
-            terminated = s_pipe_message (&self);
+        terminated = s_group (&self);
         timeout = s_flush_due (&self, terminated);
         //  A PING waits behind every write queued before it; a worker that
         //  keeps finishing (bounded) turns is alive, so it says so itself.
-        int64_t now = zclock_mono ();
-        if (!terminated && now - self.beat_ms >= ZPER_HEARTBEAT_INTERVAL_MS) {
-            zstr_send (pipe, "PONG");
-            self.beat_ms = now;
-        }
+        if (!terminated)
+            s_beat (&self);
     }
     zhashx_destroy (&self.topics);
     zsock_destroy (&self.replies);

@@ -27,6 +27,18 @@
     durable ends only change with both held. So an fdatasync blocks neither
     readers nor appends into the open batch.
 
+    Open files. A log may hold far more partitions than the process has
+    descriptors, so partitions share an lru (zper_partition_lru_t): a
+    partition that holds open files (its active segment's writing
+    descriptors, the mappings and index readers of its mapped segments) is
+    listed in it, newest use first; past max_open, the oldest idle ones
+    have their files closed (s_lru_touch). What stays in memory is the
+    small state above (offsets, ends, segment sizes): the pointer stays
+    valid, and the next write or read reopens what it needs. A partition
+    being evicted is held with both its locks, taken with trylock (one
+    that is in use is not idle: it is skipped), so no lock is ever waited
+    for in the wrong order. Views hold their own mappings and survive.
+
     The checkpoint file and recovery are in zper_recovery.c.
     ========================================================================= */
 
@@ -50,6 +62,15 @@ struct _zper_view_t {
 };
 
 static int64_t s_flush_locked (zper_partition_t *self);
+
+struct _zper_partition_lru_t {
+    pthread_mutex_t mutex;
+    zper_partition_t *newest;       //  partitions holding open files, by last use
+    zper_partition_t *oldest;
+    size_t count;
+    size_t max_open;
+    uint64_t closed;                //  evictions so far
+};
 
 //  ---- batches ---------------------------------------------------------------
 
@@ -81,6 +102,187 @@ s_batch_swap (batch_t *first, batch_t *second)
     *second = saved;
 }
 
+//  ---- open files: the lru ---------------------------------------------------
+
+zper_partition_lru_t *
+zper_partition_lru_new (size_t max_open)
+{
+    assert (max_open > 0);
+    zper_partition_lru_t *self = (zper_partition_lru_t *) zmalloc (sizeof (zper_partition_lru_t));
+    pthread_mutex_init (&self->mutex, NULL);
+    self->max_open = max_open;
+    return self;
+}
+
+void
+zper_partition_lru_destroy (zper_partition_lru_t **self_p)
+{
+    assert (self_p);
+    zper_partition_lru_t *self = *self_p;
+    if (self) {
+        assert (self->count == 0);      //  its partitions were destroyed first
+        pthread_mutex_destroy (&self->mutex);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+zper_partition_lru_counts (zper_partition_lru_t *self, size_t *open, uint64_t *closed)
+{
+    assert (self);
+    pthread_mutex_lock (&self->mutex);
+    *open = self->count;
+    *closed = self->closed;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  Caller holds lru->mutex
+static void
+s_lru_unlink (zper_partition_lru_t *lru, zper_partition_t *partition)
+{
+    if (partition->lru_newer)
+        partition->lru_newer->lru_older = partition->lru_older;
+    else
+        lru->newest = partition->lru_older;
+    if (partition->lru_older)
+        partition->lru_older->lru_newer = partition->lru_newer;
+    else
+        lru->oldest = partition->lru_newer;
+    partition->lru_newer = partition->lru_older = NULL;
+    partition->lru_listed = false;
+    lru->count--;
+}
+
+//  Caller holds lru->mutex
+static void
+s_lru_push_newest (zper_partition_lru_t *lru, zper_partition_t *partition)
+{
+    partition->lru_older = lru->newest;
+    partition->lru_newer = NULL;
+    if (lru->newest)
+        lru->newest->lru_newer = partition;
+    else
+        lru->oldest = partition;
+    lru->newest = partition;
+    partition->lru_listed = true;
+    lru->count++;
+}
+
+//  Close every file of the partition; what is in memory stays. Idle
+//  buffers go too: an evicted partition keeps no batch memory. Caller
+//  holds both locks.
+static void
+s_files_close_locked (zper_partition_t *self)
+{
+    for (size_t number = 0; number < self->segment_count; number++)
+        zper_segment_close_files (self->segments [number]);
+    self->mapped_count = 0;
+    if (self->batch.size == 0) {
+        free (self->batch.data);
+        self->batch = (batch_t) { NULL };
+    }
+    free (self->writing.data);
+    self->writing = (batch_t) { NULL };
+}
+
+//  Take up to wanted idle partitions off the old end of lru (never
+//  except), locked for closing, into victims. Caller holds lru->mutex.
+static size_t
+s_lru_take_idle (zper_partition_lru_t *lru, zper_partition_t *except, size_t wanted,
+                 zper_partition_t **victims)
+{
+    size_t taken = 0;
+    zper_partition_t *candidate = lru->oldest;
+    while (candidate && taken < wanted) {
+        zper_partition_t *newer = candidate->lru_newer;
+        if (candidate != except && pthread_mutex_trylock (&candidate->io_mutex) == 0) {
+            if (pthread_mutex_trylock (&candidate->mutex) == 0) {
+                s_lru_unlink (lru, candidate);
+                victims [taken++] = candidate;
+            }
+            else
+                pthread_mutex_unlock (&candidate->io_mutex);
+        }
+        candidate = newer;
+    }
+    lru->closed += taken;
+    return taken;
+}
+
+static void
+s_victims_close (zper_partition_t **victims, size_t count)
+{
+    for (size_t index = 0; index < count; index++) {
+        s_files_close_locked (victims [index]);
+        pthread_mutex_unlock (&victims [index]->mutex);
+        pthread_mutex_unlock (&victims [index]->io_mutex);
+    }
+}
+
+//  The partition is about to use its files: list it as the newest, and
+//  close the files of the oldest idle ones past max_open. The caller holds
+//  one of the partition's locks, so no one closes its files under it.
+static void
+s_lru_touch (zper_partition_t *self)
+{
+    zper_partition_lru_t *lru = self->lru;
+    if (!lru)
+        return;
+    zper_partition_t *victims [ZPER_LOG_EVICT_ON_EMFILE];
+    pthread_mutex_lock (&lru->mutex);
+    if (lru->newest != self) {
+        if (self->lru_listed)
+            s_lru_unlink (lru, self);
+        s_lru_push_newest (lru, self);
+    }
+    size_t over = lru->count > lru->max_open? lru->count - lru->max_open: 0;
+    size_t taken = s_lru_take_idle (lru, self, over < ZPER_LOG_EVICT_ON_EMFILE? over
+                                               : ZPER_LOG_EVICT_ON_EMFILE, victims);
+    pthread_mutex_unlock (&lru->mutex);
+    s_victims_close (victims, taken);
+}
+
+//  The process ran out of descriptors (EMFILE, ENFILE) or mappings
+//  (ENOMEM): close the files of up to ZPER_LOG_EVICT_ON_EMFILE idle
+//  partitions of self's lru, so that one retry may succeed. Caller holds one
+//  of self's locks. True if any was closed.
+static bool
+s_lru_relieve (zper_partition_t *self, int error)
+{
+    if (!self->lru || (error != EMFILE && error != ENFILE && error != ENOMEM))
+        return false;
+    zper_partition_t *victims [ZPER_LOG_EVICT_ON_EMFILE];
+    pthread_mutex_lock (&self->lru->mutex);
+    size_t taken = s_lru_take_idle (self->lru, self, ZPER_LOG_EVICT_ON_EMFILE, victims);
+    pthread_mutex_unlock (&self->lru->mutex);
+    s_victims_close (victims, taken);
+    errno = error;
+    return taken > 0;
+}
+
+int
+zper_partition_lru_relieve (zper_partition_lru_t *self)
+{
+    assert (self);
+    zper_partition_t *victims [ZPER_LOG_EVICT_ON_EMFILE];
+    pthread_mutex_lock (&self->mutex);
+    size_t taken = s_lru_take_idle (self, NULL, ZPER_LOG_EVICT_ON_EMFILE, victims);
+    pthread_mutex_unlock (&self->mutex);
+    s_victims_close (victims, taken);
+    return (int) taken;
+}
+
+void
+zper_partition_set_lru (zper_partition_t *self, zper_partition_lru_t *lru)
+{
+    assert (self && !self->lru);
+    pthread_mutex_lock (&self->mutex);
+    self->lru = lru;
+    s_lru_touch (self);                 //  recovery left files open
+    pthread_mutex_unlock (&self->mutex);
+}
+
 //  ---- opening and closing ----------------------------------------------------
 
 zper_partition_t *
@@ -103,7 +305,8 @@ zper_partition_open (const char *path, const zper_log_config_t *config)
     pthread_mutex_init (&self->mutex, NULL);
     pthread_mutex_init (&self->io_mutex, NULL);
     self->pending_since = -1;
-    if (zper_recovery_load (self) || zper_recovery_checkpoint_write (self, false)) {
+    if (zper_recovery_load (self)
+    ||  (!self->checkpoint_exact && zper_recovery_checkpoint_write (self, false))) {
         int saved = errno;
         zper_partition_destroy (&self);
         errno = saved;
@@ -120,6 +323,12 @@ zper_partition_destroy (zper_partition_t **self_p)
     zper_partition_t *self = *self_p;
     if (!self)
         return;
+    if (self->lru) {
+        pthread_mutex_lock (&self->lru->mutex);
+        if (self->lru_listed)
+            s_lru_unlink (self->lru, self);
+        pthread_mutex_unlock (&self->lru->mutex);
+    }
     if (self->opened) {
         pthread_mutex_lock (&self->io_mutex);
         //  After a failed flush the files end at a record boundary (the
@@ -127,7 +336,7 @@ zper_partition_destroy (zper_partition_t **self_p)
         //  still clean; records written past the durable end make the
         //  sizes differ from the checkpoint's, so the next open scans them
         s_flush_locked (self);
-        if (zper_recovery_checkpoint_write (self, true))
+        if (!self->checkpoint_exact && zper_recovery_checkpoint_write (self, true))
             zsys_warning ("zper log: %s: cannot write the checkpoint: %s (the next open "
                           "will scan from the last one)", self->path, strerror (errno));
         pthread_mutex_unlock (&self->io_mutex);
@@ -192,6 +401,7 @@ s_cut_back_locked (zper_partition_t *self, log_end_t end)
 
     s_batch_clear (&self->writing);
     self->written = end;
+    self->checkpoint_exact = false;
     self->rolled = end.segment_count > self->durable.segment_count;
     zper_segment_t *active = s_active (self);
     if (seen_beyond && zper_segment_file_size (active) > end.file_size
@@ -246,6 +456,13 @@ s_write_batch_locked (zper_partition_t *self)
     batch_t *batch = &self->writing;
     if (batch->count == 0)
         return 0;
+    //  The first change to the files after a clean checkpoint: say first
+    //  that a crash from now on must be noticed (recovery scans)
+    if (self->checkpoint_clean && zper_recovery_checkpoint_write (self, false)) {
+        s_cut_back_locked (self, self->written);
+        return -1;
+    }
+    self->checkpoint_exact = false;
 
     zper_record_t record = {
         .base_offset = batch->base_offset, .base_position = batch->base_position,
@@ -326,11 +543,28 @@ s_flush_locked (zper_partition_t *self)
     return self->durable.offset;
 }
 
+//  The writer is about to use the files: list the partition as the newest
+//  in its lru and, if something waits to be written or synced, reopen the
+//  active segment's descriptors now, retrying once after closing idle
+//  partitions if the process is out of them (if that fails too, the write
+//  fails with EMFILE as any failed write). Caller holds io_mutex.
+static void
+s_writer_ready_locked (zper_partition_t *self)
+{
+    s_lru_touch (self);
+    pthread_mutex_lock (&self->mutex);
+    bool pending = self->batch.count > 0 || self->written.offset > self->durable.offset;
+    pthread_mutex_unlock (&self->mutex);
+    if (pending && zper_segment_writer_open (s_active (self)) && s_lru_relieve (self, errno))
+        zper_segment_writer_open (s_active (self));
+}
+
 int64_t
 zper_partition_flush (zper_partition_t *self)
 {
     assert (self);
     pthread_mutex_lock (&self->io_mutex);
+    s_writer_ready_locked (self);
     int64_t durable_offset = s_flush_locked (self);
     pthread_mutex_unlock (&self->io_mutex);
     return durable_offset;
@@ -341,6 +575,7 @@ zper_partition_write (zper_partition_t *self)
 {
     assert (self);
     pthread_mutex_lock (&self->io_mutex);
+    s_writer_ready_locked (self);
     int rc = s_write_batch_locked (self);
     int64_t written_offset = self->written.offset;
     pthread_mutex_unlock (&self->io_mutex);
@@ -725,8 +960,11 @@ s_read (zper_partition_t *self, bool by_position, int64_t key, size_t max_bytes)
         pthread_mutex_unlock (&self->mutex);
         return s_view_empty ();
     }
+    s_lru_touch (self);
     segment_window_t window;
     int rc = s_window (self, by_position, key, &window);
+    if (rc && s_lru_relieve (self, errno))
+        rc = s_window (self, by_position, key, &window);
     pthread_mutex_unlock (&self->mutex);
     if (rc)
         return NULL;
@@ -818,6 +1056,7 @@ zper_partition_offset_for_time (zper_partition_t *self, int64_t timestamp_ms)
         pthread_mutex_unlock (&self->mutex);
         return answer;
     }
+    s_lru_touch (self);
     zper_segment_t *segment = self->segments [low];
     uint64_t time_entries = (s_is_visible_active (self, low)? self->visible.timeindex_size
                              : zper_segment_timeindex_size (segment)) / ZPER_TIME_ENTRY_SIZE;
@@ -846,13 +1085,13 @@ zper_partition_segment_positions (zper_partition_t *self, int64_t timestamp_ms,
 {
     assert (self && (positions || max <= 0));
     pthread_mutex_lock (&self->mutex);
-    //  Segments whose first message is older than timestamp_ms: a prefix
+    //  Segments whose first message is at or before timestamp_ms: a prefix
     size_t low = 0, high = self->visible.segment_count;
     if (self->visible.file_size == 0)
         high--;                         //  the empty active segment has no first message
     while (low < high) {
         size_t middle = low + (high - low) / 2;
-        if (zper_segment_first_timestamp (self->segments [middle]) < timestamp_ms)
+        if (zper_segment_first_timestamp (self->segments [middle]) <= timestamp_ms)
             low = middle + 1;
         else
             high = middle;

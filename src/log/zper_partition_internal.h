@@ -66,9 +66,19 @@ struct _zper_partition_t {
     bool rolled;                    //  the folder changed since its last fsync (a segment
                                     //  created, or a cut whose folder fsync failed)
     uint64_t checkpoint_bytes;      //  bytes synced since the last checkpoint
+    bool checkpoint_exact;          //  the checkpoint names the end of the files: recovery
+                                    //  adopts it, reading nothing, so a close need not write one
+    bool checkpoint_clean;          //  it says clean: the next record write first writes an
+                                    //  unclean one, so that a crash after it is noticed
     int fault_write_errno;          //  test hook
     int fault_sync_errno;
     uint64_t recovery_bytes;
+    //  Under the lru's mutex: the place of a partition holding open files
+    //  in the list of its lru (docs/storage.md, "Open partitions")
+    zper_partition_lru_t *lru;      //  NULL: not bounded
+    zper_partition_t *lru_newer;
+    zper_partition_t *lru_older;
+    bool lru_listed;
 };
 
 //  ---- recovery (zper_recovery.c) --------------------------------------------

@@ -19,15 +19,18 @@
         48..55  index_size       its .index and .timeindex sizes, synced too
         56..63  timeindex_size
         64..71  last_timestamp   of the last durable message, -1 if none
-    Written (clean = 0) right after open, after a roll, every
+    Written (clean = 0) right after open (unless recovery adopted it, below),
+    before the first record write after a clean one, after a roll, every
     ZPER_LOG_CHECKPOINT_BYTES of synced records; and (clean = 1) by a clean
-    close, after the last flush.
+    close, after the last flush, unless the one on disk already names the
+    end of the files (then recovery adopts it as it is: a partition of a
+    log with many topics opens and closes without writing a byte).
 
     RECOVERY (zper_partition_open -> zper_recovery_load)
 
       zper_segment_list ----> s_checkpoint_read ----> s_recovery_start
                                                           |
-              clean flag, active segment sizes match, every earlier index trusted?
+    active segment sizes match (clean flag, or nothing written after it), earlier indexes trusted?
                  | yes                                    | no
                  v                                        v
            s_open_active: adopt               s_recover: scan from the checkpoint's synced
@@ -38,6 +41,7 @@
                  |                            index entries past that point
                  v                                        v
               zper_recovery_checkpoint_write (clean = 0): from now on a crash is noticed
+              (after an adoption: before the first record write, s_write_batch_locked)
     ========================================================================= */
 
 #include "zper_partition_internal.h"
@@ -132,8 +136,11 @@ zper_recovery_checkpoint_write (zper_partition_t *self, bool clean)
         rc = rename (temporary, final);
     if (rc == 0)
         rc = s_sync_directory (self->path);
-    if (rc == 0)
+    if (rc == 0) {
         self->checkpoint_bytes = 0;
+        self->checkpoint_clean = clean;
+        self->checkpoint_exact = self->written.offset == self->durable.offset;
+    }
     free (temporary);
     free (final);
     return rc;
@@ -247,7 +254,10 @@ s_recovery_start (zper_partition_t *self, const checkpoint_t *checkpoint, bool h
         if (!zper_segment_indexes_trusted (self->segments [number]))
             return number;
     zper_segment_t *active = self->segments [last];
-    if (found && named == last && checkpoint->clean
+    //  Sizes that match say the files end where the checkpoint does, clean
+    //  or not: the checkpoint named the synced end of every record written
+    //  then, and nothing was written after it
+    if (found && named == last
     &&  zper_segment_file_size (active) == checkpoint->file_size
     &&  zper_segment_index_size (active) == checkpoint->index_size
     &&  zper_segment_timeindex_size (active) == checkpoint->timeindex_size)
@@ -297,11 +307,16 @@ zper_recovery_load (zper_partition_t *self)
     }
     free (offsets);
     if (self->segment_count == 0) {
+        //  A new partition: nothing is durable yet, so nothing needs a
+        //  checkpoint or a synced folder until the first sync, which does
+        //  both (rolled): a topic costs no fsync before its first write
         zper_segment_t *segment = zper_segment_create (self->path, 0, 0, ZPER_LOG_INDEX_INTERVAL_BYTES);
-        if (!segment || s_sync_directory (self->path))
+        if (!segment)
             return -1;
         s_segments_push (self, segment);
         s_set_durable (self, 0, 0, -1);
+        self->rolled = true;
+        self->checkpoint_exact = true;
         return 0;
     }
     size_t start = s_recovery_start (self, &checkpoint, have_checkpoint);
@@ -326,6 +341,8 @@ s_open_active (zper_partition_t *self, size_t start, const checkpoint_t *checkpo
             return -1;
         s_set_durable (self, checkpoint->next_offset, checkpoint->next_position,
                        checkpoint->last_timestamp);
+        self->checkpoint_exact = true;
+        self->checkpoint_clean = checkpoint->clean;
         return 0;
     }
     zper_segment_t *segment = self->segments [start];

@@ -106,7 +106,9 @@ struct _zper_segment_t {
     int64_t base_offset;
     int64_t base_position;
     uint64_t index_interval;                //  bytes of records between index entries
-    //  Writing side, owned by the partition's writer (-1 when sealed)
+    //  Writing side, owned by the partition's writer (-1 when sealed, or
+    //  while a writable segment's files are closed to save descriptors)
+    bool writable;                          //  active: not sealed
     int data_fd;
     int index_fd;
     int timeindex_fd;
@@ -406,13 +408,36 @@ s_open_for_writing (zper_segment_t *self, int data_flags)
         self->index_fd = open (self->index_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->index_fd >= 0)
         self->timeindex_fd = open (self->timeindex_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (self->timeindex_fd >= 0)
+    if (self->timeindex_fd >= 0) {
+        self->writable = true;
         return 0;
+    }
     int saved = errno;
     s_close (&self->data_fd);
     s_close (&self->index_fd);
     errno = saved;
     return -1;
+}
+
+//  The writing descriptors of a writable segment, reopened if
+//  zper_segment_close_files closed them. 0, or -1 with errno (EBADF if the
+//  segment is sealed, EMFILE when the process is out of descriptors).
+static int
+s_writer (zper_segment_t *self)
+{
+    if (self->data_fd >= 0)
+        return 0;
+    if (!self->writable) {
+        errno = EBADF;
+        return -1;
+    }
+    return s_open_for_writing (self, 0);
+}
+
+int
+zper_segment_writer_open (zper_segment_t *self)
+{
+    return self->writable? s_writer (self): 0;
 }
 
 zper_segment_t *
@@ -532,7 +557,8 @@ zper_segment_path (zper_segment_t *self)
 int
 zper_segment_index_record (zper_segment_t *self, const zper_record_t *record)
 {
-    assert (self->index_fd >= 0 && self->timeindex_fd >= 0);
+    if (s_writer (self))
+        return -1;
     if (self->index_size == 0
     ||  record->file_position - self->last_indexed_position >= self->index_interval) {
         uint8_t entry [ZPER_INDEX_ENTRY_SIZE];
@@ -561,7 +587,8 @@ int
 zper_segment_append (zper_segment_t *self, zper_record_t *record, const void *payload,
                      int fail_errno)
 {
-    assert (self->data_fd >= 0);
+    if (s_writer (self))
+        return -1;
     uint8_t header [ZPER_RECORD_HEADER_SIZE];
     zper_record_encode_header (record, payload, header);
     record->file_position = self->file_size;
@@ -601,14 +628,16 @@ zper_segment_append (zper_segment_t *self, zper_record_t *record, const void *pa
 int
 zper_segment_sync (zper_segment_t *self)
 {
-    assert (self->data_fd >= 0);
+    if (s_writer (self))
+        return -1;
     return fdatasync (self->data_fd);
 }
 
 int
 zper_segment_sync_indexes (zper_segment_t *self)
 {
-    assert (self->index_fd >= 0);
+    if (s_writer (self))
+        return -1;
     if (fdatasync (self->index_fd) || fdatasync (self->timeindex_fd))
         return -1;
     return 0;
@@ -617,8 +646,10 @@ zper_segment_sync_indexes (zper_segment_t *self)
 int
 zper_segment_seal (zper_segment_t *self)
 {
-    if (self->data_fd < 0)
+    if (!self->writable)
         return 0;
+    if (s_writer (self))
+        return -1;
     if (self->next_offset > self->base_offset
     &&  self->last_time_entry_offset < self->next_offset - 1) {
         uint8_t time_entry [ZPER_TIME_ENTRY_SIZE];
@@ -634,6 +665,7 @@ zper_segment_seal (zper_segment_t *self)
     s_close (&self->data_fd);
     s_close (&self->index_fd);
     s_close (&self->timeindex_fd);
+    self->writable = false;
     return 0;
 }
 
@@ -851,6 +883,15 @@ zper_segment_unmap (zper_segment_t *self)
     s_close (&self->index_read_fd);
     s_close (&self->timeindex_read_fd);
     return had_mapping;
+}
+
+void
+zper_segment_close_files (zper_segment_t *self)
+{
+    s_close (&self->data_fd);
+    s_close (&self->index_fd);
+    s_close (&self->timeindex_fd);
+    zper_segment_unmap (self);
 }
 
 bool

@@ -61,9 +61,25 @@ static const key_t_ s_keys [] = {
     { "send_buffer",      NULL, TYPE_INT,      FIELD (send_buffer), 0, INT_MAX, 17 },
     { "receive_buffer",   NULL, TYPE_INT,      FIELD (receive_buffer), 0, INT_MAX, 18 },
     { "visibility",       NULL, TYPE_VISIBILITY, FIELD (visibility), 0, 0, 19 },
+    { "front.turn_bytes", "writer.turn_bytes", TYPE_INT64, FIELD (front_turn_bytes), 1024,
+      INT64_MAX, 20 },
+    { "front.turn_ms",    "writer.turn_ms", TYPE_INT64, FIELD (front_turn_ms), 1,
+      ZPER_HEARTBEAT_INTERVAL_MS, 21 },
+    { "front.reply_budget", "writer.reply_budget", TYPE_INT64, FIELD (front_reply_budget), 1024,
+      INT64_MAX, 22 },
+    { "front.queue_bytes", "writer.queue_bytes", TYPE_INT64, FIELD (front_queue_bytes), 1024,
+      INT64_MAX, 29 },
+    { "rear.output_budget", "reader.output_budget", TYPE_INT64, FIELD (rear_output_budget), 1024,
+      INT64_MAX, 23 },
+    { "relay.output_budget", NULL, TYPE_INT64, FIELD (relay_output_budget), 1024, INT64_MAX, 24 },
+    { "relay.pub.output_budget", NULL, TYPE_INT64, FIELD (relay_pub_output_budget), 1024,
+      INT64_MAX, 25 },
+    { "ack.output_budget", NULL, TYPE_INT64, FIELD (ack_output_budget), 1024, INT64_MAX, 26 },
+    { "max_open_partitions", NULL, TYPE_INT64, FIELD (max_open_partitions), 1, INT32_MAX, 27 },
+    { "max_topics",       NULL, TYPE_INT64,    FIELD (max_topics), 1, INT64_MAX, 28 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
-#define SLOT_COUNT 20
+#define SLOT_COUNT 30
 
 void
 zper_config_init (zper_config_t *config)
@@ -90,6 +106,16 @@ zper_config_init (zper_config_t *config)
     config->send_buffer = ZPER_DEFAULT_SOCKET_BUFFER;
     config->receive_buffer = ZPER_DEFAULT_SOCKET_BUFFER;
     config->visibility = ZPER_DEFAULT_VISIBILITY;
+    config->max_open_partitions = ZPER_DEFAULT_MAX_OPEN_PARTITIONS;
+    config->max_topics = ZPER_DEFAULT_MAX_TOPICS;
+    config->front_turn_bytes = ZPER_DEFAULT_FRONT_TURN_BYTES;
+    config->front_turn_ms = ZPER_DEFAULT_FRONT_TURN_MS;
+    config->front_reply_budget = ZPER_DEFAULT_FRONT_REPLY_BUDGET;
+    config->front_queue_bytes = ZPER_DEFAULT_FRONT_QUEUE_BYTES;
+    config->rear_output_budget = ZPER_DEFAULT_REAR_OUTPUT_BUDGET;
+    config->relay_output_budget = ZPER_DEFAULT_RELAY_OUTPUT_BUDGET;
+    config->relay_pub_output_budget = ZPER_DEFAULT_RELAY_PUB_OUTPUT_BUDGET;
+    config->ack_output_budget = ZPER_DEFAULT_ACK_OUTPUT_BUDGET;
 }
 
 //  Edit distance, for "did you mean": keys are short, so the quadratic
@@ -401,6 +427,8 @@ zper_config_log_config (const zper_config_t *config, zper_log_config_t *log_conf
     log_config->retention_bytes = config->retention_bytes;
     log_config->max_message = config->max_message;
     log_config->visibility = config->visibility;
+    log_config->max_open_partitions = (size_t) config->max_open_partitions;
+    log_config->max_topics = (size_t) config->max_topics;
 }
 
 void
@@ -497,6 +525,11 @@ zper_config_test (bool verbose)
     assert (s_try (&config, "front.workers = 0\n", error) == -1);
     assert (strstr (error, "test.conf:1: front.workers: '0' is not an integer"));
     assert (s_try (&config, "front.workers = 3x\n", error) == -1);
+    //  A worker's turn must end well within a heartbeat interval
+    assert (s_try (&config, "front.turn_ms = 1001\n", error) == -1);
+    assert (s_try (&config, "front.turn_bytes = 10\n", error) == -1);
+    assert (s_try (&config, "writer.reply_budget = 1048576\nfront.queue_bytes = 2048\n", error) == 0);
+    assert (config.front_reply_budget == 1048576 && config.front_queue_bytes == 2048);
     assert (s_try (&config, "segment_size = -5\n", error) == -1);
     assert (s_try (&config, "segment_size = 99999999999999999999999\n", error) == -1);
     assert (s_try (&config, "front.bind = localhost:5555\n", error) == -1);

@@ -19,6 +19,7 @@
 
 #include "zper_manager.h"
 #include "zper_ack.h"
+#include "zper_dir_lock.h"
 #include "zper_front.h"
 #include "zper_rear.h"
 #include "zper_relay.h"
@@ -47,7 +48,9 @@ zper_manager_new (const zper_config_t *config, bool verbose)
     zper_manager_t *self = (zper_manager_t *) zmalloc (sizeof (zper_manager_t));
     self->config = *config;
     if (zper_broker_open (&self->broker, &self->config, verbose)) {
-        zsys_error ("cannot open the log in %s: %s", self->config.base_dir, strerror (errno));
+        char *reason = zper_dir_lock_reason (self->config.base_dir, errno);
+        zsys_error ("%s", reason);
+        zstr_free (&reason);
         zper_manager_destroy (&self);
         return NULL;
     }
@@ -118,15 +121,21 @@ s_retention_interval (const zper_config_t *config)
     return ZPER_RETENTION_CHECK_MAX_MS;
 }
 
-static void
+//  One step of the retention pass (ZPER_RETENTION_STEP_MS of work: a log
+//  of 100,000 topics takes many, and heartbeats go on between them).
+//  Returns true when the pass is over.
+static bool
 s_retain (zper_manager_t *self)
 {
-    int deleted = zper_log_retain (self->broker.log, zclock_time ());
+    bool done;
+    int deleted = zper_log_retain_step (self->broker.log, zclock_time (), ZPER_RETENTION_STEP_MS,
+                                        &done);
     if (deleted < 0)
         zsys_error ("retention failed: %s", strerror (errno));
     else
     if (deleted > 0 && self->broker.verbose)
         zsys_info ("retention deleted %d segment(s)", deleted);
+    return done;
 }
 
 int
@@ -156,10 +165,8 @@ zper_manager_run (zper_manager_t *self, atomic_int *stop)
             zper_stats_tick (self->broker.stats, zclock_time ());
             next_stats = now + ZPER_STATS_INTERVAL_MS;
         }
-        if (now >= next_retention) {
-            s_retain (self);
+        if (now >= next_retention && s_retain (self))
             next_retention = now + retention_interval;
-        }
     }
     zpoller_destroy (&poller);
     return rc;

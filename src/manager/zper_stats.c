@@ -19,18 +19,22 @@ typedef struct {
     uint64_t bytes_at_tick;
     double messages_per_second;
     double bytes_per_second;
+    bool active;                        //  in zper_stats_t.active: written since the tick before last
 } topic_counts_t;
 
 struct _zper_stats_t {
     pthread_mutex_t mutex;
     zhashx_t *topics;                   //  name -> topic_counts_t
+    zlist_t *active;                    //  topic_counts_t whose rate may not be 0: a tick visits
+                                        //  these, not every topic (a broker may hold 100,000)
     uint64_t counters [ZPER_COUNTER_COUNT];
     int64_t started_ms;
     int64_t last_tick_ms;
 };
 
 static const char *s_counter_names [ZPER_COUNTER_COUNT] = {
-    "bad_identity", "bad_write", "too_large", "storage_error", "bad_request"
+    "bad_identity", "bad_write", "too_large", "storage_error", "bad_request", "slow_client",
+    "reply_dropped", "ack_dropped", "relay_pub_dropped", "rear_reply_dropped", "topic_refused"
 };
 
 static void
@@ -47,6 +51,7 @@ zper_stats_new (void)
     pthread_mutex_init (&self->mutex, NULL);
     self->topics = zhashx_new ();
     zhashx_set_destructor (self->topics, s_counts_destroy);
+    self->active = zlist_new ();
     self->started_ms = zclock_time ();
     self->last_tick_ms = self->started_ms;
     return self;
@@ -58,6 +63,7 @@ zper_stats_destroy (zper_stats_t **self_p)
     assert (self_p);
     zper_stats_t *self = *self_p;
     if (self) {
+        zlist_destroy (&self->active);
         zhashx_destroy (&self->topics);
         pthread_mutex_destroy (&self->mutex);
         freen (self);
@@ -76,15 +82,25 @@ zper_stats_written (zper_stats_t *self, const char *topic, uint64_t messages, ui
     }
     counts->messages += messages;
     counts->bytes += bytes;
+    if (!counts->active) {
+        counts->active = true;
+        zlist_append (self->active, counts);
+    }
     pthread_mutex_unlock (&self->mutex);
 }
 
 void
 zper_stats_count (zper_stats_t *self, zper_counter_t counter)
 {
+    zper_stats_add (self, counter, 1);
+}
+
+void
+zper_stats_add (zper_stats_t *self, zper_counter_t counter, uint64_t amount)
+{
     assert (counter < ZPER_COUNTER_COUNT);
     pthread_mutex_lock (&self->mutex);
-    self->counters [counter]++;
+    self->counters [counter] += amount;
     pthread_mutex_unlock (&self->mutex);
 }
 
@@ -104,13 +120,21 @@ zper_stats_tick (zper_stats_t *self, int64_t now_ms)
     pthread_mutex_lock (&self->mutex);
     double seconds = (double) (now_ms - self->last_tick_ms) / 1000.0;
     if (seconds > 0) {
-        for (topic_counts_t *counts = (topic_counts_t *) zhashx_first (self->topics); counts;
-             counts = (topic_counts_t *) zhashx_next (self->topics)) {
+        //  A topic leaves the list at the tick that finds it unwritten:
+        //  its rate is 0 from then on, until it is written again
+        zlist_t *still = zlist_new ();
+        topic_counts_t *counts;
+        while ((counts = (topic_counts_t *) zlist_pop (self->active))) {
             counts->messages_per_second = (double) (counts->messages - counts->messages_at_tick) / seconds;
             counts->bytes_per_second = (double) (counts->bytes - counts->bytes_at_tick) / seconds;
+            counts->active = counts->messages != counts->messages_at_tick;
             counts->messages_at_tick = counts->messages;
             counts->bytes_at_tick = counts->bytes;
+            if (counts->active)
+                zlist_append (still, counts);
         }
+        zlist_destroy (&self->active);
+        self->active = still;
         self->last_tick_ms = now_ms;
     }
     pthread_mutex_unlock (&self->mutex);

@@ -26,6 +26,15 @@
     The outbox also holds one reply that a full queue refused, ahead of
     the chunk: the answer to the request that ends a stream must reach a
     reader whose queue the stream filled.
+
+    Bytes, not only messages: 10,000 queued messages can be 80 GB of
+    8 MiB messages (lent pages of the mapping, or copied READ batches). So
+    every message to a reader is charged to its output budget
+    (rear.output_budget, zper_output.h), and a reader over it is full,
+    exactly as when libzmq's queue is: a stream pauses, a reply waits in
+    the outbox, a reply beyond that is dropped (rear_reply_dropped). The
+    budgets of readers that hold nothing are forgotten every
+    ZPER_OUTPUT_SWEEP_MS.
     ========================================================================= */
 
 #include "zper_rear.h"
@@ -56,6 +65,8 @@ typedef struct {
     zper_rear_worker_args_t *worker_args;
     zhashx_t *outboxes;                 //  routing id (hex) -> outbox_t
     int64_t next_retry_ms;              //  monotonic: the earliest stalled outbox's retry; 0: none
+    zhashx_t *outputs;                  //  routing id (zframe_t) -> zper_output_t
+    int64_t next_sweep_ms;              //  monotonic: when outputs holding nothing go
 } rear_t;
 
 static void
@@ -69,14 +80,71 @@ s_outbox_destroy (void **item)
     *item = NULL;
 }
 
+//  FNV-1a of a routing id: picks the reader's worker, keys its output.
+static size_t
+s_routing_hash (const void *routing_id)
+{
+    uint32_t hash = 2166136261u;
+    const uint8_t *bytes = zframe_data ((zframe_t *) routing_id);
+    for (size_t index = 0; index < zframe_size ((zframe_t *) routing_id); index++)
+        hash = (hash ^ bytes [index]) * 16777619u;
+    return hash;
+}
+
 static size_t
 s_worker_of (rear_t *self, zframe_t *routing_id)
 {
-    uint32_t hash = 2166136261u;
-    const uint8_t *bytes = zframe_data (routing_id);
-    for (size_t index = 0; index < zframe_size (routing_id); index++)
-        hash = (hash ^ bytes [index]) * 16777619u;
-    return hash % zper_pool_size (self->workers);
+    return s_routing_hash (routing_id) % zper_pool_size (self->workers);
+}
+
+static void
+s_routing_id_destroy (void **item)
+{
+    zframe_destroy ((zframe_t **) item);
+}
+
+static void *
+s_routing_id_dup (const void *item)
+{
+    return zframe_dup ((zframe_t *) item);
+}
+
+static int
+s_routing_id_compare (const void *item1, const void *item2)
+{
+    return zframe_eq ((zframe_t *) item1, (zframe_t *) item2)? 0: 1;
+}
+
+static void
+s_output_destroy (void **item)
+{
+    zper_output_destroy ((zper_output_t **) item);
+}
+
+//  The output budget of a reader, created at its first message.
+static zper_output_t *
+s_output (rear_t *self, zframe_t *routing_id)
+{
+    zper_output_t *output = (zper_output_t *) zhashx_lookup (self->outputs, routing_id);
+    if (!output) {
+        output = zper_output_new (self->broker->config->rear_output_budget);
+        zhashx_insert (self->outputs, routing_id, output);
+        if (!self->next_sweep_ms)
+            self->next_sweep_ms = zclock_mono () + ZPER_OUTPUT_SWEEP_MS;
+    }
+    return output;
+}
+
+//  Forget the budgets of readers that hold nothing (gone, or up to date).
+static void
+s_outputs_sweep (rear_t *self)
+{
+    zlistx_t *ids = zhashx_keys (self->outputs);
+    for (zframe_t *id = (zframe_t *) zlistx_first (ids); id; id = (zframe_t *) zlistx_next (ids))
+        if (zper_output_held ((zper_output_t *) zhashx_lookup (self->outputs, id)) == 0)
+            zhashx_delete (self->outputs, id);
+    zlistx_destroy (&ids);
+    self->next_sweep_ms = zhashx_size (self->outputs)? zclock_mono () + ZPER_OUTPUT_SWEEP_MS: 0;
 }
 
 static void
@@ -136,22 +204,51 @@ s_request (rear_t *self, zmsg_t **msg_p)
     s_to_worker (self, ZPER_REAR_REQUEST, 0, msg_p, envelope_frames);
 }
 
+//  libzmq released the last frame of a reply: the frame goes.
+static void
+s_frame_free (void *data, void *hint)
+{
+    zframe_t *frame = (zframe_t *) hint;
+    zframe_destroy (&frame);
+}
+
+//  Send the last frame of a reply, the reply charged to output.
+static void
+s_send_charged (void *router, zframe_t *frame, zper_output_t *output, size_t bytes,
+                size_t frames)
+{
+    zmq_msg_t msg;
+    zmq_msg_init_data (&msg, zframe_data (frame), zframe_size (frame), s_frame_free, frame);
+    zper_output_charge (output, &msg, bytes, frames);
+    if (zmq_msg_send (&msg, router, 0) == -1)
+        zmq_msg_close (&msg);
+}
+
 //  Send a reply ([envelope][frames...], at least two frames) without
 //  blocking. Returns 0 (the frames are sent), or -1 with the libzmq errno
-//  when the reader's queue refused it (msg is untouched).
+//  when the reader's queue or output budget refused it (msg is untouched).
 static int
 s_send (rear_t *self, zmsg_t *msg)
 {
     void *router = zsock_resolve (self->router);
     zframe_t *frame = zmsg_first (msg);
+    zper_output_t *output = s_output (self, frame);
+    if (zper_output_full (output)) {
+        errno = EAGAIN;                 //  zmq_errno () is errno
+        return -1;
+    }
     if (zmq_send (router, zframe_data (frame), zframe_size (frame), ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
         return -1;
     //  Once the first frame is queued the rest of the message is too
+    size_t bytes = zmsg_content_size (msg), frames = zmsg_size (msg);
     frame = zmsg_pop (msg);
     zframe_destroy (&frame);
     size_t remaining = zmsg_size (msg);
     while ((frame = zmsg_pop (msg)))
-        zframe_send (&frame, router, --remaining? ZFRAME_MORE: 0);
+        if (--remaining)
+            zframe_send (&frame, router, ZFRAME_MORE);
+        else
+            s_send_charged (router, frame, output, bytes, frames);
     return 0;
 }
 
@@ -186,6 +283,7 @@ static int
 s_outbox_send (rear_t *self, outbox_t *outbox)
 {
     void *router = zsock_resolve (self->router);
+    zper_output_t *output = s_output (self, outbox->routing_id);
     outbox->retry.at_ms = 0;
     if (outbox->reply && s_send (self, outbox->reply) == -1 && zmq_errno () == EAGAIN) {
         s_outbox_stall (self, outbox, false);
@@ -197,7 +295,7 @@ s_outbox_send (rear_t *self, outbox_t *outbox)
         outbox->started = true;
         if (zper_rear_send_message (router, zframe_data (outbox->routing_id),
                                     zframe_size (outbox->routing_id), outbox->view,
-                                    &outbox->message) == -1) {
+                                    &outbox->message, output) == -1) {
             if (zmq_errno () != EAGAIN) {
                 s_chunk_done (self, outbox, ZPER_REAR_GONE);
                 return 0;
@@ -225,7 +323,7 @@ s_outbox_flush (rear_t *self, const char *key, outbox_t *outbox)
 //  ahead of what is left of a chunk the reader has here (the chunk of the
 //  stream the request ended is gone by then: DROP precedes the reply). A
 //  reader holds one reply at most: past that, a reader that does not read
-//  loses replies, as docs/protocol.md 3.1 says of pipelining.
+//  loses replies (counted), as docs/protocol.md 3.1 says of pipelining.
 static void
 s_reply (rear_t *self, zmsg_t **msg_p)
 {
@@ -244,6 +342,9 @@ s_reply (rear_t *self, zmsg_t **msg_p)
         *msg_p = NULL;
         s_outbox_flush (self, key, outbox);
     }
+    else
+    if (outbox)
+        zper_stats_count (self->broker->stats, ZPER_COUNTER_REAR_REPLY_DROPPED);
     zstr_free (&key);
 }
 
@@ -326,6 +427,12 @@ s_start (rear_t *self, char *reason, size_t reason_size)
     zsock_set_rcvhwm (self->output, 0);     //  see zper_rear_worker.c: no deadlock
     self->outboxes = zhashx_new ();
     zhashx_set_destructor (self->outboxes, s_outbox_destroy);
+    self->outputs = zhashx_new ();
+    zhashx_set_destructor (self->outputs, s_output_destroy);
+    zhashx_set_key_destructor (self->outputs, s_routing_id_destroy);
+    zhashx_set_key_duplicator (self->outputs, s_routing_id_dup);
+    zhashx_set_key_comparator (self->outputs, s_routing_id_compare);
+    zhashx_set_key_hasher (self->outputs, s_routing_hash);
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_sndhwm (self->router, ZPER_REAR_SEND_HWM);
     int64_t frame_limit = ZPER_REQUEST_FRAME_MAX;
@@ -359,8 +466,11 @@ s_run (rear_t *self)
     bool terminated = false;
     while (!terminated) {
         int64_t now = zclock_mono ();
-        int timeout = !self->next_retry_ms? -1
-                    : self->next_retry_ms > now? (int) (self->next_retry_ms - now): 0;
+        int64_t wake_ms = !self->next_sweep_ms? self->next_retry_ms
+                        : !self->next_retry_ms? self->next_sweep_ms
+                        : self->next_retry_ms < self->next_sweep_ms? self->next_retry_ms
+                        : self->next_sweep_ms;
+        int timeout = !wake_ms? -1: wake_ms > now? (int) (wake_ms - now): 0;
         void *which = zpoller_wait (poller, timeout);
         if (which == self->router) {
             zmsg_t *msg = zmsg_recv (self->router);
@@ -379,6 +489,8 @@ s_run (rear_t *self)
             terminated = zpoller_terminated (poller);
         if (self->next_retry_ms && zclock_mono () >= self->next_retry_ms)
             s_retries (self);
+        if (self->next_sweep_ms && zclock_mono () >= self->next_sweep_ms)
+            s_outputs_sweep (self);
     }
     zpoller_destroy (&poller);
 }
@@ -419,6 +531,7 @@ zper_rear_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self.router);
     zsock_destroy (&self.output);
     zhashx_destroy (&self.outboxes);
+    zhashx_destroy (&self.outputs);
     freen (self.worker_args);
 }
 
@@ -525,9 +638,9 @@ zper_rear_test (bool verbose)
     zper_view_t *view = zper_partition_read (partition, 1, 1000);
     zper_message_t message;
     assert (view && zper_view_next (view, &message));
-    assert (zper_rear_send_message (zsock_resolve (router), "nobody", 6, view, &message) == -1);
+    assert (zper_rear_send_message (zsock_resolve (router), "nobody", 6, view, &message, NULL) == -1);
     assert (zmq_errno () == EHOSTUNREACH);
-    assert (zper_rear_send_message (zsock_resolve (router), "peer", 4, view, &message) == 0);
+    assert (zper_rear_send_message (zsock_resolve (router), "peer", 4, view, &message, NULL) == 0);
     zper_view_destroy (&view);          //  the lent frames outlive the view
     reply = zmsg_recv (peer);
     assert (reply && zmsg_size (reply) == 2 && zframe_streq (zmsg_first (reply), "id"));

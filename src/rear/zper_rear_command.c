@@ -33,12 +33,26 @@ s_status (zper_rear_reply_t *reply, uint8_t status)
     return ZPER_REAR_ANSWERED;
 }
 
-//  The partition of a topic, or NULL if the topic has none yet (an
-//  unknown topic reads as empty).
+//  The partition of a topic, or NULL: errno ENOENT if the topic has none
+//  yet (an unknown topic reads as empty), any other if it exists but
+//  cannot be opened now (s_unavailable).
 static zper_partition_t *
 s_partition (zper_broker_t *broker, const char *topic)
 {
     return zper_log_partition (broker->log, topic, ZPER_PARTITION_DEFAULT, false);
+}
+
+//  True, with the reply's status 107 UNAVAILABLE, when s_partition just
+//  gave NULL for a topic that exists but cannot be opened now (out of
+//  descriptors even after the log closed idle partitions): its data must
+//  never read as an unknown topic's empty answer.
+static bool
+s_unavailable (zper_partition_t *partition, zper_rear_reply_t *reply)
+{
+    if (partition || errno == ENOENT)
+        return false;
+    zper_wire_add_status (reply->frames, ZPER_STATUS_UNAVAILABLE);
+    return true;
 }
 
 //  The topic of a request: the frame after the command (native), or the
@@ -100,39 +114,52 @@ s_super_frame (zper_view_t *view, zper_rear_reply_t *reply)
     zmsg_append (reply->frames, &frame);
 }
 
-//  Send one frame of a stored message: copied when libzmq would store it
-//  inline anyway, else lent from the view's mapping.
-static int
-s_send_frame (void *socket, zper_view_t *view, const zper_frame_t *frame, int flags)
+//  One frame of a stored message as a zmq_msg_t: copied when libzmq would
+//  store it inline anyway, else lent from the view's mapping.
+static void
+s_frame_msg (zper_view_t *view, const zper_frame_t *frame, zmq_msg_t *msg)
 {
-    if (frame->size > ZPER_REAR_COPY_FRAME_MAX) {
-        zmq_msg_t lent;
-        if (zper_view_lend (view, frame->data, frame->size, &lent) == 0) {
-            if (zmq_msg_send (&lent, socket, flags) == -1) {
-                zmq_msg_close (&lent);
-                return -1;
-            }
-            return 0;
-        }
-    }
-    return zmq_send (socket, frame->data, frame->size, flags) == -1? -1: 0;
+    if (frame->size > ZPER_REAR_COPY_FRAME_MAX
+    &&  zper_view_lend (view, frame->data, frame->size, msg) == 0)
+        return;
+    zmq_msg_init_size (msg, frame->size);
+    if (frame->size)
+        memcpy (zmq_msg_data (msg), frame->data, frame->size);
 }
 
-int
-zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
-                        zper_view_t *view, const zper_message_t *message)
+void
+zper_rear_send_frames (void *socket, zper_view_t *view, const zper_message_t *message,
+                       zper_output_t *output)
 {
-    if (zmq_send (socket, prefix, prefix_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
-        return -1;
-    //  Once the prefix is queued, the rest of the message is too
     const uint8_t *cursor = message->data, *end = message->data + message->size;
     for (size_t index = 0; index < message->frame_count; index++) {
         zper_frame_t frame;
         bool more;
         if (zper_zmtp_decode (&cursor, end, &frame, &more))
             frame = (zper_frame_t) { NULL, 0 };     //  the log checksummed it: cannot happen
-        s_send_frame (socket, view, &frame, index + 1 < message->frame_count? ZMQ_SNDMORE: 0);
+        zmq_msg_t msg;
+        s_frame_msg (view, &frame, &msg);
+        bool last = index + 1 == message->frame_count;
+        //  The last frame carries the charge: libzmq releases it last
+        if (last && output)
+            zper_output_charge_batched (output, &msg, message->size, message->frame_count + 1);
+        if (zmq_msg_send (&msg, socket, last? 0: ZMQ_SNDMORE) == -1)
+            zmq_msg_close (&msg);
     }
+}
+
+int
+zper_rear_send_message (void *socket, const void *prefix, size_t prefix_size,
+                        zper_view_t *view, const zper_message_t *message, zper_output_t *output)
+{
+    if (output && zper_output_full (output)) {
+        errno = EAGAIN;                 //  zmq_errno () is errno
+        return -1;
+    }
+    if (zmq_send (socket, prefix, prefix_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+        return -1;
+    //  Once the prefix is queued, the rest of the message is too
+    zper_rear_send_frames (socket, view, message, output);
     return 0;
 }
 
@@ -167,7 +194,9 @@ zper_rear_retry_schedule (zper_rear_retry_t *retry, bool progress, int min_ms, i
 static uint8_t
 s_read_status (int error)
 {
-    return error == ERANGE || error == EINVAL? ZPER_STATUS_INVALID_OFFSET: ZPER_STATUS_INTERNAL_ERROR;
+    return error == ERANGE || error == EINVAL? ZPER_STATUS_INVALID_OFFSET:
+           error == EMFILE || error == ENFILE || error == ENOMEM? ZPER_STATUS_UNAVAILABLE:
+                                                                ZPER_STATUS_INTERNAL_ERROR;
 }
 
 //  The logical offset of legacy position (a message boundary, or the
@@ -202,6 +231,16 @@ s_offset_at (zper_partition_t *partition, int64_t position, int64_t *offset)
     return -1;
 }
 
+//  The most a READ or FETCH reply holds: what the reader asked, at most its
+//  output budget (a larger reply would only wait in the rear), and still
+//  one whole message however large (the log's rule).
+static size_t
+s_reply_bytes (zper_broker_t *broker, int64_t max_bytes)
+{
+    int64_t budget = broker->config->rear_output_budget;
+    return (size_t) (max_bytes < budget? max_bytes: budget);
+}
+
 //  FETCH [position:int64][max_bytes:int64]; max_bytes -1 streams.
 static zper_rear_outcome_t
 s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
@@ -214,8 +253,11 @@ s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
     ||  max_bytes < -1 || (max_bytes == -1 && is_req))
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
     zper_partition_t *partition = s_partition (broker, topic);
+    if (s_unavailable (partition, reply))
+        return ZPER_REAR_ANSWERED;
     if (partition && max_bytes > 0) {
-        zper_view_t *view = zper_partition_read_position (partition, position, (size_t) max_bytes);
+        zper_view_t *view = zper_partition_read_position (partition, position,
+                                                          s_reply_bytes (broker, max_bytes));
         if (!view)
             return s_status (reply, s_read_status (errno));
         zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
@@ -242,7 +284,52 @@ s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
     return ZPER_REAR_ANSWERED;
 }
 
-//  OFFSET [timestamp:int64][max_entries:int32]?
+//  The values of an OFFSET reply, in the original server's shapes
+//  (spec/zper-wire.md), legacy byte positions all:
+//    -2  [first retained]
+//    -1  [start of the newest segment holding data][read end]
+//    t   [starts of the segments whose data begins at or before t...][read
+//        end]: the newest max_entries values
+//  written into positions (room for ZPER_OFFSET_DEFAULT_MAX_ENTRIES + 1).
+//  Returns how many were written (the reply sends those from positions
+//  [*first] on), or 0 when no retained data is as old as t (a NULL
+//  partition, an unknown topic, holds none). The segment starts are taken
+//  before the bounds: a segment can become visible in between, so the end
+//  is never below a start listed.
+static int
+s_offset_positions (zper_partition_t *partition, int64_t timestamp, int32_t max_entries,
+                    int64_t *positions, int *first)
+{
+    int count = 0;
+    if (partition && timestamp != -2) {
+        //  -1 wants the newest start (every segment begins before INT64_MAX);
+        //  a time wants its starts, or at least one to know that data is that old
+        int wanted = timestamp == -1 || max_entries == 0? 1: max_entries;
+        count = zper_partition_segment_positions (partition, timestamp == -1? INT64_MAX: timestamp,
+                                                  positions, wanted);
+    }
+    zper_bounds_t bounds = { 0 };
+    if (partition)
+        zper_partition_bounds (partition, &bounds);
+    *first = 0;
+    if (timestamp == -2)
+        positions [count++] = bounds.start_position;
+    else
+    if (timestamp == -1) {
+        if (count == 0)                 //  no data: the only segment starts where the data would
+            positions [count++] = bounds.start_position;
+        positions [count++] = bounds.visible_position;
+    }
+    else
+    if (count > 0) {
+        positions [count++] = bounds.visible_position;
+        *first = count > max_entries? count - max_entries: 0;
+    }
+    return count;
+}
+
+//  OFFSET [timestamp:int64][max_entries:int32]? -> [100][position]... or
+//  [101] when no retained data is that old (s_offset_positions)
 static zper_rear_outcome_t
 s_offset (zper_broker_t *broker, const char *topic, zmsg_t *request, zper_rear_reply_t *reply)
 {
@@ -257,20 +344,15 @@ s_offset (zper_broker_t *broker, const char *topic, zmsg_t *request, zper_rear_r
     if (max_entries > ZPER_OFFSET_DEFAULT_MAX_ENTRIES)
         max_entries = ZPER_OFFSET_DEFAULT_MAX_ENTRIES;
     zper_partition_t *partition = s_partition (broker, topic);
-    zper_bounds_t bounds = { 0 };
-    if (partition)
-        zper_partition_bounds (partition, &bounds);
+    if (s_unavailable (partition, reply))
+        return ZPER_REAR_ANSWERED;
+    int64_t positions [ZPER_OFFSET_DEFAULT_MAX_ENTRIES + 1];
+    int first;
+    int count = s_offset_positions (partition, timestamp, max_entries, positions, &first);
+    if (count == 0)
+        return s_status (reply, ZPER_STATUS_INVALID_OFFSET);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
-    if (timestamp == -1 || timestamp == -2) {
-        zper_wire_add_int64 (reply->frames,
-                             timestamp == -1? bounds.visible_position: bounds.start_position);
-        return ZPER_REAR_ANSWERED;
-    }
-    if (!partition || max_entries == 0)
-        return ZPER_REAR_ANSWERED;
-    int64_t positions [ZPER_OFFSET_DEFAULT_MAX_ENTRIES];
-    int count = zper_partition_segment_positions (partition, timestamp, positions, max_entries);
-    for (int index = 0; index < count; index++)
+    for (int index = first; index < count; index++)
         zper_wire_add_int64 (reply->frames, positions [index]);
     return ZPER_REAR_ANSWERED;
 }
@@ -280,13 +362,15 @@ zper_rear_command_read (zper_broker_t *broker, const char *topic, int64_t offset
                         int32_t max_bytes, zper_rear_reply_t *reply)
 {
     zper_partition_t *partition = s_partition (broker, topic);
+    if (s_unavailable (partition, reply))
+        return;
     if (!partition) {
         zper_wire_add_status (reply->frames, offset == 0? ZPER_STATUS_OK: ZPER_STATUS_INVALID_OFFSET);
         if (offset == 0)
             zmsg_addmem (reply->frames, NULL, 0);
         return;
     }
-    zper_view_t *view = zper_partition_read (partition, offset, (size_t) max_bytes);
+    zper_view_t *view = zper_partition_read (partition, offset, s_reply_bytes (broker, max_bytes));
     if (!view) {
         zper_wire_add_status (reply->frames, s_read_status (errno));
         return;
@@ -322,6 +406,8 @@ s_read (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply,
     ||  max_bytes <= 0 || max_wait_ms < 0)
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
     zper_partition_t *partition = s_partition (broker, continuation->topic);
+    if (s_unavailable (partition, reply))
+        return ZPER_REAR_ANSWERED;
     zper_bounds_t bounds = { 0 };
     if (partition)
         zper_partition_bounds (partition, &bounds);
@@ -346,6 +432,8 @@ s_bounds (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
     zper_bounds_t bounds = { 0 };
     bounds.first_timestamp = bounds.last_timestamp = -1;
     zper_partition_t *partition = s_partition (broker, topic);
+    if (s_unavailable (partition, reply))
+        return ZPER_REAR_ANSWERED;
     if (partition)
         zper_partition_bounds (partition, &bounds);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
@@ -367,6 +455,8 @@ s_timeoffset (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
     ||  zper_wire_frame_int64 (zmsg_next (request), &timestamp))
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
     zper_partition_t *partition = s_partition (broker, topic);
+    if (s_unavailable (partition, reply))
+        return ZPER_REAR_ANSWERED;
     int64_t offset = partition? zper_partition_offset_for_time (partition, timestamp): 0;
     if (offset < 0)
         return s_status (reply, ZPER_STATUS_INTERNAL_ERROR);

@@ -26,6 +26,16 @@
     Its socket is an XPUB whose subscriptions the relay keeps: a topic no
     subscriber matches is skipped (its position jumps to the visible end)
     without reading the log, so the PUB side costs nothing unused.
+
+    Bytes, not only messages: libzmq queues 1,000 messages per peer, each
+    up to max_message, lent from the mapping, which keeps the segment's
+    pages resident (and a deleted segment on disk). So each reader has an
+    output budget (relay.output_budget, zper_output.h): a reader over it
+    is treated as full (it keeps its position, loses nothing). The PUB's
+    subscribers share each message, so they share one budget
+    (relay.pub.output_budget): a message that would pass it is not
+    published. A subscriber misses messages, counted in relay_pub_dropped,
+    when its queue is full or the budget is spent.
     ========================================================================= */
 
 #include "zper_relay.h"
@@ -51,6 +61,7 @@ typedef struct {
     bool started;
     reader_state_t state;
     zper_rear_retry_t retry;            //  while blocked
+    zper_output_t *output;              //  what libzmq holds for it: relay.output_budget
 } reader_t;
 
 //  What the PUB side has published of a topic, and what it may publish.
@@ -58,17 +69,22 @@ typedef struct {
     int64_t next_offset;
     int64_t visible_offset;
     zper_subscriptions_cache_t wanted;
+    bool due;                           //  listed in relay_t.due
+    char topic [];                      //  allocated with the struct
 } published_t;
 
 typedef struct {
     zper_broker_t *broker;
     zsock_t *pipe;
     zsock_t *router;
-    zsock_t *publisher;                 //  XPUB
+    zsock_t *publisher;                 //  XPUB, with ZMQ_XPUB_NODROP
+    zper_output_t *published_output;    //  what the publisher's queues hold
     zper_subscriptions_t *subscriptions;    //  of the publisher
     zsock_t *bus;
     zhashx_t *readers;                  //  routing id (hex) -> reader_t
     zhashx_t *published;                //  topic -> published_t
+    zlist_t *due;                       //  published_t with something to publish: a wake-up
+                                        //  visits these, not every topic the relay heard of
 } relay_t;
 
 static void
@@ -77,6 +93,7 @@ s_reader_destroy (void **item)
     reader_t *reader = (reader_t *) *item;
     zframe_destroy (&reader->routing_id);
     zper_view_destroy (&reader->view);
+    zper_output_destroy (&reader->output);
     freen (reader);
     *item = NULL;
 }
@@ -124,10 +141,10 @@ s_reader_pump (relay_t *self, reader_t *reader)
         reader->started = true;
         if (zper_rear_send_message (router, zframe_data (reader->routing_id),
                                     zframe_size (reader->routing_id), reader->view,
-                                    &reader->message)) {
+                                    &reader->message, reader->output)) {
             if (zmq_errno () != EAGAIN)
                 return false;
-            //  Its queue is full: retry soon if this turn moved it on
+            //  Its queue or budget is full: retry soon if this turn moved it on
             zper_rear_retry_schedule (&reader->retry, sent > 0, ZPER_RELAY_RETRY_MIN_MS,
                                       ZPER_RELAY_RETRY_MS);
             reader->state = READER_BLOCKED;
@@ -145,14 +162,34 @@ s_reader_pump (relay_t *self, reader_t *reader)
     return true;
 }
 
+//  Publish one message on PUB, unless the budget is spent; count it when
+//  some subscriber misses it.
+static void
+s_publish_message (relay_t *self, const char *topic, zper_view_t *view,
+                   const zper_message_t *message)
+{
+    void *publisher = zsock_resolve (self->publisher);
+    int missed = zper_output_full (self->published_output)? -1
+               : zper_output_publish_first (publisher, topic, strlen (topic));
+    if (missed)
+        zper_stats_count (self->broker->stats, ZPER_COUNTER_RELAY_PUB_DROPPED);
+    if (missed != -1)
+        zper_rear_send_frames (publisher, view, message, self->published_output);
+}
+
 //  Publish on PUB what notes made visible since the last wake-up.
 static void
 s_publish (relay_t *self, const char *topic, published_t *published)
 {
     zper_partition_t *partition = s_partition (self, topic);
-    void *publisher = zsock_resolve (self->publisher);
-    size_t topic_size = strlen (topic);
     while (published->next_offset < published->visible_offset) {
+        if (zper_output_full (self->published_output)) {
+            //  Spent: what is left is dropped without reading the log
+            zper_stats_add (self->broker->stats, ZPER_COUNTER_RELAY_PUB_DROPPED,
+                            (uint64_t) (published->visible_offset - published->next_offset));
+            published->next_offset = published->visible_offset;
+            break;
+        }
         zper_view_t *view = zper_rear_follow (partition, &published->next_offset,
                                               ZPER_REAR_STREAM_WINDOW_BYTES);
         if (!view)
@@ -160,7 +197,7 @@ s_publish (relay_t *self, const char *topic, published_t *published)
         zper_message_t message;
         bool any = false;
         while (zper_view_next (view, &message) && message.offset < published->visible_offset) {
-            zper_rear_send_message (publisher, topic, topic_size, view, &message);
+            s_publish_message (self, topic, view, &message);
             published->next_offset = message.offset + 1;
             any = true;
         }
@@ -177,12 +214,18 @@ s_note (relay_t *self, const zper_visible_note_t *note)
 {
     published_t *published = (published_t *) zhashx_lookup (self->published, note->topic);
     if (!published) {
-        published = (published_t *) zmalloc (sizeof (published_t));
+        size_t topic_size = strlen (note->topic) + 1;
+        published = (published_t *) zmalloc (sizeof (published_t) + topic_size);
         published->next_offset = note->from_offset;
+        memcpy (published->topic, note->topic, topic_size);
         zhashx_insert (self->published, note->topic, published);
     }
     if (note->visible_offset > published->visible_offset)
         published->visible_offset = note->visible_offset;
+    if (!published->due && published->next_offset < published->visible_offset) {
+        published->due = true;
+        zlist_append (self->due, published);
+    }
     for (reader_t *reader = (reader_t *) zhashx_first (self->readers); reader;
          reader = (reader_t *) zhashx_next (self->readers))
         if (reader->state == READER_IDLE && streq (reader->topic, note->topic))
@@ -204,16 +247,21 @@ s_notes (relay_t *self)
             s_note (self, &note);
         zmsg_destroy (&msg);
     }
-    for (published_t *published = (published_t *) zhashx_first (self->published); published;
-         published = (published_t *) zhashx_next (self->published)) {
-        const char *topic = (const char *) zhashx_cursor (self->published);
-        if (published->next_offset == published->visible_offset)
-            continue;
-        if (zper_subscriptions_wanted (self->subscriptions, topic, &published->wanted))
-            s_publish (self, topic, published);
+    //  Topics the log could not serve now stay due, for the next wake-up
+    zlist_t *behind = zlist_new ();
+    published_t *published;
+    while ((published = (published_t *) zlist_pop (self->due))) {
+        if (zper_subscriptions_wanted (self->subscriptions, published->topic, &published->wanted))
+            s_publish (self, published->topic, published);
         else
             published->next_offset = published->visible_offset;
+        if (published->next_offset < published->visible_offset)
+            zlist_append (behind, published);
+        else
+            published->due = false;
     }
+    zlist_destroy (&self->due);
+    self->due = behind;
 }
 
 //  A reader's hello or RESUME. Replies [103] to a bad identity or request,
@@ -243,7 +291,16 @@ s_reader_message (relay_t *self, zmsg_t *msg)
             zper_wire_add_status (reply, ZPER_STATUS_INVALID_OFFSET);
         else {
             char *key = zframe_strhex (routing_id);
+            //  A reader that registers again keeps its budget: what libzmq
+            //  holds for it is still charged
+            reader_t *previous = (reader_t *) zhashx_lookup (self->readers, key);
             reader_t *reader = (reader_t *) zmalloc (sizeof (reader_t));
+            if (previous) {
+                reader->output = previous->output;
+                previous->output = NULL;
+            }
+            else
+                reader->output = zper_output_new (self->broker->config->relay_output_budget);
             reader->routing_id = zframe_dup (routing_id);
             snprintf (reader->topic, sizeof reader->topic, "%s", identity.topic);
             reader->next_offset = offset;
@@ -297,6 +354,9 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     const zper_config_t *config = self->broker->config;
     self->router = zsock_new (ZMQ_ROUTER);
     self->publisher = zsock_new (ZMQ_XPUB);
+    int nodrop = 1;                     //  a full subscriber queue is reported: zper_output.h
+    zmq_setsockopt (zsock_resolve (self->publisher), ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
+    self->published_output = zper_output_new (config->relay_pub_output_budget);
     self->subscriptions = zper_subscriptions_new ();
     self->bus = zper_broker_bus_subscriber (self->broker->config, "");
     zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
@@ -304,6 +364,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     zhashx_set_destructor (self->readers, s_reader_destroy);
     self->published = zhashx_new ();
     zhashx_set_destructor (self->published, s_free_item);
+    self->due = zlist_new ();
     zsock_set_router_mandatory (self->router, 1);
     int64_t frame_limit = ZPER_REQUEST_FRAME_MAX;
     zmq_setsockopt (zsock_resolve (self->router), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
@@ -360,9 +421,11 @@ zper_relay_actor (zsock_t *pipe, void *args)
     }
     zsock_destroy (&self.router);
     zsock_destroy (&self.publisher);
+    zper_output_destroy (&self.published_output);
     zper_subscriptions_destroy (&self.subscriptions);
     zsock_destroy (&self.bus);
     zhashx_destroy (&self.readers);
+    zlist_destroy (&self.due);
     zhashx_destroy (&self.published);
 }
 

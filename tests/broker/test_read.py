@@ -1,5 +1,5 @@
-"""Reads: FETCH boundaries, OFFSET, streaming FETCH, READ long polls, BOUNDS, TIMEOFFSET,
-TOPICS, STATS, REQ readers, retention."""
+"""Reads: FETCH boundaries, streaming FETCH, READ long polls, BOUNDS, TIMEOFFSET,
+TOPICS, STATS, REQ readers, retention. OFFSET's reply shapes: test_offset.py."""
 
 import json
 import threading
@@ -58,29 +58,6 @@ class Fetch(BrokerTestCase):
     def test_fetch_of_unknown_topic_is_empty_at_zero(self):
         self.assertEqual(self.broker.fetch("neverwritten", 0, 1000), [bytes([OK]), b""])
         self.assertEqual(self.broker.fetch("neverwritten", 10, 1000), [bytes([INVALID_OFFSET])])
-
-    def test_offset_latest_and_earliest(self):
-        latest = self.broker.request(b"OFFSET", i64(-1), routing_id=identity("fetched"))
-        self.assertEqual(latest[0], bytes([OK]))
-        self.assertEqual([get_i64(f) for f in latest[1:]], [self.end])
-        earliest = self.broker.request(b"OFFSET", i64(-2), i32(1), routing_id=identity("fetched"))
-        self.assertEqual([get_i64(f) for f in earliest[1:]], [0])
-
-    def test_offset_by_time_lists_segment_starts_newest_last(self):
-        reply = self.broker.request(b"OFFSET", i64(int(time.time() * 1000) + 60000),
-                                    routing_id=identity("fetched"))
-        self.assertEqual(reply[0], bytes([OK]))
-        starts = [get_i64(f) for f in reply[1:]]
-        self.assertGreaterEqual(len(starts), 3)
-        self.assertEqual(starts[0], 0)
-        self.assertEqual(starts, sorted(starts))
-        for start in starts:            # each is a message boundary
-            self.assertEqual(self.broker.fetch("fetched", start, 1)[0], bytes([OK]))
-        limited = self.broker.request(b"OFFSET", i64(int(time.time() * 1000) + 60000), i32(2),
-                                      routing_id=identity("fetched"))
-        self.assertEqual([get_i64(f) for f in limited[1:]], starts[-2:])
-        before = self.broker.request(b"OFFSET", i64(1000), routing_id=identity("fetched"))
-        self.assertEqual(before, [bytes([OK])])
 
     def test_req_reader_gets_replies_through_its_envelope(self):
         reply = self.broker.request(b"FETCH", i64(0), i64(100000), routing_id=identity("fetched"),

@@ -105,6 +105,15 @@ def decode_read_batch(data):
     return records
 
 
+def proc_status_bytes(pid, field):
+    """A size field of /proc/PID/status (VmRSS, VmHWM...) in bytes."""
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -121,6 +130,7 @@ class Broker:
         self.ports = ports or {name: free_port() for name in ("front", "rear", "ack", "relay", "pub")}
         self.extra = extra
         self.process = None
+        self.preexec_fn = None          # run in the child before zperd (e.g. to set rlimits)
         self.context = zmq.Context.instance()
         self.sockets = []
 
@@ -144,7 +154,8 @@ class Broker:
         self.log_path = os.path.join(self.folder, "zperd.log")
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen([ZPERD, "-c", self.config_path, "-v"],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+                                        stdout=self.log, stderr=subprocess.STDOUT,
+                                        preexec_fn=self.preexec_fn)
         deadline = time.time() + START_TIMEOUT_S
         while time.time() < deadline:
             if self.process.poll() is not None:

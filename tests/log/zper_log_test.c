@@ -835,13 +835,13 @@ s_case_time_lookups (void)
             expected++;
         assert (zper_partition_offset_for_time (partition, time) == expected);
     }
-    //  Segment starts older than a time, newest last, at most max
+    //  Segment starts at or before a time, newest last, at most max
     size_t count;
     int64_t *offsets = zper_segment_list (path, &count);
     assert (count > 4);
     for (int64_t time = 99000; time <= stamps [TIME_MESSAGES - 1] + 20; time += 7) {
         size_t older = 0;
-        while (older < count && stamps [offsets [older]] < time)
+        while (older < count && stamps [offsets [older]] <= time)
             older++;
         int64_t positions [3];
         int written = zper_partition_segment_positions (partition, time, positions, 3);

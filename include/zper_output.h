@@ -1,0 +1,71 @@
+/*  =========================================================================
+    zper_output - a byte budget for what the broker queues for a peer
+
+    libzmq's high-water marks count messages, not bytes: 1,000 queued
+    messages may be 100 KiB or 8 GiB. So the broker counts the bytes it
+    hands libzmq for a peer that may not read (a rear or relay reader, the
+    subscribers of the ack and relay PUB sockets) in one zper_output_t,
+    charges each message to it, and gets the bytes back when libzmq
+    releases the message: once it is written to the network, or dropped
+    with the pipe of a peer that left. A sender asks zper_output_full
+    before each message; what one output holds is then at most its budget
+    plus one message (docs/operations.md, Limits and Memory).
+    ========================================================================= */
+
+#ifndef ZPER_OUTPUT_H_INCLUDED
+#define ZPER_OUTPUT_H_INCLUDED
+
+#include <czmq.h>
+
+typedef struct _zper_output_t zper_output_t;
+
+//  An output that may hold budget bytes. Returns NULL only when out of memory.
+zper_output_t *
+    zper_output_new (int64_t budget);
+
+//  Let go of the output. It lives on, thread-safe, until libzmq released
+//  every message charged to it. Idempotent; nulls *self_p.
+void
+    zper_output_destroy (zper_output_t **self_p);
+
+//  True when the output holds its budget or more (counting what
+//  zper_output_charge_batched has yet to charge): send the peer nothing now.
+bool
+    zper_output_full (zper_output_t *self);
+
+//  Bytes charged and not yet released: 0 once libzmq holds nothing charged.
+int64_t
+    zper_output_held (zper_output_t *self);
+
+//  Charge msg to the output: bytes (the data of the message msg ends, and
+//  ZPER_OUTPUT_FRAME_COST per frame of it) count as held until libzmq
+//  releases msg. msg keeps its data (no copy): it becomes a reference that
+//  owns the original. Returns 0, or -1 (out of memory, msg untouched).
+int
+    zper_output_charge (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes, size_t frames);
+
+//  The same for a stream of many small messages, at a fraction of the cost:
+//  msg's bytes are added to what is sent but not yet charged, and charged
+//  with msg only once that reaches ZPER_OUTPUT_CHARGE_STEP or fills the
+//  budget. Bytes charged with a later message are held until that one is
+//  released, so the output counts more than libzmq holds, never less than
+//  it by more than one step. Only the thread that sends may call it.
+int
+    zper_output_charge_batched (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes,
+                                size_t frames);
+
+//  Queue the first frame of a message on an XPUB socket that runs with
+//  ZMQ_XPUB_NODROP (so that libzmq says when a subscriber's queue is full,
+//  instead of dropping in silence), for every subscriber whose queue has
+//  room, without blocking. Returns 0 when every subscriber that wants it
+//  has it, 1 when one or more miss this message because their queue was
+//  full (the caller counts it), -1 on another libzmq error. The rest of the
+//  message follows with ordinary sends.
+int
+    zper_output_publish_first (void *xpub, const void *data, size_t size);
+
+//  Self test of this class
+void
+    zper_output_test (bool verbose);
+
+#endif
