@@ -123,8 +123,6 @@
                                                                 //  and unsynced bytes that make it flush (bounds a fdatasync)
 #define ZPER_DEFAULT_FRONT_TURN_MS      100                     //  front.turn_ms: longest a worker drains before it flushes
 #define ZPER_DEFAULT_FRONT_REPLY_BUDGET (32 * 1024 * 1024)      //  front.reply_budget: unread reply bytes held per writer
-#define ZPER_FRONT_REPLY_FRAME_COST     64                      //  bytes libzmq holds per queued frame besides its data
-                                                                //  (sizeof (zmq_msg_t)): a reply's cost counts it per frame
 #define ZPER_FRONT_SLOW_ID_MAX          255                     //  a 108 reply echoes ids up to this, else an empty id:
                                                                 //  it must fit in what a slow writer has left
 #define ZPER_FRONT_REPLY_FRAMES_MAX     8                       //  frames of a worker's reply (routing id, REQ delimiter, 4)

@@ -33,6 +33,12 @@ void
 bool
     zper_output_full (zper_output_t *self);
 
+//  True when bytes more fit in the budget (counting what
+//  zper_output_charge_batched has yet to charge): for a sender that drops
+//  what does not fit, so that the output never holds more than its budget.
+bool
+    zper_output_fits (zper_output_t *self, size_t bytes);
+
 //  Bytes charged and not yet released: 0 once libzmq holds nothing charged.
 int64_t
     zper_output_held (zper_output_t *self);
@@ -46,8 +52,8 @@ int
 
 //  The same for a stream of many small messages, at a fraction of the cost:
 //  msg's bytes are added to what is sent but not yet charged, and charged
-//  with msg only once that reaches ZPER_OUTPUT_CHARGE_STEP or fills the
-//  budget. Bytes charged with a later message are held until that one is
+//  with msg only once that reaches a step (ZPER_OUTPUT_CHARGE_STEP, or an
+//  eighth of a smaller budget) or fills the budget. Bytes charged with a later message are held until that one is
 //  released, so the output counts more than libzmq holds, never less than
 //  it by more than one step. Only the thread that sends may call it.
 int

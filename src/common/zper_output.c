@@ -24,6 +24,7 @@ struct _zper_output_t {
     int64_t held;                       //  atomic: bytes charged, not yet released
     int references;                     //  atomic: the owner, and one per charged message
     int64_t uncharged;                  //  the sender's: sent, to be charged with a later message
+    int64_t step;                       //  charge at least this much at once (batched)
 };
 
 typedef struct {
@@ -37,7 +38,11 @@ zper_output_new (int64_t budget)
 {
     zper_output_t *self = (zper_output_t *) malloc (sizeof (zper_output_t));
     if (self)
-        *self = (zper_output_t) { .budget = budget, .held = 0, .references = 1, .uncharged = 0 };
+        //  A step is small next to the budget, so that what is not charged
+        //  yet never decides whether a peer is slow
+        *self = (zper_output_t) { .budget = budget, .held = 0, .references = 1, .uncharged = 0,
+                                  .step = budget / 8 < ZPER_OUTPUT_CHARGE_STEP?
+                                          budget / 8: ZPER_OUTPUT_CHARGE_STEP };
     return self;
 }
 
@@ -62,6 +67,13 @@ zper_output_full (zper_output_t *self)
 {
     assert (self);
     return zper_output_held (self) + self->uncharged >= self->budget;
+}
+
+bool
+zper_output_fits (zper_output_t *self, size_t bytes)
+{
+    assert (self);
+    return zper_output_held (self) + self->uncharged + (int64_t) bytes <= self->budget;
 }
 
 int64_t
@@ -114,7 +126,7 @@ zper_output_charge_batched (zper_output_t *self, zmq_msg_t *msg, size_t data_byt
     self->uncharged += (int64_t) (data_bytes + frames * ZPER_OUTPUT_FRAME_COST);
     //  A full output must hold its bytes on a live message: its release is
     //  what makes the output not full again
-    if (self->uncharged < ZPER_OUTPUT_CHARGE_STEP && !zper_output_full (self))
+    if (self->uncharged < self->step && !zper_output_full (self))
         return 0;
     int64_t bytes = self->uncharged;
     self->uncharged = 0;
@@ -192,7 +204,7 @@ zper_output_test (bool verbose)
     //  Batched charges: small messages add up, and are charged with the
     //  message that reaches a step or fills the budget
     zper_output_destroy (&output);
-    output = zper_output_new (ZPER_OUTPUT_CHARGE_STEP * 4);
+    output = zper_output_new (ZPER_OUTPUT_CHARGE_STEP * 8);
     zmq_msg_t many [4];
     for (int index = 0; index < 4; index++) {
         zmq_msg_init_size (&many [index], ZPER_OUTPUT_CHARGE_STEP / 2);
@@ -206,6 +218,15 @@ zper_output_test (bool verbose)
     zmq_msg_close (&many [2]);
     assert (zper_output_held (output) == ZPER_OUTPUT_CHARGE_STEP);
     zmq_msg_close (&many [3]);
+    assert (zper_output_held (output) == 0);
+    zper_output_destroy (&output);
+    //  Under a small budget the step is an eighth of it: each 20 bytes are charged
+    output = zper_output_new (100);
+    zmq_msg_init_size (&msg, 20);
+    assert (zper_output_charge_batched (output, &msg, 20, 0) == 0);
+    assert (zper_output_held (output) == 20 && zper_output_fits (output, 80));
+    assert (!zper_output_fits (output, 81));
+    zmq_msg_close (&msg);
     assert (zper_output_held (output) == 0);
     zper_output_destroy (&output);
     //  A message that fills the budget is charged at once, however small

@@ -25,14 +25,15 @@
     heartbeats and forwarding replies.
 
     Replies are bounded per writer by bytes (front.reply_budget): each
-    reply's cost (its frames' sizes plus libzmq's per-frame cost) is held
-    against its writer from the moment it is given to the ROUTER until
-    libzmq releases it (written to the connection, or dropped with it): a
-    free function on the last frame of the last reply of each run of
-    replies to one writer tells us, from libzmq's I/O thread. A reply that would pass the budget is dropped and counted,
-    and the writer's next writes are refused with 108 SLOW_CLIENT until
-    what it holds falls to half the budget: so a writer that never reads
-    costs at most front.reply_budget bytes, whatever the size of its ids.
+    writer's replies are charged to a zper_output_t from the moment they
+    are given to the ROUTER until libzmq releases them (written to the
+    connection, or dropped with it), in steps, so that tracking costs one
+    allocation per ZPER_OUTPUT_CHARGE_STEP bytes of replies, not one per
+    reply. A reply to a writer whose output is full is dropped and
+    counted, and the writer's next writes are refused with 108
+    SLOW_CLIENT until what it holds falls to half the budget: so a writer
+    that never reads costs at most front.reply_budget bytes plus one
+    reply, whatever the size of its ids.
 
     Stopping: stop reading the ROUTER, stop the workers (each flushes and
     pushes its last replies and notes), send those replies, then close the
@@ -43,6 +44,7 @@
 #include "zper_ack.h"
 #include "zper_partition.h"
 #include "zper_pool.h"
+#include "zper_output.h"
 #include "zper_wire.h"
 #include <assert.h>
 #include <errno.h>
@@ -65,15 +67,12 @@ typedef struct {
     size_t size;
 } routing_key_t;
 
-//  What one writer's unread replies hold. held is added by the front thread
-//  when it sends a reply, subtracted by libzmq's I/O thread when it
-//  releases it; the table and every reply in flight hold a reference, so
-//  a release after the front stopped still finds its writer.
+//  A writer with unread replies. Its output lives on while libzmq holds
+//  replies charged to it, so a release after the front stopped is safe.
 typedef struct {
     routing_key_t key;                  //  points into routing_id
     uint8_t routing_id [ROUTING_ID_MAX];
-    atomic_size_t held;                 //  bytes of replies libzmq still holds
-    atomic_int references;
+    zper_output_t *output;              //  bytes of replies libzmq still holds
     bool slow;                          //  a reply was dropped: writes get 108
 } reply_writer_t;
 
@@ -84,14 +83,6 @@ typedef struct {
     reply_writer_t *writer;
     size_t cost;                        //  what it holds while libzmq queues it
 } reply_t;
-
-//  A sent reply's last frame, kept until libzmq releases the copy-free
-//  frame that lends its data.
-typedef struct {
-    zmq_msg_t frame;
-    reply_writer_t *writer;
-    size_t cost;
-} reply_held_t;
 
 //  The writes drained for one worker and not yet handed to it.
 typedef struct {
@@ -187,18 +178,13 @@ s_routing_compare (const void *left, const void *right)
     return memcmp (one->data, other->data, one->size);
 }
 
-static void
-s_reply_writer_release (reply_writer_t *writer)
-{
-    if (atomic_fetch_sub (&writer->references, 1) == 1)
-        free (writer);
-}
-
-//  The writers table's destructor: it drops its reference.
+//  The writers table's destructor
 static void
 s_reply_writer_destroy (void **item)
 {
-    s_reply_writer_release ((reply_writer_t *) *item);
+    reply_writer_t *writer = (reply_writer_t *) *item;
+    zper_output_destroy (&writer->output);
+    free (writer);
     *item = NULL;
 }
 
@@ -216,26 +202,13 @@ s_reply_writer (front_t *self, const uint8_t *routing_id, size_t size, bool crea
         writer = (reply_writer_t *) zmalloc (sizeof (reply_writer_t));
         memcpy (writer->routing_id, routing_id, size);
         writer->key = (routing_key_t) { writer->routing_id, size };
-        atomic_init (&writer->held, 0);
-        atomic_init (&writer->references, 1);
+        writer->output = zper_output_new (self->broker->config->front_reply_budget);
+        assert (writer->output);
         zhashx_insert (self->writers, &writer->key, writer);
     }
     if (writer)
         self->last_writer = writer;
     return writer;
-}
-
-//  Called by libzmq (its I/O thread) when it releases a reply's last
-//  frame: the reply no longer costs the broker anything.
-static void
-s_reply_released (void *data, void *hint)
-{
-    (void) data;
-    reply_held_t *held = (reply_held_t *) hint;
-    atomic_fetch_sub (&held->writer->held, held->cost);
-    zmq_msg_close (&held->frame);
-    s_reply_writer_release (held->writer);
-    free (held);
 }
 
 //  A slow writer stays refused until what it holds falls to half its
@@ -244,7 +217,7 @@ s_reply_released (void *data, void *hint)
 static bool
 s_writer_still_slow (front_t *self, reply_writer_t *writer)
 {
-    if (atomic_load (&writer->held) > (size_t) self->broker->config->front_reply_budget / 2)
+    if (zper_output_held (writer->output) > self->broker->config->front_reply_budget / 2)
         return true;
     writer->slow = false;
     self->slow_writers--;
@@ -271,7 +244,7 @@ s_writers_sweep (front_t *self)
     for (reply_writer_t *writer = (reply_writer_t *) zhashx_first (self->writers); writer;
          writer = (reply_writer_t *) zhashx_next (self->writers))
         if ((!writer->slow || !s_writer_still_slow (self, writer))
-        &&  atomic_load (&writer->held) == 0)
+        &&  zper_output_held (writer->output) == 0)
             zlistx_add_end (idle, writer);
     for (reply_writer_t *writer = (reply_writer_t *) zlistx_first (idle); writer;
          writer = (reply_writer_t *) zlistx_next (idle))
@@ -307,16 +280,9 @@ s_reply_load (front_t *self, reply_t *reply)
     assert (reply->count >= 2);                 //  [routing id][reply...]
     reply->cost = 0;
     for (size_t index = 1; index < reply->count; index++)
-        reply->cost += zmq_msg_size (&reply->frames [index]) + ZPER_FRONT_REPLY_FRAME_COST;
+        reply->cost += zmq_msg_size (&reply->frames [index]) + ZPER_OUTPUT_FRAME_COST;
     reply->writer = s_reply_writer (self, (const uint8_t *) zmq_msg_data (&reply->frames [0]),
                                     zmq_msg_size (&reply->frames [0]), true);
-}
-
-static bool
-s_reply_fits (front_t *self, const reply_t *reply)
-{
-    return atomic_load (&reply->writer->held) + reply->cost
-        <= (size_t) self->broker->config->front_reply_budget;
 }
 
 static void
@@ -327,51 +293,28 @@ s_reply_close (reply_t *reply)
     reply->count = 0;
 }
 
-//  Send a reply that fits and whose cost is already held against its
-//  writer. With tracked, its last frame goes out as a copy-free frame
-//  whose release libzmq reports (s_reply_released), which then releases
-//  run bytes: this reply's and those of the replies sent untracked just
-//  before it to the same writer (one connection's queue is FIFO, so they
-//  have left when it has). That is how the budget learns what the writer
-//  read, for one allocation per run of replies. Closes the frames.
+//  Send a loaded reply within its writer's budget, or drop it if it does
+//  not fit. Its last frame carries the charge of what was
+//  sent since the last charge (zper_output_charge_batched): one
+//  connection's queue is FIFO, so when libzmq releases that frame, the
+//  replies before it have left too. Closes the frames.
 static void
-s_reply_send (front_t *self, reply_t *reply, bool tracked, size_t run)
+s_reply_deliver (front_t *self, reply_t *reply)
 {
-    zmq_msg_t *last = &reply->frames [reply->count - 1];
-    zmq_msg_t lent;
-    zmq_msg_init (&lent);
-    if (tracked) {
-        reply_held_t *held = (reply_held_t *) zmalloc (sizeof (reply_held_t));
-        zmq_msg_init (&held->frame);
-        zmq_msg_move (&held->frame, last);
-        held->writer = reply->writer;
-        held->cost = run;
-        atomic_fetch_add (&reply->writer->references, 1);
-        zmq_msg_init_data (&lent, zmq_msg_data (&held->frame), zmq_msg_size (&held->frame),
-                           s_reply_released, held);
-    }
-    else
-        zmq_msg_move (&lent, last);
-    for (size_t index = 0; index + 1 < reply->count; index++)
-        zmq_msg_send (&reply->frames [index], self->router_handle, ZMQ_SNDMORE);
-    if (zmq_msg_send (&lent, self->router_handle, 0) == -1)
-        zmq_msg_close (&lent);                  //  releases it
-    s_reply_close (reply);
-}
-
-//  Send one reply within its writer's budget, or drop it.
-static void
-s_reply_send_one (front_t *self, reply_t *reply)
-{
-    s_reply_load (self, reply);
-    if (s_reply_fits (self, reply)) {
-        atomic_fetch_add (&reply->writer->held, reply->cost);
-        s_reply_send (self, reply, true, reply->cost);
-    }
-    else {
+    zper_output_t *output = reply->writer->output;
+    if (!zper_output_fits (output, reply->cost)) {
         s_reply_drop (self, reply->writer);
         s_reply_close (reply);
+        return;
     }
+    zmq_msg_t *last = &reply->frames [reply->count - 1];
+    if (zper_output_charge_batched (output, last, reply->cost, 0))
+        zsys_warning ("front: out of memory: a reply goes out uncounted");
+    for (size_t index = 0; index < reply->count; index++)
+        if (zmq_msg_send (&reply->frames [index], self->router_handle,
+                          index + 1 < reply->count? ZMQ_SNDMORE: 0) == -1)
+            break;                      //  the writer left: the rest is closed below
+    s_reply_close (reply);
 }
 
 //  The cached identity of a routing id, parsed on a miss. Returns NULL
@@ -440,7 +383,8 @@ s_reject_identity (front_t *self, const uint8_t *routing_id, size_t routing_id_s
     reply.count++;
     zmq_msg_init_size (&frames [reply.count], 1);
     *(uint8_t *) zmq_msg_data (&frames [reply.count++]) = ZPER_STATUS_INVALID_ARGUMENT;
-    s_reply_send_one (self, &reply);
+    s_reply_load (self, &reply);
+    s_reply_deliver (self, &reply);
     s_skip_rest (self);
 }
 
@@ -643,38 +587,13 @@ s_reply_receive (front_t *self, reply_t *reply)
 }
 
 //  Pass worker replies to the ROUTER as they came, each within its
-//  writer's budget. Consecutive replies to one writer (a group commit
-//  answers many) form a run: all but the last go out untracked, the last
-//  tracked for the whole run. A reply goes untracked only once the next
-//  one is known to fit, so a run always ends with a tracked reply.
+//  writer's budget.
 static void
 s_forward_replies (front_t *self)
 {
-    reply_t replies [2];
-    reply_t *current = &replies [0], *next = &replies [1];
-    size_t run = 0;                             //  held by current's writer, untracked
-    bool have_current = s_reply_receive (self, current);
-    while (have_current) {
-        if (!s_reply_fits (self, current)) {
-            assert (run == 0);                  //  else current was known to fit
-            s_reply_drop (self, current->writer);
-            s_reply_close (current);
-            have_current = s_reply_receive (self, current);
-            continue;
-        }
-        atomic_fetch_add (&current->writer->held, current->cost);
-        run += current->cost;
-        bool have_next = s_reply_receive (self, next);
-        bool run_goes_on = have_next && next->writer == current->writer
-                        && s_reply_fits (self, next);
-        s_reply_send (self, current, !run_goes_on, run);
-        if (!run_goes_on)
-            run = 0;
-        reply_t *sent = current;
-        current = next;
-        next = sent;
-        have_current = have_next;
-    }
+    reply_t reply;
+    while (s_reply_receive (self, &reply))
+        s_reply_deliver (self, &reply);
 }
 
 static int
@@ -869,7 +788,7 @@ s_test_reply (zsock_t *replies, const char *id)
 
 //  A reply to an id of this size fits the test's budget once, not twice.
 #define S_TEST_LONG_ID  90
-#define S_TEST_BUDGET   (2 * (S_TEST_LONG_ID + ZPER_FRONT_REPLY_FRAME_COST) - 10)
+#define S_TEST_BUDGET   (2 * (S_TEST_LONG_ID + ZPER_OUTPUT_FRAME_COST) - 10)
 
 //  Wait (bounded) until counter reads at least value; assert it is then
 //  exactly value.
