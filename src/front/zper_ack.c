@@ -48,8 +48,10 @@ s_ack_publish (ack_t *self, const char *topic, size_t topic_size, const uint8_t 
     zmq_msg_t id_frame;
     zmq_msg_init_size (&id_frame, id_size);
     memcpy (zmq_msg_data (&id_frame), id, id_size);
-    //  Not charged only when out of memory: the ack still goes
-    zper_output_charge (self->output, &id_frame, topic_size + id_size + ZPER_WIRE_INT64_SIZE, 3);
+    //  Charged in steps (one allocation per step of acks, not per ack);
+    //  not charged only when out of memory: the ack still goes
+    zper_output_charge_batched (self->output, &id_frame,
+                                topic_size + id_size + ZPER_WIRE_INT64_SIZE, 3);
     if (zmq_msg_send (&id_frame, self->publisher, ZMQ_SNDMORE) == -1)
         zmq_msg_close (&id_frame);
     zmq_send (self->publisher, position, ZPER_WIRE_INT64_SIZE, 0);
