@@ -5,11 +5,11 @@
 #
 #  Builds every area in its own Release build folder (build-bench-rel, or
 #  $ZPER_BENCH_BUILD), runs bench/zper_bench_broker (raw libzmq and disk
-#  baselines, produce, consume, latency, hostile, restart: see its header) R times
+#  baselines, produce, consume, latency, hostile, restart, curve: see its header) R times
 #  (default 3), then writes under bench/results/:
 #    broker_runs.csv      every run of every scenario
 #    broker_summary.csv   medians, ranges, ratios to the same-run baseline
-#    targets.csv          the targets of issue 4, met or missed
+#    targets.csv          the targets of issues 4, 12 and 13, met or missed
 #    table.txt            the table printed at the end
 #    machine.txt          the machine the figures come from
 #    *.png                plots (gnuplot, installed from Debian if missing)

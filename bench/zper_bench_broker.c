@@ -6,7 +6,7 @@
                              [--out DIR] [--log-gb G] [--only LIST]
 
     Scenarios (LIST: a comma list of raw, produce, consume, latency,
-    hostile, restart; default all):
+    hostile, restart, curve; default all):
       raw       DEALER->ROUTER and PUSH->PULL over tcp loopback, in this
                 process, one frame per message, with the message counts
                 of the produce runs compared with them (s_counts);
@@ -55,6 +55,22 @@
                 peers add.
       restart   a log of --log-gb GiB; time from exec of zperd to the
                 first FETCH reply after a clean stop and after kill -9.
+      curve     what CURVE costs (issue 13), at 100 B and 1 KiB, every
+                count the mode-0 count of s_counts: curve.raw.dealer.S,
+                a libzmq CURVE DEALER->ROUTER as zperd serves it (zauth
+                on the allowed-keys folder, ZAP domain, socket monitor:
+                zper_security_server), next to the plaintext
+                raw.dealer.S (the raw group's, run here when raw is not
+                wanted); then, each time against a plaintext broker
+                (curve.off.X) and a security.curve = 1 broker
+                (curve.on.X): X = mM.p1.S, one libzper producer in mode
+                0, 1 and 3 (native batches: one CURVE box per batch);
+                fetch_stream.S, a streaming FETCH of a topic of S-byte
+                messages on a raw CURVE DEALER; read.S, the same topic by
+                batched READ. curve.on.X has two ratios: to
+                curve.raw.dealer.S (the table's, the >= 0.8x target) and
+                to curve.off.X (the CURVE cost table after it). The
+                certificates are made here, under --dir/curve.
 
     Every scenario runs --runs times; the runs are interleaved (run 1 of
     everything, then run 2...) so that noise from other processes spreads
@@ -68,9 +84,10 @@
 
     Output: a table on stdout, a progress line on stderr, and under --out
     (default: the working directory) broker_runs.csv (every run) and
-    broker_summary.csv (medians, ranges, ratios, CPU us per message),
-    targets.csv (the targets of issue 4, met or missed, each against its
-    scenario's same-run, same-count baseline). --zperd: the broker to
+    broker_summary.csv (medians, ranges, ratios, CPU us per message; the
+    last columns the ratio to the plaintext twin of a curve.on scenario),
+    targets.csv (the targets of issues 4, 12 and 13, met or missed, each
+    against its scenario's same-run, same-count baseline). --zperd: the broker to
     run (default: zperd in the folder above this program's, as laid out
     by the build). --dir:
     scratch folder for logs and data (default ./zper-bench-broker), removed
@@ -81,6 +98,7 @@
 
 #include "zper.h"
 #include "zper_defaults.h"
+#include "zper_security.h"
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -129,6 +147,7 @@
 #define FILL_SYNC_MESSAGES  20000
 #define DISK_CHUNK          (256 * 1024)
 #define FETCH_PROBE_BYTES   65536
+#define CURVE_PROBE_MS      200         //  a plaintext probe of a CURVE broker gives up then
 #define EXIT_PORT_IN_USE    1
 #define MEGABYTE            1e6
 #define GIBIBYTE            (1024.0 * 1024.0 * 1024.0)
@@ -158,6 +177,7 @@ typedef struct {
 typedef struct {
     char name [64];
     char baseline [64];         //  empty: no ratio
+    char plain [64];            //  curve.on: its plaintext twin, else empty
     bool by_bytes;              //  ratio of MB/s instead of msg/s
     size_t size;
     int count;                  //  runs done
@@ -169,13 +189,28 @@ typedef struct {
     char dir [256];
     char config [300];
     int port;
+    bool curve;                 //  security.curve = 1, with the bench's certificates
     char front [64], rear [64], relay [64];
 } broker_t;
+
+//  The certificates of the curve scenarios, made once under --dir/curve:
+//  the broker's (server), the bench's (client: every ZPER and raw CURVE
+//  client of the bench), and the folder of allowed keys holding the
+//  client's public certificate, which grants write and read on every topic
+typedef struct {
+    zcert_t *server;
+    zcert_t *client;
+    char server_path [300];
+    char client_path [300];
+    char keys_dir [300];
+    zper_security_t *security;  //  the raw CURVE server's zauth and monitor, one per process
+} curve_t;
 
 static scenario_t s_scenarios [SCENARIOS_MAX];
 static int s_scenario_count;
 static int s_current_run;
 static options_t s_options;
+static curve_t s_curve;
 
 static double
 s_now (void)
@@ -235,8 +270,8 @@ s_remove_tree (const char *path)
     free (command);
 }
 
-//  Record a run of scenario name (created on first use)
-static void
+//  Record a run of scenario name (created on first use); returns the scenario
+static scenario_t *
 s_record (const char *name, const char *baseline, bool by_bytes, size_t size, result_t *result)
 {
     scenario_t *scenario = NULL;
@@ -253,6 +288,107 @@ s_record (const char *name, const char *baseline, bool by_bytes, size_t size, re
     }
     assert (scenario->count < RUNS_MAX);
     scenario->runs [scenario->count++] = *result;
+    return scenario;
+}
+
+//  Record a run of scenario name with a ratio to baseline and, when plain
+//  is given, a second ratio to plain (a curve.on scenario's plaintext twin)
+static void
+s_record_versus (const char *name, const char *baseline, const char *plain, size_t size,
+                 result_t *result)
+{
+    scenario_t *scenario = s_record (name, baseline, false, size, result);
+    if (plain)
+        snprintf (scenario->plain, sizeof scenario->plain, "%s", plain);
+}
+
+//  ---- CURVE certificates ---------------------------------------------------
+
+//  Make the certificates of the curve scenarios under --dir/curve, as
+//  `zper keygen` would: CZMQ certificate pairs, secret files 0600 (zperd
+//  refuses any other mode), the client's public half in the allowed folder
+static void
+s_curve_certificates (void)
+{
+    char *dir = zsys_sprintf ("%s/curve", s_options.dir);
+    s_remove_tree (dir);
+    assert (mkdir (dir, 0700) == 0);
+    snprintf (s_curve.keys_dir, sizeof s_curve.keys_dir, "%s/keys", dir);
+    assert (mkdir (s_curve.keys_dir, 0700) == 0);
+    snprintf (s_curve.server_path, sizeof s_curve.server_path, "%s/broker", dir);
+    snprintf (s_curve.client_path, sizeof s_curve.client_path, "%s/bench", dir);
+    s_curve.server = zcert_new ();
+    s_curve.client = zcert_new ();
+    zcert_set_meta (s_curve.client, "write", "*");
+    zcert_set_meta (s_curve.client, "read", "*");
+    char *allowed_path = zsys_sprintf ("%s/bench", s_curve.keys_dir);
+    assert (zcert_save (s_curve.server, s_curve.server_path) == 0);
+    assert (zcert_save (s_curve.client, s_curve.client_path) == 0);
+    assert (zcert_save_public (s_curve.client, allowed_path) == 0);
+    const char *paths [] = { s_curve.server_path, s_curve.client_path };
+    for (size_t index = 0; index < sizeof paths / sizeof paths [0]; index++) {
+        char *secret_path = zsys_sprintf ("%s_secret", paths [index]);
+        assert (chmod (secret_path, 0600) == 0);
+        free (secret_path);
+    }
+    free (allowed_path);
+    free (dir);
+    //  One per process, as in zperd (its zauth owns the process's ZAP endpoint)
+    char error [256];
+    s_curve.security = zper_security_new (s_curve.server_path, s_curve.keys_dir,
+                                          ZPER_SECURITY_RELOAD_MS, false, error, sizeof error);
+    if (!s_curve.security) {
+        fprintf (stderr, "zper_bench_broker: %s\n", error);
+        exit (1);
+    }
+}
+
+static void
+s_curve_destroy (void)
+{
+    zper_security_destroy (&s_curve.security);
+    zcert_destroy (&s_curve.server);
+    zcert_destroy (&s_curve.client);
+}
+
+//  Make a raw socket, before it connects, a CURVE client of the bench's
+//  broker certificate, authenticated by the bench's own certificate
+static void
+s_curve_client (void *socket)
+{
+    const char *server_key = zcert_public_txt (s_curve.server);
+    const char *public_key = zcert_public_txt (s_curve.client);
+    const char *secret_key = zcert_secret_txt (s_curve.client);
+    assert (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, server_key, strlen (server_key)) == 0);
+    assert (zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, public_key, strlen (public_key)) == 0);
+    assert (zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, secret_key, strlen (secret_key)) == 0);
+}
+
+//  libzper clients of a broker: with CURVE when the broker has it on
+static zper_consumer_t *
+s_consumer_new (const broker_t *broker, const char *topic)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, topic);
+    assert (consumer);
+    if (broker->curve && zper_consumer_set_curve (consumer, zcert_public_txt (s_curve.server),
+                                                  s_curve.client_path)) {
+        fprintf (stderr, "\nzper_bench_broker: %s\n", zper_consumer_error (consumer));
+        exit (1);
+    }
+    return consumer;
+}
+
+static zper_producer_t *
+s_producer_new (const char *front, const char *topic, int mode, bool curve)
+{
+    zper_producer_t *producer = zper_producer_new (front, topic, mode);
+    assert (producer);
+    if (curve && zper_producer_set_curve (producer, zcert_public_txt (s_curve.server),
+                                          s_curve.client_path)) {
+        fprintf (stderr, "\nzper_bench_broker: %s\n", zper_producer_error (producer));
+        exit (1);
+    }
+    return producer;
 }
 
 static result_t
@@ -356,6 +492,9 @@ s_broker_configure (broker_t *broker, int flush_messages)
              broker->port + 4);
     if (flush_messages >= 0)
         fprintf (file, "flush_messages = %d\n", flush_messages);
+    if (broker->curve)
+        fprintf (file, "security.curve = 1\nsecurity.cert = \"%s\"\nsecurity.keys = \"%s\"\n",
+                 s_curve.server_path, s_curve.keys_dir);
     fclose (file);
 }
 
@@ -392,7 +531,7 @@ s_broker_wait_ready (broker_t *broker)
             broker->pid = 0;
             return WIFEXITED (status)? WEXITSTATUS (status): 128;
         }
-        zper_consumer_t *probe = zper_consumer_new (broker->rear, NULL);
+        zper_consumer_t *probe = s_consumer_new (broker, NULL);
         zper_consumer_set_timeout (probe, 100);
         zper_topic_bounds_t bounds;
         int rc = zper_consumer_bounds (probe, "probe", &bounds);
@@ -404,11 +543,30 @@ s_broker_wait_ready (broker_t *broker)
     return -1;
 }
 
-//  Start a fresh broker in a new folder under the bench dir
+//  A curve.on figure means something only if the broker does CURVE: a
+//  plaintext client must get no answer from it
 static void
-s_broker_start (broker_t *broker, const char *name, int flush_messages)
+s_broker_check_curve (const broker_t *broker)
+{
+    zper_consumer_t *probe = zper_consumer_new (broker->rear, NULL);
+    zper_consumer_set_timeout (probe, CURVE_PROBE_MS);
+    zper_topic_bounds_t bounds;
+    int rc = zper_consumer_bounds (probe, "probe", &bounds);
+    zper_consumer_destroy (&probe);
+    if (rc == 0) {
+        fprintf (stderr, "\nzper_bench_broker: zperd (%s) with security.curve = 1 answered a "
+                 "plaintext client (see %s)\n", s_options.zperd, broker->config);
+        exit (1);
+    }
+}
+
+//  Start a fresh broker in a new folder under the bench dir; with curve,
+//  security.curve = 1 and the certificates of s_curve_certificates
+static void
+s_broker_start (broker_t *broker, const char *name, int flush_messages, bool curve)
 {
     memset (broker, 0, sizeof *broker);
+    broker->curve = curve;
     snprintf (broker->dir, sizeof broker->dir, "%s/%s", s_options.dir, name);
     s_remove_tree (broker->dir);
     mkdir (broker->dir, 0755);
@@ -417,6 +575,8 @@ s_broker_start (broker_t *broker, const char *name, int flush_messages)
         s_broker_configure (broker, flush_messages);
         s_broker_spawn (broker);
         int rc = s_broker_wait_ready (broker);
+        if (rc == 0 && curve)
+            s_broker_check_curve (broker);
         if (rc == 0)
             return;
         if (rc != EXIT_PORT_IN_USE) {
@@ -502,14 +662,31 @@ s_raw_receive (void *args)
 //  loopback, no broker. Each end has its own context, so its own I/O
 //  thread, as two processes would (libzmq's local_thr and remote_thr; a
 //  producer and zperd): one shared I/O thread would carry both ends'
-//  work and understate the transport.
+//  work and understate the transport. With curve the receiver is a CURVE
+//  server made as zperd makes its sockets (s_curve.security: zauth on the
+//  allowed folder in CZMQ's context, whose I/O thread is then the
+//  receiver's, the ZAP domain, the refusal monitor) and the sender a
+//  CURVE client with the bench's certificate.
 static result_t
-s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messages)
+s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messages, bool curve)
 {
     void *context = zmq_ctx_new ();
-    void *receiver_context = zmq_ctx_new ();
-    void *receiver_socket = zmq_socket (receiver_context, receiver_type);
+    void *receiver_context = curve? NULL: zmq_ctx_new ();
+    zsock_t *curve_receiver = NULL;
+    void *receiver_socket;
+    if (curve) {
+        curve_receiver = zsock_new (receiver_type);
+        if (zper_security_server (s_curve.security, curve_receiver, "bench")) {
+            fprintf (stderr, "\nzper_bench_broker: zper_security_server: %s\n", strerror (errno));
+            exit (1);
+        }
+        receiver_socket = zsock_resolve (curve_receiver);
+    }
+    else
+        receiver_socket = zmq_socket (receiver_context, receiver_type);
     void *sender_socket = zmq_socket (context, sender_type);
+    if (curve)
+        s_curve_client (sender_socket);
     assert (zmq_bind (receiver_socket, "tcp://127.0.0.1:*") == 0);
     char endpoint [256];
     size_t endpoint_size = sizeof endpoint;
@@ -538,9 +715,13 @@ s_raw_transport (int sender_type, int receiver_type, size_t size, int64_t messag
     int linger = 0;
     zmq_setsockopt (sender_socket, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close (sender_socket);
-    zmq_close (receiver_socket);
+    if (curve)
+        zsock_destroy (&curve_receiver);
+    else {
+        zmq_close (receiver_socket);
+        zmq_ctx_term (receiver_context);
+    }
     zmq_ctx_term (context);
-    zmq_ctx_term (receiver_context);
     return result;
 }
 
@@ -675,14 +856,14 @@ typedef struct {
     int rc;
     size_t batch_bytes;         //  modes 3, 4: max batch size, 0 for the default
     int64_t sync_every;         //  sync after this many messages, 0 only at the end
+    bool curve;                 //  a CURVE client (the broker has security.curve = 1)
 } producer_job_t;
 
 static void *
 s_producer_run (void *args)
 {
     producer_job_t *job = (producer_job_t *) args;
-    zper_producer_t *producer = zper_producer_new (job->front, job->topic, job->mode);
-    assert (producer);
+    zper_producer_t *producer = s_producer_new (job->front, job->topic, job->mode, job->curve);
     zper_producer_set_timeout (producer, CLIENT_TIMEOUT_MS);
     zper_producer_set_ack_timeout (producer, ACK_TIMEOUT_MS);
     if (job->batch_bytes)
@@ -707,7 +888,7 @@ s_producer_run (void *args)
 static double
 s_wait_written (const broker_t *broker, const char *topic, int64_t messages, bool appended_only)
 {
-    zper_consumer_t *reader = zper_consumer_new (broker->rear, NULL);
+    zper_consumer_t *reader = s_consumer_new (broker, NULL);
     zper_consumer_set_timeout (reader, CLIENT_TIMEOUT_MS);
     int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
     double last_cpu = -1, last_growth = s_now (), idle_since = -1;
@@ -731,12 +912,14 @@ s_wait_written (const broker_t *broker, const char *topic, int64_t messages, boo
     return !appended_only? s_now (): idle_since >= 0? idle_since: last_growth;
 }
 
+//  Send messages of size bytes in mode from `producers` threads to a fresh
+//  broker (flush_messages 0 with sync_per_batch, CURVE with curve)
 static result_t
-s_produce (int producers, int mode, size_t size, bool sync_per_batch)
+s_produce_messages (int producers, int mode, size_t size, int64_t messages, bool sync_per_batch,
+                    bool curve)
 {
     broker_t broker;
-    s_broker_start (&broker, "produce", sync_per_batch? 0: -1);
-    int64_t messages = s_messages_for_mode (size, mode);
+    s_broker_start (&broker, "produce", sync_per_batch? 0: -1, curve);
     producer_job_t jobs [PRODUCERS_MAX];
     pthread_t threads [PRODUCERS_MAX];
     result_t result = s_result_init ();
@@ -745,7 +928,7 @@ s_produce (int producers, int mode, size_t size, bool sync_per_batch)
     double start = s_now ();
     for (int index = 0; index < producers; index++) {
         jobs [index] = (producer_job_t) { broker.front, "bench", mode, size,
-                                          messages / producers, 0, 0, 0 };
+                                          messages / producers, 0, 0, 0, curve };
         pthread_create (&threads [index], NULL, s_producer_run, &jobs [index]);
     }
     for (int index = 0; index < producers; index++)
@@ -771,6 +954,13 @@ s_produce (int producers, int mode, size_t size, bool sync_per_batch)
     return result;
 }
 
+static result_t
+s_produce (int producers, int mode, size_t size, bool sync_per_batch)
+{
+    return s_produce_messages (producers, mode, size, s_messages_for_mode (size, mode),
+                               sync_per_batch, false);
+}
+
 //  Fill topic with messages of size bytes through native batches (fast),
 //  a sync every FILL_SYNC_MESSAGES. The broker handles a write group (up
 //  to 1024 batches) as one step, with two note frames and one published
@@ -782,25 +972,18 @@ static void
 s_fill (const broker_t *broker, const char *topic, size_t size, int64_t messages)
 {
     producer_job_t job = { broker->front, topic, ZPER_MODE_BATCH_ACK, size, messages, 0,
-                           FILL_BATCH_BYTES, FILL_SYNC_MESSAGES };
+                           FILL_BATCH_BYTES, FILL_SYNC_MESSAGES, broker->curve };
     s_producer_run (&job);
     assert (job.rc == 0);
 }
 
 //  ---- consume ------------------------------------------------------------
 
-//  As many as the raw baseline it is compared with
-static int64_t
-s_consume_messages (void)
-{
-    return s_counts_for (CONSUME_SIZE).per_message;
-}
-
 //  Batched READ through libzper from the first message to the end
 static int64_t
 s_consume_read (const broker_t *broker, const char *topic)
 {
-    zper_consumer_t *consumer = zper_consumer_new (broker->rear, topic);
+    zper_consumer_t *consumer = s_consumer_new (broker, topic);
     zper_consumer_set_timeout (consumer, CLIENT_TIMEOUT_MS);
     int64_t received = 0;
     zmsg_t *msg;
@@ -814,9 +997,11 @@ s_consume_read (const broker_t *broker, const char *topic)
     return received;
 }
 
-//  A raw DEALER whose identity names topic and write mode
+//  A raw DEALER whose identity names topic and write mode; a CURVE client
+//  with curve
 static void *
-s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int mode)
+s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int mode,
+                     bool curve)
 {
     void *dealer = zmq_socket (context, ZMQ_DEALER);
     uint8_t identity [3 + ZPER_TOPIC_MAX];
@@ -829,6 +1014,8 @@ s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int
     int linger = 0, reconnect_ms = 1;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
+    if (curve)
+        s_curve_client (dealer);
     assert (zmq_connect (dealer, endpoint) == 0);
     return dealer;
 }
@@ -837,7 +1024,7 @@ s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int
 static void *
 s_topic_dealer (void *context, const char *endpoint, const char *topic)
 {
-    return s_topic_dealer_mode (context, endpoint, topic, ZPER_MODE_NONE);
+    return s_topic_dealer_mode (context, endpoint, topic, ZPER_MODE_NONE, false);
 }
 
 //  Send FETCH position max_bytes (max_bytes -1: streaming)
@@ -874,7 +1061,8 @@ static int64_t
 s_consume_stream (const broker_t *broker, const char *topic, int64_t messages)
 {
     void *context = zmq_ctx_new ();
-    void *dealer = s_topic_dealer (context, broker->rear, topic);
+    void *dealer = s_topic_dealer_mode (context, broker->rear, topic, ZPER_MODE_NONE,
+                                        broker->curve);
     s_send_fetch (dealer, 0, -1);
     int64_t received = 0;
     if (s_recv_status (dealer, CLIENT_TIMEOUT_MS) == ZPER_STATUS_OK)
@@ -885,17 +1073,24 @@ s_consume_stream (const broker_t *broker, const char *topic, int64_t messages)
     return received;
 }
 
+//  A topic of messages of size bytes (the mode-0 count of s_counts) on a
+//  fresh broker, CURVE with curve, read from its start by batched READ and
+//  by a streaming FETCH: PREFIX.read.S and PREFIX.fetch_stream.S, with
+//  ratios to baseline and, for curve.on, to the plaintext twins under
+//  plain_prefix
 static void
-s_consume_bench (void)
+s_consume_topic (const char *prefix, size_t size, bool curve, const char *baseline,
+                 const char *plain_prefix)
 {
     broker_t broker;
-    s_broker_start (&broker, "consume", -1);
-    int64_t messages = s_consume_messages ();
-    s_progress ("consume: writing %" PRId64 " messages of %d B", messages, CONSUME_SIZE);
-    s_fill (&broker, "consume", CONSUME_SIZE, messages);
+    s_broker_start (&broker, "consume", -1, curve);
+    int64_t messages = s_counts_for (size).per_message;
+    s_progress ("%s: writing %" PRId64 " messages of %zu B", prefix, messages, size);
+    s_fill (&broker, "consume", size, messages);
     s_consume_read (&broker, "consume");         //  warm the page cache and the broker
     for (int method = 0; method < 2; method++) {
-        s_progress ("consume: %s", method? "streaming FETCH": "batched READ");
+        const char *path = method? "fetch_stream": "read";
+        s_progress ("%s: %s of %zu B", prefix, method? "streaming FETCH": "batched READ", size);
         result_t result = s_result_init ();
         double broker_cpu = s_broker_cpu (&broker);
         double cpu = s_self_cpu ();
@@ -907,16 +1102,25 @@ s_consume_bench (void)
         result.broker_cpu = s_broker_cpu (&broker) - broker_cpu;
         result.broker_hwm_kb = s_broker_hwm_kb (&broker);
         result.messages = received;
-        result.bytes = (double) received * CONSUME_SIZE;
+        result.bytes = (double) received * (double) size;
         if (received != messages) {
-            fprintf (stderr, "\nzper_bench_broker: consume got %" PRId64 " of %" PRId64
-                     ", run not recorded (see %s/zperd.log)\n", received, messages, broker.dir);
+            fprintf (stderr, "\nzper_bench_broker: %s.%s got %" PRId64 " of %" PRId64
+                     ", run not recorded (see %s/zperd.log)\n", prefix, path, received, messages,
+                     broker.dir);
             continue;
         }
-        s_record (method? "consume.fetch_stream.100": "consume.read.100", "raw.dealer.100",
-                  false, CONSUME_SIZE, &result);
+        char name [64], plain [64];
+        snprintf (name, sizeof name, "%s.%s.%zu", prefix, path, size);
+        snprintf (plain, sizeof plain, "%s.%s.%zu", plain_prefix? plain_prefix: "", path, size);
+        s_record_versus (name, baseline, plain_prefix? plain: NULL, size, &result);
     }
     s_broker_destroy (&broker);
+}
+
+static void
+s_consume_bench (void)
+{
+    s_consume_topic ("consume", CONSUME_SIZE, false, "raw.dealer.100", NULL);
 }
 
 //  ---- latency ------------------------------------------------------------
@@ -1226,7 +1430,7 @@ s_latency_bench (void)
         s_record (name, NULL, false, LATENCY_SIZE, &result);
     }
     broker_t broker;
-    s_broker_start (&broker, "latency", -1);
+    s_broker_start (&broker, "latency", -1, false);
     for (size_t mode_index = 0; mode_index < sizeof modes / sizeof modes [0]; mode_index++)
     for (int path = 0; path < 2; path++)
     for (size_t index = 0; index < sizeof rates / sizeof rates [0]; index++) {
@@ -1265,7 +1469,8 @@ static result_t
 s_hostile_produce (const broker_t *broker, int64_t messages)
 {
     void *context = zmq_ctx_new ();
-    void *dealer = s_topic_dealer_mode (context, broker->front, "polite", ZPER_MODE_ACK);
+    void *dealer = s_topic_dealer_mode (context, broker->front, "polite", ZPER_MODE_ACK,
+                                        false);
     int timeout_ms = ACK_TIMEOUT_MS;
     zmq_setsockopt (dealer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     int64_t *sent_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
@@ -1346,7 +1551,8 @@ s_hostile_neighbour (void *args)
                   neighbour->broker->port + 2);
         assert (zmq_connect (subscriber, ack_endpoint) == 0);
     }
-    void *writer = s_topic_dealer_mode (context, neighbour->broker->front, "noisy", ZPER_MODE_ACK);
+    void *writer = s_topic_dealer_mode (context, neighbour->broker->front, "noisy",
+                                        ZPER_MODE_ACK, false);
     int timeout_ms = ACK_TIMEOUT_MS;
     zmq_setsockopt (writer, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     uint8_t *body = (uint8_t *) calloc (1, HOSTILE_BIG_SIZE);
@@ -1394,7 +1600,7 @@ s_hostile_bench (void)
 {
     int64_t messages = s_options.quick? 2000: HOSTILE_MESSAGES;
     broker_t broker;
-    s_broker_start (&broker, "hostile", -1);
+    s_broker_start (&broker, "hostile", -1, false);
     s_progress ("hostile: a mode 1 producer of %d B alone", HOSTILE_SIZE);
     result_t alone = s_hostile_produce (&broker, messages);
     if (alone.seconds > 0)
@@ -1447,7 +1653,7 @@ s_restart_bench (broker_t *broker)
     //  Unsynced writes in flight when the broker dies
     s_progress ("restart: kill -9, then start");
     producer_job_t job = { broker->front, "restart", ZPER_MODE_BATCH, RESTART_BODY,
-                           s_options.quick? 1000: 100000, 0, 0, 0 };
+                           s_options.quick? 1000: 100000, 0, 0, 0, false };
     s_producer_run (&job);
     s_broker_stop (broker, SIGKILL);
     result = s_restart_once (broker);
@@ -1465,17 +1671,17 @@ s_raw_bench (void)
         counts_t counts = s_counts_for (size);
         char name [64], baseline [64];
         s_progress ("raw: DEALER->ROUTER %zu B x %" PRId64, size, counts.per_message);
-        result_t result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, counts.per_message);
+        result_t result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, counts.per_message, false);
         s_raw_name (baseline, sizeof baseline, size, counts.per_message);
         s_record (baseline, NULL, false, size, &result);
         if (counts.batched != counts.per_message) {
             s_progress ("raw: DEALER->ROUTER %zu B x %" PRId64, size, counts.batched);
-            result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, counts.batched);
+            result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, counts.batched, false);
             s_raw_name (name, sizeof name, size, counts.batched);
             s_record (name, NULL, false, size, &result);
         }
         s_progress ("raw: PUSH->PULL %zu B", size);
-        result = s_raw_transport (ZMQ_PUSH, ZMQ_PULL, size, counts.per_message);
+        result = s_raw_transport (ZMQ_PUSH, ZMQ_PULL, size, counts.per_message, false);
         snprintf (name, sizeof name, "raw.push.%zu", size);
         s_record (name, baseline, false, size, &result);
         if (s_options.quick)
@@ -1538,6 +1744,50 @@ s_produce_bench (void)
     s_durable_bench ();
 }
 
+//  What CURVE costs, at 100 B and 1 KiB, every count the mode-0 count of
+//  s_counts (the raw baselines', so every ratio compares runs of the same
+//  size and count). Each ZPER scenario runs against a plaintext broker,
+//  then against a CURVE one, so that the twins of a ratio run side by side.
+static void
+s_curve_bench (void)
+{
+    static const size_t sizes [] = { 100, 1024 };
+    static const int modes [] = { ZPER_MODE_NONE, ZPER_MODE_ACK, ZPER_MODE_BATCH_ACK };
+    for (size_t size_index = 0; size_index < sizeof sizes / sizeof sizes [0]; size_index++) {
+        size_t size = sizes [size_index];
+        int64_t messages = s_counts_for (size).per_message;
+        char raw [64], curve_raw [64], name [64], plain [64];
+        s_raw_name (raw, sizeof raw, size, messages);
+        snprintf (curve_raw, sizeof curve_raw, "curve.raw.dealer.%zu", size);
+        result_t result;
+        if (!s_wanted ("raw")) {
+            s_progress ("curve: raw DEALER->ROUTER %zu B x %" PRId64, size, messages);
+            result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, messages, false);
+            s_record (raw, NULL, false, size, &result);
+        }
+        s_progress ("curve: raw CURVE DEALER->ROUTER %zu B x %" PRId64, size, messages);
+        result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, messages, true);
+        s_record (curve_raw, raw, false, size, &result);
+        for (size_t mode_index = 0; mode_index < sizeof modes / sizeof modes [0]; mode_index++)
+        for (int curve = 0; curve < 2; curve++) {
+            int mode = modes [mode_index];
+            s_progress ("curve: mode %d, 1 producer, %zu B, %s", mode, size,
+                        curve? "CURVE": "plaintext");
+            result = s_produce_messages (1, mode, size, messages, false, curve);
+            if (result.seconds <= 0)
+                continue;
+            snprintf (name, sizeof name, "curve.%s.m%d.p1.%zu", curve? "on": "off", mode, size);
+            snprintf (plain, sizeof plain, "curve.off.m%d.p1.%zu", mode, size);
+            s_record_versus (name, curve? curve_raw: raw, curve? plain: NULL, size, &result);
+        }
+        for (int curve = 0; curve < 2; curve++)
+            s_consume_topic (curve? "curve.on": "curve.off", size, curve, curve? curve_raw: raw,
+                             curve? "curve.off": NULL);
+        if (s_options.quick)
+            break;
+    }
+}
+
 static double
 s_median (double *values, int count)
 {
@@ -1580,11 +1830,12 @@ s_rate (const scenario_t *scenario, int run)
                              : (double) result->messages / result->seconds;
 }
 
-//  A scenario's figure in each run over its baseline's in the same run
+//  A scenario's figure in each run over that of baseline_name (its
+//  baseline, or its plaintext twin) in the same run
 static int
-s_ratios (const scenario_t *scenario, double *ratios)
+s_ratios (const scenario_t *scenario, const char *baseline_name, double *ratios)
 {
-    const scenario_t *baseline = *scenario->baseline? s_find (scenario->baseline): NULL;
+    const scenario_t *baseline = *baseline_name? s_find (baseline_name): NULL;
     if (!baseline)
         return 0;
     int count = 0;
@@ -1599,6 +1850,8 @@ typedef struct {
     double broker_cpu, client_cpu, hwm_kb, seconds, p50, p99, p999, max;
     double broker_us, client_us;        //  CPU microseconds per message, -1: no broker
     bool has_ratio;
+    double plain_ratio, plain_ratio_min, plain_ratio_max;
+    bool has_plain;                     //  a curve.on scenario whose twin was measured
 } summary_t;
 
 //  Median over the runs of a CPU field (seconds) per message, in us
@@ -1642,11 +1895,16 @@ s_summarize (const scenario_t *scenario)
     summary.max = s_median_field (scenario, offsetof (result_t, max));
     summary.broker_us = s_median_per_message (scenario, offsetof (result_t, broker_cpu));
     summary.client_us = s_median_per_message (scenario, offsetof (result_t, client_cpu));
-    int ratio_count = s_ratios (scenario, values);
+    int ratio_count = s_ratios (scenario, scenario->baseline, values);
     summary.has_ratio = ratio_count > 0;
     summary.ratio = s_median (values, ratio_count);
     summary.ratio_min = ratio_count? values [0]: 0;
     summary.ratio_max = ratio_count? values [ratio_count - 1]: 0;
+    ratio_count = s_ratios (scenario, scenario->plain, values);
+    summary.has_plain = ratio_count > 0;
+    summary.plain_ratio = s_median (values, ratio_count);
+    summary.plain_ratio_min = ratio_count? values [0]: 0;
+    summary.plain_ratio_max = ratio_count? values [ratio_count - 1]: 0;
     return summary;
 }
 
@@ -1705,7 +1963,8 @@ s_write_summary (void)
     FILE *file = s_open_output ("broker_summary.csv");
     fprintf (file, "scenario,baseline,runs,rate,rate_unit,rate_min,rate_max,mb_per_s,ratio,ratio_min,"
                    "ratio_max,broker_cpu_s,client_cpu_s,broker_hwm_kb,seconds,p50_us,p99_us,"
-                   "p999_us,max_us,broker_us_per_msg,client_us_per_msg\n");
+                   "p999_us,max_us,broker_us_per_msg,client_us_per_msg,plain,plain_ratio,"
+                   "plain_ratio_min,plain_ratio_max\n");
     printf ("%-27s %10s %17s %7s %17s %8s %6s %6s %7s %7s %6s %7s %7s %7s %7s\n", "scenario",
             "median/s", "range", "MB/s", "ratio [range]", "seconds", "brkCPU", "cliCPU",
             "brk us/m", "cli us/m", "HWM MB", "p50 us", "p99 us", "p99.9us", "max us");
@@ -1715,11 +1974,12 @@ s_write_summary (void)
         const char *unit = scenario->by_bytes? "MB/s": strncmp (scenario->name, "restart", 7) == 0
                          ? "1/s": "msg/s";
         fprintf (file, "%s,%s,%d,%.1f,%s,%.1f,%.1f,%.3f,%.4f,%.4f,%.4f,%.3f,%.3f,%.0f,%.6f,"
-                       "%.1f,%.1f,%.1f,%.1f,%.3f,%.3f\n",
+                       "%.1f,%.1f,%.1f,%.1f,%.3f,%.3f,%s,%.4f,%.4f,%.4f\n",
                  scenario->name, s.has_ratio? scenario->baseline: "", scenario->count, s.rate, unit,
                  s.rate_min, s.rate_max, s.mb_s, s.ratio, s.ratio_min, s.ratio_max, s.broker_cpu,
                  s.client_cpu, s.hwm_kb, s.seconds, s.p50, s.p99, s.p999, s.max, s.broker_us,
-                 s.client_us);
+                 s.client_us, s.has_plain? scenario->plain: "", s.plain_ratio, s.plain_ratio_min,
+                 s.plain_ratio_max);
         char range [40], ratio [40];
         snprintf (range, sizeof range, "%.0f-%.0f", s.rate_min, s.rate_max);
         if (s.has_ratio)
@@ -1734,6 +1994,47 @@ s_write_summary (void)
                 s_optional (s.max, 0));
     }
     fclose (file);
+}
+
+//  The CURVE cost table: each curve.on scenario against the raw CURVE
+//  transport and against its plaintext twin, with both twins' CPU per
+//  message (where the difference goes: the broker or the client), and the
+//  CPU the raw transport's two ends spend per message over what the
+//  broker and client spend together: on two shared cores, the ceiling of
+//  the throughput ratio, and a figure the machine's noise moves far less
+static void
+s_write_curve_table (void)
+{
+    bool header = false;
+    for (int index = 0; index < s_scenario_count; index++) {
+        const scenario_t *scenario = &s_scenarios [index];
+        const scenario_t *twin = *scenario->plain? s_find (scenario->plain): NULL;
+        if (!twin)
+            continue;
+        if (!header) {
+            printf ("\nCURVE: each curve.on scenario / raw CURVE DEALER->ROUTER and / the same "
+                    "scenario in plaintext, same run\n%-27s %10s %20s %20s %15s %15s %9s\n",
+                    "scenario", "median/s", "/ raw CURVE [range]", "/ plaintext [range]",
+                    "brk us/m on/off", "cli us/m on/off", "CPU ratio");
+            header = true;
+        }
+        summary_t s = s_summarize (scenario), t = s_summarize (twin);
+        const scenario_t *raw = s_find (scenario->baseline);
+        double raw_us = raw? s_summarize (raw).client_us: -1;
+        double cpu_ratio = raw_us > 0 && s.broker_us > 0? raw_us / (s.broker_us + s.client_us): -1;
+        char versus_raw [40], versus_plain [40], broker [40], client [40];
+        snprintf (versus_raw, sizeof versus_raw, "%.2f [%.2f-%.2f]", s.ratio, s.ratio_min,
+                  s.ratio_max);
+        snprintf (versus_plain, sizeof versus_plain, "%.2f [%.2f-%.2f]", s.plain_ratio,
+                  s.plain_ratio_min, s.plain_ratio_max);
+        snprintf (broker, sizeof broker, "%s/%s", s_optional (s.broker_us, 3),
+                  s_optional (t.broker_us, 3));
+        snprintf (client, sizeof client, "%s/%s", s_optional (s.client_us, 3),
+                  s_optional (t.client_us, 3));
+        printf ("%-27s %10.0f %20s %20s %15s %15s %9s\n", scenario->name, s.rate,
+                s.has_ratio? versus_raw: "-", s.has_plain? versus_plain: "-", broker, client,
+                s_optional (cpu_ratio, 2));
+    }
 }
 
 //  Median over the runs of a scenario's MB/s over the lower of the raw
@@ -1817,6 +2118,22 @@ s_write_targets (void)
           0.80, false },
         { "hostile neighbour: producer p99 ack latency beside it / alone", "hostile.neighbour",
           "p99_ratio", 1.20, true },
+        { "CURVE produce mode 0, 100 B, 1 producer / raw CURVE DEALER", "curve.on.m0.p1.100",
+          "ratio", 0.80, false },
+        { "CURVE produce mode 0, 1 KiB, 1 producer / raw CURVE DEALER", "curve.on.m0.p1.1024",
+          "ratio", 0.80, false },
+        { "CURVE produce mode 1, 100 B, 1 producer / raw CURVE DEALER", "curve.on.m1.p1.100",
+          "ratio", 0.80, false },
+        { "CURVE produce mode 1, 1 KiB, 1 producer / raw CURVE DEALER", "curve.on.m1.p1.1024",
+          "ratio", 0.80, false },
+        { "CURVE consume 100 B, streaming FETCH / raw CURVE DEALER", "curve.on.fetch_stream.100",
+          "ratio", 0.80, false },
+        { "CURVE consume 1 KiB, streaming FETCH / raw CURVE DEALER", "curve.on.fetch_stream.1024",
+          "ratio", 0.80, false },
+        { "CURVE consume 100 B, batched READ / raw CURVE DEALER", "curve.on.read.100", "ratio",
+          0.80, false },
+        { "CURVE consume 1 KiB, batched READ / raw CURVE DEALER", "curve.on.read.1024", "ratio",
+          0.80, false },
     };
     for (size_t index = 0; index < sizeof rows / sizeof rows [0]; index++) {
         const scenario_t *scenario = s_find (rows [index].scenario);
@@ -1907,13 +2224,15 @@ main (int argc, char *argv [])
     mkdir (s_options.dir, 0755);
     double start = s_now ();
 
+    if (s_wanted ("curve"))
+        s_curve_certificates ();
     broker_t restart_broker = { 0 };
     if (s_wanted ("restart")) {
-        s_broker_start (&restart_broker, "restart", -1);
+        s_broker_start (&restart_broker, "restart", -1, false);
         int64_t messages = (int64_t) (s_options.log_gb * GIBIBYTE / RESTART_BODY);
         s_progress ("restart: writing a %.2f GiB log", s_options.log_gb);
         producer_job_t job = { restart_broker.front, "restart", ZPER_MODE_BATCH_ACK, RESTART_BODY,
-                               messages, 0, 0, FILL_SYNC_MESSAGES };
+                               messages, 0, 0, FILL_SYNC_MESSAGES, false };
         s_producer_run (&job);
         assert (job.rc == 0);
     }
@@ -1930,13 +2249,17 @@ main (int argc, char *argv [])
             s_hostile_bench ();
         if (s_wanted ("restart"))
             s_restart_bench (&restart_broker);
+        if (s_wanted ("curve"))
+            s_curve_bench ();
     }
     if (s_wanted ("restart"))
         s_broker_destroy (&restart_broker);
     fprintf (stderr, "\r\033[Kdone in %.0f s\n", s_now () - start);
     s_write_runs ();
     s_write_summary ();
+    s_write_curve_table ();
     s_write_targets ();
+    s_curve_destroy ();
     s_remove_tree (s_options.dir);
     free (s_options.zperd);
     return 0;

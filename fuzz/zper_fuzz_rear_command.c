@@ -78,7 +78,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     zper_rear_reply_t reply = { .frames = zmsg_new () };
     zper_rear_continuation_t continuation;
     zper_rear_outcome_t outcome = zper_rear_command_execute (&s_broker, routing_id, request,
-                                                             (flags & 1) != 0, &reply, &continuation);
+                                                             (flags & 1) != 0, NULL, &reply,
+                                                             &continuation);
     if (outcome == ZPER_REAR_ANSWERED) {
         zframe_t *status = zmsg_first (reply.frames);
         assert (status && zframe_size (status) == 1);

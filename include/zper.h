@@ -11,6 +11,10 @@
     NULL, errno ETIMEDOUT or EHOSTUNREACH, and a one-line reason from
     zper_producer_error / zper_consumer_error) after the object's timeout,
     never by a hang. docs/client.md is the guide, with a complete example.
+
+    A broker with security.curve = 1 takes CURVE clients only: give both
+    objects the broker's public key and this client's certificate
+    (zper_producer_set_curve, zper_consumer_set_curve; docs/security.md).
     ========================================================================= */
 
 #ifndef ZPER_H_INCLUDED
@@ -66,8 +70,10 @@ typedef struct {
 //  "tcp://127.0.0.1:5555") in one of the ZPER_MODE_ modes. The topic
 //  travels in the socket identity (later revision: hash, mode, length,
 //  topic, random uuid). Returns NULL with errno EINVAL for a bad topic,
-//  mode or endpoint. Connecting is asynchronous: a broker that is not there
-//  shows up as an error of the first send, after the timeout.
+//  mode or endpoint (tcp://HOST:PORT, ipc://PATH, inproc://NAME). The
+//  producer connects at its first send, with every option set by then: a
+//  broker that is not there shows up as an error of that send, after the
+//  timeout.
 zper_producer_t *
     zper_producer_new (const char *endpoint, const char *topic, int mode);
 
@@ -76,6 +82,19 @@ zper_producer_t *
 //  are dropped. Idempotent; nulls *self_p.
 void
     zper_producer_destroy (zper_producer_t **self_p);
+
+//  Talk CURVE to a broker that has security.curve = 1. server_key is the
+//  broker's public key: its 40 Z85 characters, or the path of its public
+//  certificate file. cert_path is this client's certificate, as `zper
+//  keygen` writes it: the public file, with the secret key in
+//  cert_path_secret (which must not be readable by group or others).
+//  Call before the first send (which connects: CURVE options count only
+//  when set before the connect). Returns 0, or -1 with errno
+//  EINVAL (a bad key or certificate) or EBUSY (a message was sent already)
+//  and a one-line reason in zper_producer_error. A broker that refuses the
+//  key shows as the first send's EHOSTUNREACH, whose reason says so.
+int
+    zper_producer_set_curve (zper_producer_t *self, const char *server_key, const char *cert_path);
 
 //  How long a send may wait for the broker to accept a message (connection
 //  and queue space); default ZPER_CLIENT_TIMEOUT_MS (1000 ms).
@@ -114,7 +133,8 @@ void
 //  Returns 0, or -1 when the message could not be sent (errno
 //  EHOSTUNREACH: no broker within the timeout; ETIMEDOUT: acks did not
 //  come in time; EMSGSIZE or another status errno: the broker refused it
-//  in mode 2) with zper_producer_error saying why.
+//  in mode 2, EACCES for 109 FORBIDDEN: this client's key may not write
+//  the topic) with zper_producer_error saying why.
 int
     zper_producer_send (zper_producer_t *self, zmsg_t **msg_p);
 
@@ -164,13 +184,21 @@ const char *
 //  Create a consumer on the broker rear at endpoint (e.g.
 //  "tcp://127.0.0.1:5556") reading topic from the first retained message.
 //  topic may be NULL for a consumer that only lists topics and stats.
-//  Returns NULL with errno EINVAL for a bad topic or endpoint.
+//  Returns NULL with errno EINVAL for a bad topic or endpoint. The
+//  consumer connects at its first request.
 zper_consumer_t *
     zper_consumer_new (const char *endpoint, const char *topic);
 
 //  Close at once (nothing is pending on a reader). Idempotent; nulls *self_p.
 void
     zper_consumer_destroy (zper_consumer_t **self_p);
+
+//  Talk CURVE to a broker that has security.curve = 1: server_key and
+//  cert_path as for zper_producer_set_curve. May be called at any time:
+//  the next request connects with it. Returns 0, or -1 with errno EINVAL
+//  and a one-line reason in zper_consumer_error.
+int
+    zper_consumer_set_curve (zper_consumer_t *self, const char *server_key, const char *cert_path);
 
 //  How long a request may wait for its reply beyond any long poll it asks
 //  for; default ZPER_CLIENT_TIMEOUT_MS (1000 ms).

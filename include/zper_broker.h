@@ -16,6 +16,14 @@
 
     Every actor answers "PING" with "PONG" on its pipe (the manager's
     heartbeat) and stops on "$TERM".
+
+    Security (security.curve = 1, docs/security.md): broker->security makes
+    every network socket a CURVE server (zper_broker_bind), and every thread
+    that reads requests off the network keeps its own zper_guard_t
+    (zper_broker_guard_new), checks each message's key against the topic it
+    names, and refreshes the guard from its loop (zper_broker_guard_tick).
+    With security off, security is NULL, so are the guards, and no code
+    path does anything more than test that pointer.
     ========================================================================= */
 
 #ifndef ZPER_BROKER_H_INCLUDED
@@ -27,6 +35,9 @@
 #include "zper_stats.h"
 #include "zper_pool.h"
 #include "zper_subscriptions.h"
+#include "zper_security.h"
+#include "zper_guard.h"
+#include "zper_gate.h"
 
 //  Front workers push the acks of newly durable messages here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
@@ -40,6 +51,7 @@ typedef struct {
     bool verbose;                       //  zperd -v: log each client error and component event
     zper_subscriptions_t *acks_wanted;  //  what the ack socket's subscribers hold: the
                                         //  ack actor keeps it, front workers ask it
+    zper_security_t *security;          //  CURVE and ZAP (security.curve = 1), else NULL
 } zper_broker_t;
 
 //  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
@@ -53,14 +65,16 @@ typedef struct {
     int64_t visible_position;
 } zper_visible_note_t;
 
-//  Fill broker for config: open the log (recovering it), new stats and an
-//  empty ack subscription set. Returns 0, or -1 with errno when the log
-//  cannot be opened (nothing is left to close).
+//  Fill broker for config: start security when security.curve is 1 (its
+//  certificate, zauth on its folder), open the log (recovering it), new
+//  stats and an empty ack subscription set. Returns 0, or -1 after logging
+//  one line naming the problem (a missing security key, a bad certificate,
+//  the data folder); nothing is then left to close.
 int
     zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose);
 
-//  Close what zper_broker_open opened, once every component has stopped.
-//  Safe to call again.
+//  Close what zper_broker_open opened, once every component has stopped
+//  (security last: their sockets are closed). Safe to call again.
 void
     zper_broker_close (zper_broker_t *self);
 
@@ -79,11 +93,50 @@ void
 
 //  Apply the config's socket options (receive HWM, kernel buffers; ROUTER
 //  handover, so a reconnecting client keeps its identity) to a socket
-//  facing the network and bind it. Returns 0, or -1 with a reason
-//  in reason.
+//  facing the network, make it a CURVE server named name (for refusal
+//  logs) when security is on, and bind it. Call from the socket's thread.
+//  Returns 0, or -1 with a reason in reason.
 int
-    zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endpoint,
-                      char *reason, size_t reason_size);
+    zper_broker_bind (zper_broker_t *self, zsock_t *socket, const char *name,
+                      const char *endpoint, char *reason, size_t reason_size);
+
+//  A guard for the calling thread over security.keys, or NULL when
+//  security is off, or when the folder cannot be read (the caller must
+//  then refuse everything: fail its start, or answer 109).
+zper_guard_t *
+    zper_broker_guard_new (zper_broker_t *self);
+
+//  Check msg's key for access to topic (zper_guard_check), counting in
+//  stats the connections a CUT verdict closed. FORBIDDEN is left to the
+//  caller to count (a front write is counted with its 109 reply). guard
+//  must not be NULL.
+zper_guard_verdict_t
+    zper_broker_guard_check (zper_broker_t *self, zper_guard_t *guard, zmq_msg_t *msg,
+                             int access, const char *topic, size_t topic_size);
+
+//  Refresh guard if due (zper_guard_refresh), counting what it cut.
+//  Returns the milliseconds until it is due again, for a poll timeout, or
+//  -1 when guard is NULL.
+int
+    zper_broker_guard_tick (zper_broker_t *self, zper_guard_t *guard);
+
+//  Take one subscription message of an XPUB: through gate with security
+//  on (counting refusals as forbidden, cuts as cut_off), else straight
+//  into subscriptions.
+void
+    zper_broker_subscription_recv (zper_broker_t *self, void *xpub, zper_gate_t *gate,
+                                   zper_guard_t *guard, zper_subscriptions_t *subscriptions);
+
+//  The smaller of two poll timeouts, -1 meaning none.
+int
+    zper_broker_timeout_min (int timeout, int other);
+
+//  Receive one message from socket as a zmsg, with its frame number index
+//  (0: the first) also kept whole in kept (closed first; it keeps what
+//  libzmq attached: the sender's key, for a guard). kept is left empty
+//  when the message has no such frame. Returns NULL when nothing came.
+zmsg_t *
+    zper_broker_recv_keeping (zsock_t *socket, size_t index, zmq_msg_t *kept);
 
 //  The visible bus of front worker index: a PUB that never drops (a reader
 //  that missed a wake-up would wait for the next one). NULL when the

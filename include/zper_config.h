@@ -51,6 +51,10 @@ typedef struct {
     int64_t relay_output_budget;        //  bytes queued for one relay reader
     int64_t relay_pub_output_budget;    //  bytes queued for the relay PUB's subscribers
     int64_t ack_output_budget;          //  bytes queued for the ack PUB's subscribers
+    int security_curve;                 //  1: every socket is a CURVE server (docs/security.md)
+    char security_cert [ZPER_CONFIG_STRING_MAX];    //  the broker's certificate (public file); "" unset
+    char security_keys [ZPER_CONFIG_STRING_MAX];    //  folder of allowed client certificates; "" unset
+    int64_t security_reload_ms;         //  how often the folder is checked for changes
 } zper_config_t;
 
 //  Fill config with the built-in defaults (zper_defaults.h).

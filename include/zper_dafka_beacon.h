@@ -18,18 +18,24 @@
 
 #include <czmq.h>
 #include <stdbool.h>
+#include "zper_security.h"
 
 typedef struct _zper_dafka_beacon_t zper_dafka_beacon_t;
 
 //  Called when a peer endpoint appears (connected true) or goes silent.
-typedef void (zper_dafka_beacon_peer_fn) (void *owner, const char *endpoint, bool connected);
+//  With CURVE, key is the peer's public key as the tower authenticated it
+//  (the server key to connect to endpoint with); NULL without CURVE.
+typedef void (zper_dafka_beacon_peer_fn) (void *owner, const char *endpoint, const char *key,
+                                          bool connected);
 
-//  Create a beacon announcing uuid and port (the owner's bound data port)
-//  with the settings of config (beacon/...). Sockets connect at once.
-//  Returns NULL if an address in config is invalid.
+//  Create a beacon announcing uuid and port (the owner's bound data port;
+//  with CURVE, its bound receiving port) with the settings of config
+//  (beacon/...). security NULL: plaintext; else both sockets are CURVE
+//  clients of security/tower_key. Sockets connect at once. Returns NULL if
+//  an address or the tower key in config is invalid.
 zper_dafka_beacon_t *
-    zper_dafka_beacon_new (zconfig_t *config, const char *uuid, int port,
-                           zper_dafka_beacon_peer_fn *peer_fn, void *owner);
+    zper_dafka_beacon_new (zconfig_t *config, zper_security_t *security, const char *uuid,
+                           int port, zper_dafka_beacon_peer_fn *peer_fn, void *owner);
 
 //  Destroy the beacon. Idempotent; nulls *self_p.
 void
@@ -52,6 +58,14 @@ int
 //  Register the beacon's socket and its interval timer in loop.
 int
     zper_dafka_beacon_attach (zper_dafka_beacon_t *self, zloop_t *loop);
+
+//  With CURVE: the key the tower vouched for the live peer that announces
+//  uuid (the tower gives a uuid to the first key that announces it), or
+//  NULL (no such peer heard within beacon/timeout; always NULL without
+//  CURVE). A scan of the live peers: for a partition's first message, not
+//  for every message.
+const char *
+    zper_dafka_beacon_vouched (zper_dafka_beacon_t *self, const char *uuid);
 
 //  Endpoints currently known (peers heard from within beacon/timeout).
 size_t

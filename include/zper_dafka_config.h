@@ -18,12 +18,15 @@
 
 //  Load a ZPL file, or an empty tree when path is NULL. Returns NULL and
 //  prints one line naming the file when it cannot be read or parsed, or
-//  when a known key holds a bad value (zper_dafka_config_check).
+//  when a numeric key holds a bad value. The security/ keys are checked by
+//  zper_dafka_config_check, once the command line has had its say.
 zconfig_t *
     zper_dafka_config_load (const char *path);
 
-//  Check every key this module knows (numbers parse, offset reset value is
-//  a word). Returns 0, or -1 after printing "FILE: KEY: problem".
+//  Check every key this module knows: numbers parse, and with
+//  security/curve = 1 the certificate, the allowed folder and the tower key
+//  (zper_dafka_security_check). Returns 0, or -1 after printing
+//  "FILE: KEY: problem".
 int
     zper_dafka_config_check (zconfig_t *config, const char *name);
 

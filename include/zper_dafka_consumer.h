@@ -50,6 +50,11 @@ const char *
 void
     zper_dafka_consumer_stats (zper_dafka_consumer_t *self, uint64_t *delivered, uint64_t *malformed);
 
+//  With CURVE: RECORDs and HEADs dropped because their partition is bound
+//  to another key (a forged producer uuid). 0 without CURVE.
+uint64_t
+    zper_dafka_consumer_forged (zper_dafka_consumer_t *self);
+
 //  Self test of this class
 void
     zper_dafka_consumer_test (bool verbose);

@@ -14,6 +14,7 @@
 #define ZPER_DAFKA_PROTO_H_INCLUDED
 
 #include <czmq.h>
+#include "zper_guard.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include "zper_defaults.h"
@@ -95,6 +96,25 @@ void
 //  Why the last decode failed (a static string), or NULL.
 const char *
     zper_dafka_msg_reason (zper_dafka_msg_t *self);
+
+//  The CURVE public key (Z85) the last received message came with (the
+//  "User-Id" zauth gives a CURVE connection), or "" when it came over a
+//  plaintext connection or senders are not tracked. Not part of the wire
+//  format: never sent.
+const char *
+    zper_dafka_msg_sender (zper_dafka_msg_t *self);
+
+//  Read the sender's key of every message received into self from now on
+//  (a property lookup per message: only CURVE nodes pay for it).
+void
+    zper_dafka_msg_track_sender (zper_dafka_msg_t *self, bool track);
+
+//  With CURVE: every message received into self from now on is first
+//  checked by guard (not owned; NULL: none): a message from a key no longer
+//  in the allowed folder is dropped, whole, and its connection shut down
+//  (zper_guard_check), and the next one is read instead.
+void
+    zper_dafka_msg_set_guard (zper_dafka_msg_t *self, zper_guard_t *guard);
 
 //  Accessors. Strings are copied in and owned by the message; a setter
 //  truncates nothing: the send fails with EINVAL if a string is longer than

@@ -35,6 +35,8 @@ typedef struct {
     uint64_t table_full;            //  HEAD/RECORDs of new partitions refused: store/max_partitions
     uint64_t given_up;              //  partitions no longer fetched: silent for store/fetch_give_up
     uint64_t fetch_dropped;         //  FETCHes dropped: store/max_fetches answers were pending
+    uint64_t forged;                //  with CURVE: RECORD/HEADs from a key their partition is not
+                                    //  bound to (a forged producer uuid)
 } zper_dafka_store_stats_t;
 
 //  Start a store with the settings of config (beacon/..., store/...): opens

@@ -88,6 +88,8 @@
 #define ZPER_DAFKA_SERVE_SLICE          1024                    //  store: records served per loop turn, all FETCHes
 #define ZPER_DAFKA_SERVE_STEP           128                     //  ...and per FETCH before the next one's turn
 #define ZPER_DAFKA_LOG_NAME_MAX         64                      //  bytes of a peer's name quoted in a log line
+#define ZPER_DAFKA_KEY_FILE             "dafka.key"             //  store, CURVE: the key a partition is bound to, in its folder
+#define ZPER_DAFKA_TOWER_MAX_UUIDS      100000                  //  tower/max_uuids, CURVE: uuids whose key it remembers
 
 //  ---- Client (src/client, the zper CLI) ----------------------------------
 #define ZPER_CLIENT_TIMEOUT_MS          1000    //  reach the broker / answer a request, else an error
@@ -170,6 +172,12 @@
 #define ZPER_LOG_INTERVAL_MS            1000                    //  a repeated client error is logged once per
 #define ZPER_MANAGER_TICK_MS            100                     //  how often the stop request is checked
 #define ZPER_REQUEST_FRAME_MAX          (64 * 1024)             //  rear/relay: larger frames drop the peer
+//  ---- security (docs/security.md) ----
+#define ZPER_SECURITY_RELOAD_MS         1000                    //  security.reload_ms: the allowed-keys folder is rechecked
+#define ZPER_DEFAULT_SECURITY_CURVE     0                       //  security.curve: off; 1 makes every zperd socket a CURVE server
+#define ZPER_SECURITY_RELOAD_MAX_MS     3600000                 //  security.reload_ms upper bound: one hour
+#define ZPER_SECURITY_ZAP_DOMAIN        "zper"                  //  the ZAP domain of every CURVE server socket
+#define ZPER_SECURITY_LOGGED_PEERS_MAX  1024                    //  refusing peers logged by address; later ones only counted
 #define ZPER_EXIT_USAGE                 2                       //  bad arguments or configuration
 #define ZPER_EXIT_UNRESPONSIVE          3                       //  a component stopped answering
 #define ZPER_EXIT_SECOND_SIGNAL         130                     //  like a shell's interrupted command

@@ -45,7 +45,7 @@ typedef struct {
     uint64_t data_size;                 //  bytes of the body in data (0 when refused)
     uint32_t id_size;                   //  bytes of the id after the topic (0 if not kept)
     uint8_t mode;
-    uint8_t status;                     //  0, or the refusal to reply (103, 104): no body
+    uint8_t status;                     //  0, or the refusal to reply (103, 104, 108, 109): no body
     uint8_t routing_id_size;
     uint8_t topic_size;
     uint8_t flags;                      //  ZPER_FRONT_ENTRY_REQ

@@ -25,6 +25,12 @@ zper_manager_t *
 int
     zper_manager_run (zper_manager_t *self, atomic_int *stop);
 
+//  Make zauth read security.keys now (zperd: SIGHUP), rather than at its
+//  next check (security.reload_ms). The components' guards follow at their
+//  own next check. Thread-safe. Does nothing (but log) with security off.
+void
+    zper_manager_reload (zper_manager_t *self);
+
 //  Stop accepting (front first), let workers flush and reply, stop the
 //  readers, checkpoint the log. Idempotent; nulls *self_p.
 void

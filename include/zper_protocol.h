@@ -27,6 +27,7 @@
 #define ZPER_STATUS_TOPIC_LIMIT         106     //  max_topics reached: a new topic was refused
 #define ZPER_STATUS_UNAVAILABLE         107     //  the topic exists but cannot be opened now: retry
 #define ZPER_STATUS_SLOW_CLIENT         108     //  unread replies over front.reply_budget: read first
+#define ZPER_STATUS_FORBIDDEN           109     //  the key (CURVE) has no grant for this topic
 #define ZPER_STATUS_INTERNAL_ERROR      255
 
 //  ---- client identity (section 1) -----------------------------------------

@@ -15,7 +15,9 @@
                           CHUNK (stream) [env][view]      a window of a stream
                           DROP (stream) [env]             the stream ended (a new request)
     (A stream's envelope is the routing id alone: streams are DEALER only.)
-    A CHUNK hands the thread a zper_view_t (its pointer, as a frame): the
+    A REQUEST hands the worker, with security on, the sender's frame (a
+    pointer in the header: zper_rear_header_t.sender). A CHUNK hands the
+    thread a zper_view_t (its pointer, as a frame): the
     thread now owns it, sends its messages to the reader one ZeroMQ message
     each (zper_rear_send_message), and destroys it. A worker has at
     most one chunk of a stream with the thread: the thread answers CREDIT
@@ -50,13 +52,18 @@ typedef struct {
     uint8_t kind;                       //  zper_rear_kind_t
     uint8_t envelope_frames;            //  1 (DEALER) or 2 (REQ: routing id + delimiter)
     uint32_t stream;                    //  CHUNK, DROP, CREDIT, GONE: the worker's stream number
+    zmq_msg_t *sender;                  //  REQUEST, security on: the request's first frame after
+                                        //  the routing id as libzmq gave it (it carries the key,
+                                        //  which an inproc send drops); the worker closes and
+                                        //  frees it. NULL with security off
 } zper_rear_header_t;
 
 //  What a command asks of the worker once its reply is decided.
 typedef enum {
     ZPER_REAR_ANSWERED,                 //  reply is complete
     ZPER_REAR_STREAM,                   //  reply [100], then stream from continuation.offset
-    ZPER_REAR_WAIT                      //  long poll: answer when continuation's topic moves
+    ZPER_REAR_WAIT,                     //  long poll: answer when continuation's topic moves
+    ZPER_REAR_SILENT                    //  no reply: the key was cut off (security)
 } zper_rear_outcome_t;
 
 typedef struct {
@@ -87,15 +94,25 @@ typedef struct {
 void
     zper_rear_worker_actor (zsock_t *pipe, void *args);
 
+//  Who sent a request, for its permissions: with security on, the worker's
+//  guard and the request's first frame after the routing id as libzmq gave
+//  it (it carries the key); sender is NULL with security off.
+typedef struct {
+    zper_guard_t *guard;
+    zmq_msg_t *sender;
+} zper_rear_access_t;
+
 //  Execute one request (zper_rear_command.c). routing_id gives the topic of
 //  legacy commands; request holds [command][args...] and is not consumed;
-//  is_req says the reader is a REQ socket (one reply only). Fills reply
+//  is_req says the reader is a REQ socket (one reply only). A command naming
+//  a topic needs read access to it (else 109, or SILENT for a key cut off);
+//  TOPICS and STATS list only the topics the key may read. Fills reply
 //  (reply->frames must be an empty zmsg) and, for STREAM and WAIT, the
 //  continuation.
 zper_rear_outcome_t
     zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *request,
-                               bool is_req, zper_rear_reply_t *reply,
-                               zper_rear_continuation_t *continuation);
+                               bool is_req, zper_rear_access_t *access,
+                               zper_rear_reply_t *reply, zper_rear_continuation_t *continuation);
 
 //  Fill reply with a READ answer: [100][batch] of the visible messages of
 //  topic from offset (an empty batch at the end), or [101].

@@ -33,6 +33,13 @@ typedef enum {
                                         //  read (its queue or rear.output_budget was full)
     ZPER_COUNTER_TOPIC_REFUSED,         //  [topic_refused] writes refused with 106 (max_topics
                                         //  reached) or 107 (the topic cannot be opened now)
+    ZPER_COUNTER_FORBIDDEN,             //  [forbidden] requests, writes and subscriptions outside
+                                        //  their key's grant (109; refused subscriptions)
+    ZPER_COUNTER_CUT_OFF,               //  [cut_off] connections closed because their key left
+                                        //  security.keys
+    ZPER_COUNTER_AUTH_REFUSED_MECHANISM,    //  [auth_refused_mechanism] handshakes refused: not
+                                            //  CURVE (set from zper_security_refused)
+    ZPER_COUNTER_AUTH_REFUSED_KEY,      //  [auth_refused_key] handshakes refused: unknown key
     ZPER_COUNTER_COUNT
 } zper_counter_t;
 
@@ -56,6 +63,9 @@ void
     zper_stats_add (zper_stats_t *self, zper_counter_t counter, uint64_t amount);
 uint64_t
     zper_stats_counter (zper_stats_t *self, zper_counter_t counter);
+//  Set a broker-wide counter kept elsewhere (the handshakes zper_security refused).
+void
+    zper_stats_set (zper_stats_t *self, zper_counter_t counter, uint64_t value);
 
 //  Recompute per-topic rates over the time since the previous tick.
 void
@@ -65,6 +75,14 @@ void
 //  rates and bounds. Caller frees the string (zstr_free).
 char *
     zper_stats_json (zper_stats_t *self, zper_log_t *log);
+
+//  Whether a topic is listed to the asker (its key may read it).
+typedef bool (zper_stats_topic_fn) (const char *topic, void *argument);
+
+//  The same JSON, listing only the topics listed says yes to (all when NULL).
+char *
+    zper_stats_json_filtered (zper_stats_t *self, zper_log_t *log, zper_stats_topic_fn *listed,
+                              void *argument);
 
 //  Self test of this class
 void

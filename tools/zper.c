@@ -6,7 +6,7 @@
     tools/zper_verbs_<area>.inc (the build joins the lists of the areas it
     builds into zper_verbs.inc):
       log      log dump | verify
-      client   produce, consume, topics, offsets, stats
+      client   produce, consume, topics, offsets, stats, keygen
       dafka    tower, store, and the Dafka producer/consumer verbs
     Each line there reads ZPER_VERB ("name", function, "one-line help"), and the
     function has the shape int fn (int argc, char *argv []) with argv [0] = verb;

@@ -6,12 +6,15 @@
         zper topics                    list the broker's topics
         zper offsets TOPIC             where a topic starts and ends
         zper stats                     the broker's statistics (JSON)
+        zper keygen NAME               a CURVE certificate pair with topic grants
 
     Every verb is a thin shell over include/zper.h, so what the CLI does a
     program can do. The one thing to know: input is read with poll(2) on the
     file descriptor, not stdio, so that while input is idle the producer
     still sends a lingering batch and reads acknowledgements; a producer
     typed into by hand sees its lines stored without waiting for EOF.
+    With --server-key and --cert (or ZPER_SERVER_KEY and ZPER_CERT in the
+    environment) every verb talks CURVE to the broker (docs/security.md).
     Exit codes: 0 success, 1 failure (the broker or the data), 2 usage.
     ========================================================================= */
 
@@ -21,6 +24,7 @@
 #include <stdarg.h>
 #include <poll.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <unistd.h>
 
 #define S_STRING_(x)    #x
@@ -30,12 +34,17 @@
 #define S_EXIT_USAGE    2
 //  Long options without a short letter
 enum { S_OPT_BROKER = 256, S_OPT_FRONT, S_OPT_REAR, S_OPT_TIMEOUT, S_OPT_FROM, S_OPT_RAW,
-       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP };
+       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP, S_OPT_SERVER_KEY, S_OPT_CERT };
+//  The environment's defaults for --server-key and --cert
+#define S_ENV_SERVER_KEY    "ZPER_SERVER_KEY"
+#define S_ENV_CERT          "ZPER_CERT"
 #define S_BROKER_OPTIONS \
     { "broker", required_argument, NULL, S_OPT_BROKER }, \
     { "front", required_argument, NULL, S_OPT_FRONT }, \
     { "rear", required_argument, NULL, S_OPT_REAR }, \
     { "timeout", required_argument, NULL, S_OPT_TIMEOUT }, \
+    { "server-key", required_argument, NULL, S_OPT_SERVER_KEY }, \
+    { "cert", required_argument, NULL, S_OPT_CERT }, \
     { "help", no_argument, NULL, 'h' }
 #define S_BROKER_HELP \
     "  --broker HOST         broker host for every port (default 127.0.0.1)\n" \
@@ -43,6 +52,10 @@ enum { S_OPT_BROKER = 256, S_OPT_FRONT, S_OPT_REAR, S_OPT_TIMEOUT, S_OPT_FROM, S
     "  --rear URL            rear (read) endpoint (default " ZPER_DEFAULT_REAR_BIND ")\n" \
     "  --timeout MS          report a broker that does not answer after MS ms (default " \
     S_STRING (ZPER_CLIENT_TIMEOUT_MS) ")\n" \
+    "  --server-key KEY|FILE CURVE: the broker's public key (Z85) or public certificate file\n" \
+    "                        (default $" S_ENV_SERVER_KEY "); needs --cert\n" \
+    "  --cert FILE           CURVE: this client's certificate from zper keygen, its secret in\n" \
+    "                        FILE_secret (default $" S_ENV_CERT ")\n" \
     "  -h, --help            this help\n"
 #define S_HELP_SHOWN    -1          //  not an exit code: --help was answered
 #define S_READ_CHUNK    65536       //  bytes produce reads from its input at a time
@@ -52,7 +65,17 @@ typedef struct {
     char *front;
     char *rear;
     int timeout_ms;
+    char *server_key;               //  CURVE when both are set
+    char *cert;
 } s_broker_t;
+
+//  An environment variable's value, or NULL when unset or empty
+static char *
+s_env_dup (const char *name)
+{
+    const char *value = getenv (name);
+    return value && *value? strdup (value): NULL;
+}
 
 static void
 s_broker_init (s_broker_t *broker)
@@ -60,6 +83,8 @@ s_broker_init (s_broker_t *broker)
     broker->front = strdup (ZPER_DEFAULT_FRONT_BIND);
     broker->rear = strdup (ZPER_DEFAULT_REAR_BIND);
     broker->timeout_ms = ZPER_CLIENT_TIMEOUT_MS;
+    broker->server_key = s_env_dup (S_ENV_SERVER_KEY);
+    broker->cert = s_env_dup (S_ENV_CERT);
 }
 
 static void
@@ -67,6 +92,8 @@ s_broker_free (s_broker_t *broker)
 {
     zstr_free (&broker->front);
     zstr_free (&broker->rear);
+    zstr_free (&broker->server_key);
+    zstr_free (&broker->cert);
 }
 
 //  The default endpoint with its host replaced: tcp://HOST:port.
@@ -130,9 +157,47 @@ s_broker_option (const char *verb, int option, const char *argument, s_broker_t 
                                       argument);
             broker->timeout_ms = (int) number;
             return 0;
+        case S_OPT_SERVER_KEY:
+            zstr_free (&broker->server_key);
+            broker->server_key = strdup (argument);
+            return 0;
+        case S_OPT_CERT:
+            zstr_free (&broker->cert);
+            broker->cert = strdup (argument);
+            return 0;
         default:
             return s_usage_error (verb, "unknown or incomplete option '%s'", argument);
     }
+}
+
+//  After the options: CURVE needs both halves. Returns 0 or the usage exit code.
+static int
+s_broker_check (const char *verb, s_broker_t *broker)
+{
+    if (!broker->server_key != !broker->cert)
+        return s_usage_error (verb, "%s needs %s too", broker->cert? "--cert": "--server-key",
+                              broker->cert? "--server-key": "--cert");
+    return 0;
+}
+
+//  Put CURVE on a new client object when asked to. Returns 0, or the
+//  failure exit code after one line naming the problem.
+static int
+s_producer_curve (const char *verb, s_broker_t *broker, zper_producer_t *producer)
+{
+    if (!broker->cert || zper_producer_set_curve (producer, broker->server_key, broker->cert) == 0)
+        return 0;
+    fprintf (stderr, "zper %s: %s\n", verb, zper_producer_error (producer));
+    return S_EXIT_FAILURE;
+}
+
+static int
+s_consumer_curve (const char *verb, s_broker_t *broker, zper_consumer_t *consumer)
+{
+    if (!broker->cert || zper_consumer_set_curve (consumer, broker->server_key, broker->cert) == 0)
+        return 0;
+    fprintf (stderr, "zper %s: %s\n", verb, zper_consumer_error (consumer));
+    return S_EXIT_FAILURE;
 }
 
 //  getopt_long with our own messages: returns the option, -1 at the end.
@@ -344,6 +409,8 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
         if (option != 'm')
             rc = s_broker_option ("produce", option, bad? bad: optarg, &options->broker);
     }
+    if (rc == 0)
+        rc = s_broker_check ("produce", &options->broker);
     if (rc == 0 && optind >= argc)
         rc = s_usage_error ("produce", "missing TOPIC");
     if (rc == 0 && options->batch && options->mode == ZPER_MODE_REQ)
@@ -367,14 +434,16 @@ zper_cmd_produce (int argc, char *argv [])
         fprintf (stderr, "zper produce: invalid front endpoint '%s'\n", options.broker.front);
         rc = S_EXIT_USAGE;
     }
-    if (producer) {
+    if (producer)
+        rc = s_producer_curve ("produce", &options.broker, producer);
+    if (producer && rc == 0) {
         zper_producer_set_timeout (producer, options.broker.timeout_ms);
         //  While input is idle: send a lingering batch, read acks
         int idle_ms = options.batch? ZPER_CLIENT_BATCH_LINGER_MS: ZPER_CLIENT_IDLE_POLL_MS;
         rc = s_produce_inputs (producer, argc - optind - 1, argv + optind + 1, options.separator,
                                idle_ms) == 0? S_EXIT_OK: S_EXIT_FAILURE;
-        zper_producer_destroy (&producer);
     }
+    zper_producer_destroy (&producer);
     s_broker_free (&options.broker);
     return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
 }
@@ -533,6 +602,8 @@ s_consume_parse (int argc, char *argv [], s_consume_options_t *options)
                 rc = s_broker_option ("consume", option, bad? bad: optarg, &options->broker);
         }
     }
+    if (rc == 0)
+        rc = s_broker_check ("consume", &options->broker);
     if (rc == 0 && optind != argc - 1)
         rc = s_usage_error ("consume", optind >= argc? "missing TOPIC": "one TOPIC only");
     if (rc == 0 && !s_topic_ok ("consume", argv [optind]))
@@ -551,15 +622,17 @@ zper_cmd_consume (int argc, char *argv [])
         fprintf (stderr, "zper consume: invalid rear endpoint '%s'\n", options.broker.rear);
         rc = S_EXIT_USAGE;
     }
-    if (consumer) {
+    if (consumer)
+        rc = s_consumer_curve ("consume", &options.broker, consumer);
+    if (consumer && rc == 0) {
         zper_consumer_set_timeout (consumer, options.broker.timeout_ms);
         rc = s_seek (consumer, options.from);
         if (rc == 0)
             rc = s_consume_loop (consumer, options.count, options.follow, &options.format);
         if (rc == -1)
             rc = S_EXIT_FAILURE;
-        zper_consumer_destroy (&consumer);
     }
+    zper_consumer_destroy (&consumer);
     s_broker_free (&options.broker);
     return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
 }
@@ -582,6 +655,8 @@ s_parse_simple (int argc, char *argv [], int topic_count, const char *usage, s_b
         }
         rc = s_broker_option (verb, option, bad? bad: optarg, broker);
     }
+    if (rc == 0)
+        rc = s_broker_check (verb, broker);
     if (rc == 0 && argc - optind != topic_count)
         rc = s_usage_error (verb, topic_count? "needs one TOPIC": "takes no argument");
     if (rc == 0 && topic_count && !s_topic_ok (verb, argv [optind]))
@@ -602,7 +677,9 @@ s_run_simple (int argc, char *argv [], int topic_count, const char *usage,
         zper_consumer_t *consumer = zper_consumer_new (broker.rear, NULL);
         if (consumer) {
             zper_consumer_set_timeout (consumer, broker.timeout_ms);
-            rc = action (consumer, topic_count? argv [optind]: NULL) == 0? S_EXIT_OK: S_EXIT_FAILURE;
+            rc = s_consumer_curve (argv [0], &broker, consumer);
+            if (rc == 0)
+                rc = action (consumer, topic_count? argv [optind]: NULL) == 0? S_EXIT_OK: S_EXIT_FAILURE;
             zper_consumer_destroy (&consumer);
         }
         else {
@@ -698,4 +775,185 @@ zper_cmd_stats (int argc, char *argv [])
     return s_run_simple (argc, argv, 0, "[options]\n"
                          "Print the broker's statistics: one JSON object (docs/protocol.md, STATS).\n",
                          s_print_stats);
+}
+
+//  ---- keygen ----------------------------------------------------------------------
+//  A certificate pair in CZMQ's format (zcert_save): NAME holds the public
+//  key and the metadata, NAME_secret both keys. The grants are metadata
+//  "write" and "read", which the broker's guard reads (include/zper_guard.h).
+//  Both files are created here with O_EXCL, the secret one with mode 0600,
+//  before CZMQ writes into them: no existing file is ever overwritten and
+//  the secret is never readable by others, not even for a moment.
+
+#define S_SECRET_SUFFIX     "_secret"
+#define S_PATTERN_CHARS     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+
+static int
+s_keygen_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper keygen NAME [options]\n"
+        "Write a CURVE certificate pair: NAME (the public key and the grants: copy it into the\n"
+        "broker's security.keys folder) and NAME" S_SECRET_SUFFIX " (both keys, mode 0600: keep it\n"
+        "private, give NAME to --cert). Prints the public key. Never overwrites a file.\n"
+        "  --write PATTERNS      topics this key may write: comma-separated exact names or\n"
+        "                        prefixes ending in * ('orders,logs.*'; '*': every topic)\n"
+        "  --read PATTERNS       topics this key may read (same form)\n"
+        "  --name TEXT           a name kept in the certificate (default: NAME's file name)\n"
+        "  -h, --help            this help\n"
+        "Without --write or --read the key is granted nothing for it. A broker's own certificate\n"
+        "(security.cert) is made the same way; grants in it are not used.\n"
+        "Exit status: 0 written, 1 a file exists or cannot be written, 2 usage.\n");
+    return rc;
+}
+
+//  Check a comma-separated list of patterns and return it normalized
+//  ("a, b*"), or NULL after a usage error line naming the bad one.
+static char *
+s_patterns (const char *option, const char *text)
+{
+    char *copy = strdup (text);
+    char *normal = (char *) zmalloc (strlen (text) + 1 + strlen (text));
+    char *saveptr = NULL;
+    bool valid = true;
+    size_t count = 0;
+    for (char *item = strtok_r (copy, ",", &saveptr); item && valid;
+         item = strtok_r (NULL, ",", &saveptr)) {
+        while (*item == ' ' || *item == '\t')
+            item++;
+        size_t size = strlen (item);
+        while (size && (item [size - 1] == ' ' || item [size - 1] == '\t'))
+            item [--size] = 0;
+        size_t name_size = size && item [size - 1] == '*'? size - 1: size;
+        valid = size > 0 && strspn (item, S_PATTERN_CHARS) == name_size && name_size <= ZPER_TOPIC_NAME_MAX;
+        if (!valid)
+            s_usage_error ("keygen", "bad pattern '%s' in %s: a topic name, or a prefix and one "
+                           "final *", item, option);
+        else {
+            if (count++)
+                strcat (normal, ", ");
+            strcat (normal, item);
+        }
+    }
+    if (valid && count == 0) {
+        s_usage_error ("keygen", "%s needs at least one pattern", option);
+        valid = false;
+    }
+    free (copy);
+    if (!valid)
+        zstr_free (&normal);
+    return normal;
+}
+
+//  Create path (it must not exist) with mode. Returns 0, or -1 after one
+//  line on stderr.
+static int
+s_create_new (const char *path, mode_t mode)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd == -1) {
+        if (errno == EEXIST)
+            fprintf (stderr, "zper keygen: %s exists: not overwritten (remove it or choose "
+                     "another NAME)\n", path);
+        else
+            fprintf (stderr, "zper keygen: cannot create %s: %s\n", path, strerror (errno));
+        return -1;
+    }
+    close (fd);
+    return 0;
+}
+
+//  What keygen was asked to do
+typedef struct {
+    char *write;
+    char *read;
+    const char *name;
+} s_keygen_options_t;
+
+static int
+s_keygen_parse (int argc, char *argv [], s_keygen_options_t *options)
+{
+    enum { S_OPT_WRITE = 512, S_OPT_READ, S_OPT_NAME };
+    static const struct option table [] = {
+        { "write", required_argument, NULL, S_OPT_WRITE }, { "read", required_argument, NULL, S_OPT_READ },
+        { "name", required_argument, NULL, S_OPT_NAME }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *bad = NULL;
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+        char **grant = option == S_OPT_WRITE? &options->write: &options->read;
+        if (option == 'h')
+            return s_keygen_usage (stdout, S_HELP_SHOWN);
+        else
+        if (option == S_OPT_WRITE || option == S_OPT_READ) {
+            zstr_free (grant);
+            *grant = s_patterns (option == S_OPT_WRITE? "--write": "--read", optarg);
+            rc = *grant? 0: S_EXIT_USAGE;
+        }
+        else
+        if (option == S_OPT_NAME && !*optarg)
+            rc = s_usage_error ("keygen", "--name needs a text");
+        else
+        if (option == S_OPT_NAME)
+            options->name = optarg;
+        else
+            rc = s_usage_error ("keygen", "unknown or incomplete option '%s'", bad? bad: optarg);
+    }
+    if (rc == 0 && argc - optind != 1)
+        rc = s_usage_error ("keygen", optind >= argc? "missing NAME": "one NAME only");
+    if (rc == 0 && !*argv [optind])
+        rc = s_usage_error ("keygen", "NAME is empty");
+    return rc;
+}
+
+//  Write the pair; the files exist (empty) already. Returns 0 or -1.
+static int
+s_keygen_write (const char *path, const char *secret_path, const s_keygen_options_t *options)
+{
+    zcert_t *cert = zcert_new ();
+    if (!cert) {
+        fprintf (stderr, "zper keygen: cannot make a key pair (libzmq without CURVE?)\n");
+        return -1;
+    }
+    char *copy = strdup (path);
+    zcert_set_meta (cert, "name", "%s", options->name? options->name: basename (copy));
+    free (copy);
+    if (options->write)
+        zcert_set_meta (cert, "write", "%s", options->write);
+    if (options->read)
+        zcert_set_meta (cert, "read", "%s", options->read);
+    int rc = zcert_save_public (cert, path) == 0 && zcert_save_secret (cert, secret_path) == 0? 0: -1;
+    if (rc == 0)
+        printf ("%s\n", zcert_public_txt (cert));
+    else
+        fprintf (stderr, "zper keygen: cannot write %s: %s\n", path, strerror (errno));
+    zcert_destroy (&cert);
+    return rc;
+}
+
+int
+zper_cmd_keygen (int argc, char *argv [])
+{
+    s_keygen_options_t options = { NULL, NULL, NULL };
+    int rc = s_keygen_parse (argc, argv, &options);
+    if (rc == 0) {
+        const char *path = argv [optind];
+        char *secret_path = zsys_sprintf ("%s" S_SECRET_SUFFIX, path);
+        rc = S_EXIT_FAILURE;
+        if (s_create_new (path, 0644) == 0) {
+            if (s_create_new (secret_path, 0600) == 0) {
+                rc = s_keygen_write (path, secret_path, &options) == 0? S_EXIT_OK: S_EXIT_FAILURE;
+                if (rc != S_EXIT_OK)
+                    unlink (secret_path);
+            }
+            if (rc != S_EXIT_OK)
+                unlink (path);
+        }
+        zstr_free (&secret_path);
+    }
+    zstr_free (&options.write);
+    zstr_free (&options.read);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
 }

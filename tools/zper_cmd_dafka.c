@@ -19,6 +19,7 @@
 #include "zper_dafka_store.h"
 #include "zper_dafka_producer.h"
 #include "zper_dafka_consumer.h"
+#include "zper_dafka_security.h"
 #include <string.h>
 #include <stdlib.h>
 
@@ -45,6 +46,9 @@ static const char *s_common_usage =
     "  --sub ADDR       %s\n"
     "  --set PATH=VAL   set any config key, e.g. --set beacon/address=192.0.2.7 (this host's\n"
     "                   address for peers on other machines; the default is 127.0.0.1)\n"
+    "                   CURVE: --set security/curve=1 --set security/cert=NAME (this node's\n"
+    "                   certificate from zper keygen NAME), with security/keys and\n"
+    "                   security/tower_key in the file (docs/dafka.md, Security)\n"
     "  --verbose        log what the node does\n"
     "  --help           this text\n";
 
@@ -148,7 +152,16 @@ s_parse (s_options_t *options, int argc, char *argv [])
     }
     if (options->from_beginning)
         zper_dafka_config_set (options->config, "consumer/offset/reset", "earliest");
-    return zper_dafka_config_check (options->config, "command line")? 2: 0;
+    if (zper_dafka_config_check (options->config, "command line"))
+        return 2;
+    //  Every peer but the tower itself must know the tower's key in advance
+    if (!tower && zper_dafka_security_on (options->config)
+    &&  !zper_dafka_config_string (options->config, "security/tower_key", NULL)) {
+        fprintf (stderr, "command line: security/tower_key: required with security/curve = 1 "
+                 "(the tower's public key or certificate)\n");
+        return 2;
+    }
+    return 0;
 }
 
 static void
@@ -156,6 +169,18 @@ s_options_destroy (s_options_t *options)
 {
     zconfig_destroy (&options->config);
     zlist_destroy (&options->operands);
+}
+
+//  With CURVE, the handshakes this process refused, for the counter line
+//  (read while its node still runs: the count goes with the last node).
+static char *
+s_refusals (void)
+{
+    uint64_t plaintext, unknown_key;
+    if (!zper_dafka_security_refused (&plaintext, &unknown_key))
+        return strdup ("");
+    return zsys_sprintf (" refused_plaintext=%" PRIu64 " refused_unknown_key=%" PRIu64,
+                         plaintext, unknown_key);
 }
 
 //  Blocks until SIGINT/SIGTERM or until actor ends.
@@ -188,8 +213,11 @@ zper_cmd_tower (int argc, char *argv [])
         s_wait_for_signal (zper_dafka_tower_actor (tower));
         uint64_t forwarded, dropped;
         zper_dafka_tower_stats (tower, &forwarded, &dropped);
-        fprintf (stderr, "zper tower: forwarded=%" PRIu64 " dropped=%" PRIu64 "\n", forwarded, dropped);
+        char *refusals = s_refusals ();
         zper_dafka_tower_destroy (&tower);
+        fprintf (stderr, "zper tower: forwarded=%" PRIu64 " dropped=%" PRIu64 "%s\n", forwarded,
+                 dropped, refusals);
+        zstr_free (&refusals);
     }
     s_options_destroy (&options);
     return rc;
@@ -216,12 +244,19 @@ zper_cmd_store (int argc, char *argv [])
         s_wait_for_signal (zper_dafka_store_actor (store));
         zper_dafka_store_stats_t stats;
         zper_dafka_store_stats (store, &stats);
+        bool curve = zper_dafka_security_on (options.config);
+        char *refusals = s_refusals ();
         zper_dafka_store_destroy (&store);
+        //  With CURVE, forged= and the refused handshakes follow
+        char *forged = curve? zsys_sprintf (" forged=%" PRIu64 "%s", stats.forged, refusals)
+                            : strdup ("");
         fprintf (stderr, "zper store: stored=%" PRIu64 " acked=%" PRIu64 " served=%" PRIu64
                  " malformed=%" PRIu64 " refused=%" PRIu64 " table_full=%" PRIu64 " given_up=%"
-                 PRIu64 " fetch_dropped=%" PRIu64 "\n", stats.stored, stats.acked, stats.served,
+                 PRIu64 " fetch_dropped=%" PRIu64 "%s\n", stats.stored, stats.acked, stats.served,
                  stats.malformed, stats.refused, stats.table_full, stats.given_up,
-                 stats.fetch_dropped);
+                 stats.fetch_dropped, forged);
+        zstr_free (&forged);
+        zstr_free (&refusals);
     }
     s_options_destroy (&options);
     return rc;
@@ -334,6 +369,9 @@ zper_cmd_dafka_consume (int argc, char *argv [])
         fprintf (stderr, "zper dafka-consume: expected at least one TOPIC (try --help)\n");
         rc = 2;
     }
+    //  stdout carries the records: a log line (a refused CURVE handshake,
+    //  say) must not land among them
+    zsys_set_logstream (stderr);
     zper_dafka_consumer_t *consumer = rc? NULL: zper_dafka_consumer_new (options.config);
     if (!rc && !consumer) {
         fprintf (stderr, "zper dafka-consume: could not start (no tower welcome)\n");
@@ -358,14 +396,21 @@ zper_cmd_dafka_consume (int argc, char *argv [])
             last_record = zclock_mono ();
             received++;
         }
+        else
+            fflush (stdout);        //  the stream paused: what was read is visible at once
     }
     fflush (stdout);
     if (consumer) {
         uint64_t delivered, malformed;
         zper_dafka_consumer_stats (consumer, &delivered, &malformed);
+        char *forged = zper_dafka_security_on (options.config)?
+            zsys_sprintf (" forged=%" PRIu64, zper_dafka_consumer_forged (consumer)): strdup ("");
+        char *refusals = s_refusals ();
         zper_dafka_consumer_destroy (&consumer);
-        fprintf (stderr, "zper dafka-consume: received=%" PRId64 " malformed=%" PRIu64 "\n",
-                 received, malformed);
+        fprintf (stderr, "zper dafka-consume: received=%" PRId64 " malformed=%" PRIu64 "%s%s\n",
+                 received, malformed, forged, refusals);
+        zstr_free (&forged);
+        zstr_free (&refusals);
     }
     s_options_destroy (&options);
     return rc;

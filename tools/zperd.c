@@ -9,6 +9,8 @@
     libzmq or CZMQ call ever sees EINTR, so no component can stop on its
     own. The first signal asks the manager to stop cleanly; a second one,
     or a clean stop that overruns ZPER_SHUTDOWN_DEADLINE_MS, exits at once.
+    SIGHUP, blocked and waited for the same way, makes the broker read its
+    allowed keys (security.keys) again now (zper_manager_reload).
     ========================================================================= */
 
 #include "zper_manager.h"
@@ -22,6 +24,9 @@
 
 static atomic_int s_stop_requested;     //  set by the first signal
 static atomic_llong s_stopping_since;   //  monotonic ms when the stop began; 0 running
+//  The running broker, for SIGHUP; the lock keeps it alive while a reload uses it.
+static pthread_mutex_t s_manager_lock = PTHREAD_MUTEX_INITIALIZER;
+static zper_manager_t *s_manager;
 
 static void
 s_usage (FILE *stream)
@@ -42,7 +47,8 @@ s_usage (FILE *stream)
         "  --help           this text\n"
         "  --version        print the version\n"
         "\n"
-        "SIGINT/SIGTERM stop cleanly (flush, checkpoint, exit 0); a second signal exits at once.\n");
+        "SIGINT/SIGTERM stop cleanly (flush, checkpoint, exit 0); a second signal exits at once.\n"
+        "SIGHUP rereads the allowed client keys (security.keys) at once.\n");
 }
 
 //  The signal thread: first signal requests a stop; a second signal or an
@@ -54,6 +60,13 @@ s_signal_thread (void *args)
     struct timespec poll = { 0, ZPER_MANAGER_TICK_MS * 1000000L };
     while (true) {
         int signal = sigtimedwait (signals, NULL, &poll);
+        if (signal == SIGHUP) {
+            pthread_mutex_lock (&s_manager_lock);
+            if (s_manager)
+                zper_manager_reload (s_manager);
+            pthread_mutex_unlock (&s_manager_lock);
+        }
+        else
         if (signal > 0) {
             if (atomic_exchange (&s_stop_requested, 1)) {
                 fprintf (stderr, "zperd: second signal, exiting at once\n");
@@ -151,6 +164,7 @@ main (int argc, char *argv [])
     sigemptyset (&signals);
     sigaddset (&signals, SIGINT);
     sigaddset (&signals, SIGTERM);
+    sigaddset (&signals, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
     //  The front hands each worker buffers of up to a few hundred KiB that
     //  the worker frees: glibc would map each one fresh (past its mmap
@@ -176,8 +190,14 @@ main (int argc, char *argv [])
     zsys_info ("zperd %s: front %s, rear %s, ack %s, relay %s, relay.pub %s, data in %s",
                ZPER_VERSION_STRING, config.front_bind, config.rear_bind, config.ack_bind,
                config.relay_bind, config.relay_pub_bind, config.base_dir);
+    pthread_mutex_lock (&s_manager_lock);
+    s_manager = manager;
+    pthread_mutex_unlock (&s_manager_lock);
     rc = zper_manager_run (manager, &s_stop_requested);
     atomic_store (&s_stopping_since, zclock_mono ());
+    pthread_mutex_lock (&s_manager_lock);
+    s_manager = NULL;
+    pthread_mutex_unlock (&s_manager_lock);
     zper_manager_destroy (&manager);
     zsys_info ("stopped");
     return rc;

@@ -7,9 +7,17 @@
     that is not connected fails after the send timeout instead of queueing
     forever. These two rules are what "a broker that is down is reported,
     never a hang" rests on.
+
+    With ZMQ_IMMEDIATE a refused CURVE handshake looks exactly like a
+    broker that is down: the send times out. Only when that happens does
+    zper_client_diagnose connect a probe with a monitor and read what the
+    handshake said; a monitor on every client socket would cost nothing
+    while things work, but libzmq blocks its I/O thread on a monitor whose
+    queue nobody reads, and a long-lived client may not read it for hours.
     ========================================================================= */
 
 #include "zper_client_wire.h"
+#include "zper_security.h"
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -25,6 +33,7 @@ zper_client_status_errno (int status)
         case ZPER_STATUS_INVALID_ARGUMENT:  return EINVAL;
         case ZPER_STATUS_MESSAGE_TOO_LARGE: return EMSGSIZE;
         case ZPER_STATUS_STORAGE_ERROR:     return EIO;
+        case ZPER_STATUS_FORBIDDEN:         return EACCES;
         default:                            return EPROTO;
     }
 }
@@ -39,6 +48,10 @@ zper_status_name (int status)
         case ZPER_STATUS_INVALID_ARGUMENT:  return "INVALID_ARGUMENT";
         case ZPER_STATUS_MESSAGE_TOO_LARGE: return "MESSAGE_TOO_LARGE";
         case ZPER_STATUS_STORAGE_ERROR:     return "STORAGE_ERROR";
+        case ZPER_STATUS_TOPIC_LIMIT:       return "TOPIC_LIMIT";
+        case ZPER_STATUS_UNAVAILABLE:       return "UNAVAILABLE";
+        case ZPER_STATUS_SLOW_CLIENT:       return "SLOW_CLIENT";
+        case ZPER_STATUS_FORBIDDEN:         return "FORBIDDEN";
         case ZPER_STATUS_INTERNAL_ERROR:    return "INTERNAL_ERROR";
         default:                            return "UNKNOWN";
     }
@@ -86,13 +99,52 @@ zper_client_wait_readable (zsock_t *socket, int timeout_ms)
     }
 }
 
+const char *
+zper_client_status_hint (int status)
+{
+    return status == ZPER_STATUS_FORBIDDEN? " (forbidden: this client's key has no grant for the topic)": "";
+}
+
+int
+zper_client_curve_load (zper_client_curve_t *curve, const char *server_key, const char *cert_path,
+                        char *error)
+{
+    char key [41];
+    if (!server_key || !cert_path) {
+        zper_client_error_set (error, "CURVE needs both the server's key and a certificate");
+        return -1;
+    }
+    if (zper_security_server_key (server_key, key, error, ZPER_CLIENT_ERROR_MAX) == -1)
+        return -1;
+    zcert_t *cert = zper_security_load_cert (cert_path, error, ZPER_CLIENT_ERROR_MAX);
+    if (!cert)
+        return -1;
+    zper_client_curve_reset (curve);
+    curve->cert = cert;
+    memcpy (curve->server_key, key, sizeof key);
+    return 0;
+}
+
+void
+zper_client_curve_reset (zper_client_curve_t *curve)
+{
+    zcert_destroy (&curve->cert);
+    memset (curve->server_key, 0, sizeof curve->server_key);
+}
+
 zsock_t *
 zper_client_socket (int type, const char *endpoint, zframe_t *identity, int linger_ms,
-                    int send_timeout_ms)
+                    int send_timeout_ms, const zper_client_curve_t *curve)
 {
     zsock_t *socket = zsock_new (type);
     if (!socket)
         return NULL;
+    //  CURVE options count only when set before the connect
+    if (curve && curve->cert
+    &&  zper_security_client_cert (socket, curve->cert, curve->server_key) == -1) {
+        zsock_destroy (&socket);
+        return NULL;
+    }
     if (identity)
         zmq_setsockopt (zsock_resolve (socket), ZMQ_ROUTING_ID,
                         zframe_data (identity), zframe_size (identity));
@@ -105,6 +157,105 @@ zper_client_socket (int type, const char *endpoint, zframe_t *identity, int ling
         return NULL;
     }
     return socket;
+}
+
+//  The handshake events a probe waits for: any of them says how it went.
+#define S_PROBE_EVENTS  (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL \
+                         | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH \
+                         | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED)
+#define S_NOT_RUNNING   "is zperd running?"
+#define S_PROBE_HANGUPS 3               //  hang-ups during the handshake that decide
+
+//  Words for the first event the probe's monitor reported (v1 event frame:
+//  event:16, value:32, native order).
+static const char *
+s_probe_verdict (zframe_t *event, bool curve)
+{
+    uint16_t number;
+    uint32_t value;
+    memcpy (&number, zframe_data (event), sizeof number);
+    memcpy (&value, zframe_data (event) + sizeof number, sizeof value);
+    if (number == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return "the broker refused this client's key: is its public certificate in the "
+               "broker's security.keys folder?";
+    if (number == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+    &&  value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return curve? "the broker does not use CURVE: connect without a server key and certificate"
+                    : "the broker uses CURVE: give its public key and this client's certificate "
+                      "(docs/security.md)";
+    if (number == ZMQ_EVENT_CONNECT_RETRIED || number == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        return S_NOT_RUNNING;
+    //  A CURVE server that cannot open our HELLO (another server key) just
+    //  hangs up, as the end of a failed handshake does.
+    //  A CURVE broker may also hang up on a plaintext client before its
+    //  greeting, with the mechanism, was read.
+    return curve? "the broker closed the CURVE handshake: is the server key the broker's?"
+                : "the broker closed the handshake: it probably uses CURVE (give its public key "
+                  "and this client's certificate, docs/security.md)";
+}
+
+const char *
+zper_client_diagnose (const char *endpoint, const zper_client_curve_t *curve, int timeout_ms)
+{
+    static int probes = 0;              //  distinct monitor endpoints in one process
+    char monitor_endpoint [64];
+    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://zper-client-probe-%d-%d",
+              getpid (), __atomic_fetch_add (&probes, 1, __ATOMIC_RELAXED));
+    zsock_t *probe = zsock_new (ZMQ_DEALER);
+    zsock_t *events = zsock_new (ZMQ_PAIR);
+    const char *verdict = S_NOT_RUNNING;
+    if (!probe || !events
+    ||  zmq_socket_monitor (zsock_resolve (probe), monitor_endpoint, S_PROBE_EVENTS) == -1
+    ||  zsock_connect (events, "%s", monitor_endpoint) == -1)
+        goto done;
+    zsock_set_linger (probe, 0);
+    if (curve && curve->cert)
+        zper_security_client_cert (probe, curve->cert, curve->server_key);
+    if (zsock_connect (probe, "%s", endpoint) == -1)
+        goto done;
+    //  A hang-up alone may be a reset that beat the broker's greeting (a
+    //  busy machine): it decides only when it keeps happening.
+    int64_t deadline = zclock_mono () + timeout_ms;
+    int hangups = 0;
+    bool decided = false;
+    while (!decided && zper_client_wait_readable (events, (int) (deadline - zclock_mono ())) == 1) {
+        zmsg_t *event = zmsg_recv (events);
+        zframe_t *head = event? zmsg_first (event): NULL;
+        if (head && zframe_size (head) == sizeof (uint16_t) + sizeof (uint32_t)) {
+            uint16_t number;
+            memcpy (&number, zframe_data (head), sizeof number);
+            bool hangup = number == ZMQ_EVENT_DISCONNECTED
+                       || number == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+            //  After a hang-up, a retry is libzmq reconnecting, not a refusal
+            if (!(hangups && number == ZMQ_EVENT_CONNECT_RETRIED)) {
+                verdict = s_probe_verdict (head, curve && curve->cert);
+                decided = !hangup || ++hangups == S_PROBE_HANGUPS;
+            }
+        }
+        zmsg_destroy (&event);
+    }
+done:
+    if (probe)
+        zmq_socket_monitor (zsock_resolve (probe), NULL, 0);
+    zsock_destroy (&probe);
+    zsock_destroy (&events);
+    return verdict;
+}
+
+bool
+zper_client_endpoint_valid (const char *endpoint)
+{
+    const char *address = endpoint? strstr (endpoint, "://"): NULL;
+    if (!address || !address [3])
+        return false;
+    size_t transport = (size_t) (address - endpoint);
+    address += 3;
+    if ((transport == 3 && memcmp (endpoint, "ipc", 3) == 0)
+    ||  (transport == 6 && memcmp (endpoint, "inproc", 6) == 0))
+        return true;
+    const char *port = strrchr (address, ':');
+    return transport == 3 && memcmp (endpoint, "tcp", 3) == 0 && port && port > address
+        && port [1] && strspn (port + 1, "0123456789") == strlen (port + 1);
 }
 
 void
@@ -138,6 +289,97 @@ zper_client_unused_endpoint (void)
     return zsys_sprintf ("tcp://127.0.0.1:%d", port);
 }
 
+//  What a probe tells about CURVE handshakes, against a CURVE ROUTER that
+//  allows one key (zauth on a folder holding its certificate) and a
+//  plaintext ROUTER; and the status 109 mapping.
+static void
+s_test_curve (void)
+{
+    assert (zper_client_status_errno (ZPER_STATUS_FORBIDDEN) == EACCES);
+    assert (streq (zper_status_name (ZPER_STATUS_FORBIDDEN), "FORBIDDEN"));
+    assert (strstr (zper_client_status_hint (ZPER_STATUS_FORBIDDEN), "forbidden"));
+    assert (streq (zper_client_status_hint (ZPER_STATUS_MESSAGE_TOO_LARGE), ""));
+
+    char folder [] = "/tmp/zper-client-wire-test-XXXXXX";
+    assert (mkdtemp (folder));
+    char *keys = zsys_sprintf ("%s/keys", folder);
+    char *allowed = zsys_sprintf ("%s/allowed", folder);
+    char *stranger = zsys_sprintf ("%s/stranger", folder);
+    assert (zsys_dir_create (keys) == 0);
+    zcert_t *server_cert = zcert_new ();
+    zcert_t *allowed_cert = zcert_new ();
+    zcert_t *stranger_cert = zcert_new ();
+    assert (zcert_save (allowed_cert, allowed) == 0);
+    assert (zcert_save (stranger_cert, stranger) == 0);
+    char *allowed_public = zsys_sprintf ("%s/allowed", keys);
+    assert (zcert_save_public (allowed_cert, allowed_public) == 0);
+
+    zper_client_curve_t curve = { NULL, "" }, wrong = { NULL, "" };
+    char error [ZPER_CLIENT_ERROR_MAX];
+    assert (zper_client_curve_load (&curve, "not a key", allowed, error) == -1);
+    assert (strstr (error, "not a key"));
+    assert (zper_client_curve_load (&curve, zcert_public_txt (server_cert), keys, error) == -1);
+    assert (zper_client_curve_load (&curve, zcert_public_txt (server_cert), NULL, error) == -1);
+    assert (curve.cert == NULL);
+    assert (zper_client_curve_load (&curve, zcert_public_txt (server_cert), allowed, error) == 0);
+    assert (curve.cert && streq (curve.server_key, zcert_public_txt (server_cert)));
+    assert (zper_client_curve_load (&wrong, zcert_public_txt (stranger_cert), stranger, error) == 0);
+
+    zactor_t *auth = zactor_new (zauth, NULL);
+    assert (auth);
+    assert (zstr_sendx (auth, "CURVE", keys, NULL) == 0);
+    assert (zsock_wait (auth) == 0);
+    zsock_t *server = zsock_new (ZMQ_ROUTER);
+    zcert_apply (server_cert, server);
+    zsock_set_curve_server (server, 1);
+    zsock_set_zap_domain (server, "test");
+    int port = zsock_bind (server, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    char *endpoint = zsys_sprintf ("tcp://127.0.0.1:%d", port);
+    zsock_t *plain_server = zsock_new_router ("tcp://127.0.0.1:*");
+    assert (plain_server);
+    const char *plain_endpoint = zsock_endpoint (plain_server);
+
+    //  The right key talks; the probe of a working broker blames nothing else.
+    zsock_t *client = zper_client_socket (ZMQ_DEALER, endpoint, NULL, 0, 1000, &curve);
+    assert (client && zstr_send (client, "hello") == 0);
+    char *hello = zstr_recv (server);     //  [routing id] first
+    zstr_free (&hello);
+    hello = zstr_recv (server);
+    assert (hello && streq (hello, "hello"));
+    zstr_free (&hello);
+    zsock_destroy (&client);
+    assert (streq (zper_client_diagnose (endpoint, &curve, 5000), "is zperd running?"));
+
+    //  A plaintext client; a key not in the folder; a wrong server key; CURVE
+    //  towards a plaintext broker.
+    assert (strstr (zper_client_diagnose (endpoint, NULL, 5000), "uses CURVE"));
+    zper_client_curve_t unknown = { zcert_dup (stranger_cert), "" };
+    strcpy (unknown.server_key, zcert_public_txt (server_cert));
+    assert (strstr (zper_client_diagnose (endpoint, &unknown, 5000), "refused this client's key"));
+    assert (strstr (zper_client_diagnose (endpoint, &wrong, 5000), "is the server key the broker's?"));
+    assert (strstr (zper_client_diagnose (plain_endpoint, &curve, 5000), "does not use CURVE"));
+
+    zper_client_curve_reset (&unknown);
+    zper_client_curve_reset (&wrong);
+    zper_client_curve_reset (&curve);
+    assert (curve.cert == NULL);
+    zsock_destroy (&plain_server);
+    zsock_destroy (&server);
+    zactor_destroy (&auth);
+    zcert_destroy (&server_cert);
+    zcert_destroy (&allowed_cert);
+    zcert_destroy (&stranger_cert);
+    zdir_t *dir = zdir_new (folder, NULL);
+    zdir_remove (dir, true);
+    zdir_destroy (&dir);
+    zstr_free (&endpoint);
+    zstr_free (&allowed_public);
+    zstr_free (&stranger);
+    zstr_free (&allowed);
+    zstr_free (&keys);
+}
+
 void
 zper_client_wire_test (bool verbose)
 {
@@ -163,12 +405,20 @@ zper_client_wire_test (bool verbose)
 
     //  A wait on a socket nobody answers ends at its deadline.
     char *unused = zper_client_unused_endpoint ();
-    zsock_t *lonely = zper_client_socket (ZMQ_DEALER, unused, NULL, 0, 0);
-    zstr_free (&unused);
+    zsock_t *lonely = zper_client_socket (ZMQ_DEALER, unused, NULL, 0, 0, NULL);
     assert (lonely);
     int64_t started = zclock_mono ();
     assert (zper_client_wait_readable (lonely, 50) == 0);
     assert (zclock_mono () - started >= 50);
     zsock_destroy (&lonely);
-    assert (zper_client_socket (ZMQ_DEALER, "no-such-transport://x", NULL, 0, 0) == NULL);
+    assert (zper_client_socket (ZMQ_DEALER, "no-such-transport://x", NULL, 0, 0, NULL) == NULL);
+    assert (zper_client_endpoint_valid ("tcp://127.0.0.1:5555"));
+    assert (zper_client_endpoint_valid ("tcp://broker.example:5555"));
+    assert (zper_client_endpoint_valid ("ipc:///tmp/zper") && zper_client_endpoint_valid ("inproc://x"));
+    assert (!zper_client_endpoint_valid ("nonsense") && !zper_client_endpoint_valid ("tcp://host"));
+    assert (!zper_client_endpoint_valid ("tcp://host:port") && !zper_client_endpoint_valid ("tcp://:1"));
+    assert (!zper_client_endpoint_valid ("no-such-transport://x") && !zper_client_endpoint_valid (NULL));
+    assert (streq (zper_client_diagnose (unused, NULL, 5000), "is zperd running?"));
+    zstr_free (&unused);
+    s_test_curve ();
 }

@@ -23,12 +23,51 @@ int
 int
     zper_client_wait_readable (zsock_t *socket, int timeout_ms);
 
+//  How a client talks to a broker with CURVE on: its own certificate (with
+//  the secret key) and the broker's public key. Plaintext when cert is NULL.
+typedef struct {
+    zcert_t *cert;
+    char server_key [41];               //  Z85
+} zper_client_curve_t;
+
+//  Load curve from server_key (Z85 or a certificate file) and cert_path
+//  (a certificate with its secret). Returns 0, or -1 with a one-line
+//  reason in error (ZPER_CLIENT_ERROR_MAX bytes); curve is unchanged then.
+int
+    zper_client_curve_load (zper_client_curve_t *curve, const char *server_key,
+                            const char *cert_path, char *error);
+
+//  Free what curve holds; it is plaintext again.
+void
+    zper_client_curve_reset (zper_client_curve_t *curve);
+
 //  A connected socket of type with the options every client uses: linger,
 //  no queueing towards a peer that is not connected (so that a broker that
-//  is down shows as a send timeout), the send timeout. identity may be NULL.
+//  is down shows as a send timeout), the send timeout, and CURVE when
+//  curve holds a certificate. identity and curve may be NULL.
 zsock_t *
     zper_client_socket (int type, const char *endpoint, zframe_t *identity, int linger_ms,
-                        int send_timeout_ms);
+                        int send_timeout_ms, const zper_client_curve_t *curve);
+
+//  Why no connection to endpoint came up, as a few words for an error line:
+//  "is zperd running?", or what the handshake said (the broker speaks CURVE
+//  and this client does not, refused this client's key, ...). Connects a
+//  probe socket made like the client's, watched by a monitor, for at most
+//  timeout_ms; for the failure path only. Returns a static string.
+const char *
+    zper_client_diagnose (const char *endpoint, const zper_client_curve_t *curve, int timeout_ms);
+
+//  The words an error line adds after a status name, e.g. for 109 FORBIDDEN
+//  " (forbidden: this client's key has no grant for the topic)"; "" if none.
+const char *
+    zper_client_status_hint (int status);
+
+//  True if endpoint is one zmq_connect would take (tcp://HOST:PORT, ipc://,
+//  inproc://), checked without connecting: a client connects only once it
+//  has all its options (CURVE), so that a broker never sees a plaintext
+//  attempt from a CURVE client.
+bool
+    zper_client_endpoint_valid (const char *endpoint);
 
 //  Print a one-line message into error (ZPER_CLIENT_ERROR_MAX bytes).
 void

@@ -14,6 +14,9 @@
     READ returns a batch of records [offset][timestamp][size][ZMTP/2.0
     frames]; the consumer keeps the batch frame and turns one record at a
     time into a zmsg_t, checking every length against what is left.
+
+    The socket is made by the first request (and again after a timeout),
+    so CURVE (zper_consumer_set_curve) is on it before it connects.
     ========================================================================= */
 
 #include "zper_client_wire.h"
@@ -26,6 +29,7 @@ struct _zper_consumer_t {
     char *endpoint;
     char *topic;                    //  NULL for a consumer that only lists and describes
     zsock_t *socket;                //  NULL after a timeout, until the next request
+    zper_client_curve_t curve;      //  plaintext until zper_consumer_set_curve
     int timeout_ms;
     int max_bytes;
     int64_t position;               //  offset of the next message to return, or a
@@ -40,17 +44,13 @@ struct _zper_consumer_t {
 zper_consumer_t *
 zper_consumer_new (const char *endpoint, const char *topic)
 {
-    if (!endpoint || (topic && !zper_topic_valid (topic))) {
+    if (!zper_client_endpoint_valid (endpoint) || (topic && !zper_topic_valid (topic))) {
         errno = EINVAL;
         return NULL;
     }
-    zsock_t *socket = zper_client_socket (ZMQ_DEALER, endpoint, NULL, 0, ZPER_CLIENT_TIMEOUT_MS);
-    if (!socket)
-        return NULL;
     zper_consumer_t *self = (zper_consumer_t *) zmalloc (sizeof (zper_consumer_t));
     self->endpoint = strdup (endpoint);
     self->topic = topic? strdup (topic): NULL;
-    self->socket = socket;
     self->timeout_ms = ZPER_CLIENT_TIMEOUT_MS;
     self->max_bytes = ZPER_CLIENT_READ_BYTES;
     self->position = ZPER_OFFSET_EARLIEST;      //  resolved by the first fetch
@@ -66,6 +66,7 @@ zper_consumer_destroy (zper_consumer_t **self_p)
     zper_consumer_t *self = *self_p;
     if (self) {
         zsock_destroy (&self->socket);
+        zper_client_curve_reset (&self->curve);
         zframe_destroy (&self->batch);
         free (self->endpoint);
         free (self->topic);
@@ -81,6 +82,18 @@ zper_consumer_set_timeout (zper_consumer_t *self, int timeout_ms)
     self->timeout_ms = timeout_ms;
     if (self->socket)
         zsock_set_sndtimeo (self->socket, timeout_ms);
+}
+
+int
+zper_consumer_set_curve (zper_consumer_t *self, const char *server_key, const char *cert_path)
+{
+    assert (self);
+    if (zper_client_curve_load (&self->curve, server_key, cert_path, self->error) == -1) {
+        errno = EINVAL;
+        return -1;
+    }
+    zsock_destroy (&self->socket);      //  the next request connects with CURVE
+    return 0;
 }
 
 void
@@ -126,11 +139,13 @@ s_request (zper_consumer_t *self, zmsg_t **request_p, int extra_wait_ms)
     char command [16];
     snprintf (command, sizeof command, "%.*s", (int) zframe_size (name), (char *) zframe_data (name));
     if (!self->socket)
-        self->socket = zper_client_socket (ZMQ_DEALER, self->endpoint, NULL, 0, self->timeout_ms);
+        self->socket = zper_client_socket (ZMQ_DEALER, self->endpoint, NULL, 0, self->timeout_ms,
+                                           &self->curve);
     if (!self->socket || zmsg_send (request_p, self->socket) == -1) {
         zmsg_destroy (request_p);
-        zper_client_error_set (self->error, "no connection to %s within %d ms (is zperd running?)",
-                               self->endpoint, self->timeout_ms);
+        zper_client_error_set (self->error, "no connection to %s within %d ms (%s)",
+                               self->endpoint, self->timeout_ms,
+                               zper_client_diagnose (self->endpoint, &self->curve, self->timeout_ms));
         errno = EHOSTUNREACH;
         return NULL;
     }
@@ -146,8 +161,8 @@ s_request (zper_consumer_t *self, zmsg_t **request_p, int extra_wait_ms)
     if (code == -1)
         zper_client_error_set (self->error, "%s answered %s without a status", self->endpoint, command);
     else
-        zper_client_error_set (self->error, "%s refused %s: %s", self->endpoint, command,
-                               zper_status_name (code));
+        zper_client_error_set (self->error, "%s refused %s: %s%s", self->endpoint, command,
+                               zper_status_name (code), zper_client_status_hint (code));
     errno = code == -1? EPROTO: zper_client_status_errno (code);
     return NULL;
 }

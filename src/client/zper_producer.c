@@ -19,6 +19,10 @@
     zmq_msg_t on the stack, a mode-1 send looks for replies only
     now and then (looking when none is there is a poll() inside libzmq),
     and a batch buffer is handed to libzmq without a copy.
+
+    CURVE (zper_producer_set_curve) must be on the socket before it
+    connects, so the socket is made by the first send, when every option
+    is known: a CURVE producer never shows the broker a plaintext attempt.
     ========================================================================= */
 
 #include "zper_client_wire.h"
@@ -55,6 +59,7 @@ struct _zper_producer_t {
     int64_t unacked;
     int64_t refused;
     int64_t last_offset;
+    zper_client_curve_t curve;      //  plaintext until zper_producer_set_curve
     int failure_errno;              //  errno of the last refusal or bad reply since the last sync
     int sends_since_drain;          //  mode 1: sends since acks were last read
     int64_t drained_ms;             //  s_coarse_ms () when acks were last read
@@ -116,15 +121,27 @@ s_connect (zper_producer_t *self)
     //  for at most the send timeout.
     self->socket = zper_client_socket (self->mode == ZPER_MODE_REQ? ZMQ_REQ: ZMQ_DEALER,
                                        self->endpoint, identity, self->timeout_ms,
-                                       self->timeout_ms);
+                                       self->timeout_ms, &self->curve);
     zframe_destroy (&identity);
     return self->socket? 0: -1;
+}
+
+//  The socket, made by the first send. Returns 0, or -1 (ENOTCONN).
+static int
+s_ready (zper_producer_t *self)
+{
+    if (self->socket || s_connect (self) == 0)
+        return 0;
+    zper_client_error_set (self->error, "cannot connect to %s", self->endpoint);
+    errno = ENOTCONN;
+    return -1;
 }
 
 zper_producer_t *
 zper_producer_new (const char *endpoint, const char *topic, int mode)
 {
-    if (!endpoint || !zper_topic_valid (topic) || mode < ZPER_MODE_NONE || mode > ZPER_MODE_BATCH) {
+    if (!zper_client_endpoint_valid (endpoint) || !zper_topic_valid (topic)
+    ||  mode < ZPER_MODE_NONE || mode > ZPER_MODE_BATCH) {
         errno = EINVAL;
         return NULL;
     }
@@ -139,10 +156,6 @@ zper_producer_new (const char *endpoint, const char *topic, int mode)
     self->batch_linger_ms = ZPER_CLIENT_BATCH_LINGER_MS;
     self->last_offset = -1;
     self->batches = zlistx_new ();
-    if (s_connect (self) == -1) {
-        zper_producer_destroy (&self);
-        errno = EINVAL;
-    }
     return self;
 }
 
@@ -155,6 +168,7 @@ zper_producer_destroy (zper_producer_t **self_p)
         if (self->socket && (self->batch_messages || self->unacked))
             zper_producer_sync (self);
         zsock_destroy (&self->socket);
+        zper_client_curve_reset (&self->curve);
         zlistx_destroy (&self->batches);
         free (self->batch);
         free (self->endpoint);
@@ -173,6 +187,22 @@ zper_producer_set_timeout (zper_producer_t *self, int timeout_ms)
         zsock_set_sndtimeo (self->socket, timeout_ms);
         zsock_set_linger (self->socket, timeout_ms);
     }
+}
+
+int
+zper_producer_set_curve (zper_producer_t *self, const char *server_key, const char *cert_path)
+{
+    assert (self);
+    if (self->socket) {
+        zper_client_error_set (self->error, "CURVE must be set before the first send");
+        errno = EBUSY;
+        return -1;
+    }
+    if (zper_client_curve_load (&self->curve, server_key, cert_path, self->error) == -1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
 }
 
 void
@@ -269,9 +299,10 @@ s_account (zper_producer_t *self, const zper_ack_t *ack)
     }
     self->refused += covered;
     self->failure_errno = zper_client_status_errno (ack->status);
-    zper_client_error_set (self->error, "%s refused %s of topic '%s': %s",
+    zper_client_error_set (self->error, "%s refused %s of topic '%s': %s%s",
                            self->endpoint, ack->count > 1? "a batch": "a message",
-                           self->topic, zper_status_name (ack->status));
+                           self->topic, zper_status_name (ack->status),
+                           zper_client_status_hint (ack->status));
     errno = self->failure_errno;
     return -1;
 }
@@ -376,7 +407,7 @@ s_receive_acks (zper_producer_t *self, int timeout_ms)
     int64_t deadline = zclock_mono () + timeout_ms;
     self->sends_since_drain = 0;
     self->drained_ms = s_coarse_ms ();
-    while (s_acking (self)) {
+    while (s_acking (self) && self->socket) {
         int acked;
         if (s_receive_ack (self, ZMQ_DONTWAIT, &acked) == 0) {
             if (acked == -1)
@@ -448,9 +479,10 @@ static int
 s_send_failed (zper_producer_t *self)
 {
     if (errno == EAGAIN) {
+        zper_client_error_set (self->error, "no connection to %s within %d ms (%s)",
+                               self->endpoint, self->timeout_ms,
+                               zper_client_diagnose (self->endpoint, &self->curve, self->timeout_ms));
         errno = EHOSTUNREACH;
-        zper_client_error_set (self->error, "no connection to %s within %d ms (is zperd running?)",
-                               self->endpoint, self->timeout_ms);
     }
     else
         zper_client_error_set (self->error, "cannot send to %s: %s", self->endpoint,
@@ -657,9 +689,8 @@ zper_producer_send (zper_producer_t *self, zmsg_t **msg_p)
         errno = EINVAL;
         return -1;
     }
-    if (!self->socket) {
+    if (s_ready (self) == -1) {
         zmsg_destroy (msg_p);
-        errno = ENOTCONN;
         return -1;
     }
     return s_batching (self)? s_batch_add_message (self, msg_p): s_send_single (self, msg_p);
@@ -669,13 +700,11 @@ int
 zper_producer_send_mem (zper_producer_t *self, const void *data, size_t size)
 {
     assert (self);
+    if (s_ready (self) == -1)
+        return -1;
     if (s_batching (self)) {
         zper_frame_t frame = { data, size };
         return s_batch_add (self, &frame, 1);
-    }
-    if (!self->socket) {
-        errno = ENOTCONN;
-        return -1;
     }
     return s_send_single_mem (self, data, size);
 }

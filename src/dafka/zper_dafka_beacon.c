@@ -6,15 +6,35 @@
     the silent ones. The one thing to know: the tower's messages are trusted
     no more than any other network input: a "B" message that is not exactly
     three frames, or whose endpoint is not a tcp:// address, is ignored.
+
+    With CURVE (a zper_security_t given) both sockets are CURVE clients of
+    the tower (security/tower_key), and the tower adds to each "B" the key
+    it authenticated the announcing peer with: ["B", uuid, endpoint, key].
+    That key is what the owner gives its data socket as the server key
+    when it connects, so a peer can never announce someone else's key: a
+    connection to an endpoint whose holder lacks the key's secret fails
+    its handshake. An endpoint heard again with another key (a node
+    restarted on the same port with a new certificate) is disconnected and
+    connected again with the new one.
     ========================================================================= */
 
 #include "zper_dafka_beacon.h"
 #include "zper_dafka_config.h"
+#include "zper_dafka_security.h"
 #include "zper_defaults.h"
 #include <string.h>
 
 #define S_FORWARD_FRAMES    3       //  ["B", uuid, endpoint] from the tower
+#define S_CURVE_FRAMES      4       //  ["B", uuid, endpoint, key] from a CURVE tower
 #define S_ENDPOINT_MAX      256
+#define S_KEY_SIZE          40      //  Z85 of a CURVE public key
+
+//  What the beacon knows of one endpoint.
+typedef struct {
+    int64_t heard;                  //  monotonic ms of its last beacon
+    char key [S_KEY_SIZE + 1];      //  its CURVE key (the tower's word), "" without CURVE
+    char *uuid;                     //  the uuid it announced last
+} s_peer_t;
 
 struct _zper_dafka_beacon_t {
     zsock_t *pub;                   //  to the tower XSUB
@@ -26,7 +46,8 @@ struct _zper_dafka_beacon_t {
     int64_t timeout_ms;
     bool verbose;
     bool welcomed;
-    zhashx_t *last_heard;           //  endpoint -> int64_t * (monotonic ms)
+    zper_security_t *security;      //  CURVE when not NULL (not owned)
+    zhashx_t *last_heard;           //  endpoint -> s_peer_t
     zper_dafka_beacon_peer_fn *peer_fn;
     void *owner;
 };
@@ -37,11 +58,33 @@ s_announce (zper_dafka_beacon_t *self)
     zsock_send (self->pub, "ssss", "B", self->uuid, self->host, self->port);
 }
 
+static void
+s_peer_destroy (s_peer_t **peer_p)
+{
+    zstr_free (&(*peer_p)->uuid);
+    free (*peer_p);
+    *peer_p = NULL;
+}
+
+//  With CURVE, both sockets are clients of the tower's key.
+static int
+s_secure (zper_dafka_beacon_t *self, zconfig_t *config)
+{
+    char tower_key [S_KEY_SIZE + 1];
+    if (!self->security)
+        return 0;
+    if (zper_dafka_security_tower_key (config, tower_key))
+        return -1;
+    return zper_security_client (self->security, self->pub, tower_key) == 0
+        && zper_security_client (self->security, self->sub, tower_key) == 0? 0: -1;
+}
+
 zper_dafka_beacon_t *
-zper_dafka_beacon_new (zconfig_t *config, const char *uuid, int port,
+zper_dafka_beacon_new (zconfig_t *config, zper_security_t *security, const char *uuid, int port,
                        zper_dafka_beacon_peer_fn *peer_fn, void *owner)
 {
     zper_dafka_beacon_t *self = (zper_dafka_beacon_t *) zmalloc (sizeof (zper_dafka_beacon_t));
+    self->security = security;
     self->uuid = strdup (uuid);
     self->host = strdup (zper_dafka_config_string (config, "beacon/address", ZPER_DAFKA_BEACON_ADDRESS));
     snprintf (self->port, sizeof self->port, "%d", port);
@@ -51,7 +94,7 @@ zper_dafka_beacon_new (zconfig_t *config, const char *uuid, int port,
     self->peer_fn = peer_fn;
     self->owner = owner;
     self->last_heard = zhashx_new ();
-    zhashx_set_destructor (self->last_heard, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->last_heard, (zhashx_destructor_fn *) s_peer_destroy);
     const char *tower_sub = zper_dafka_config_string (config, "beacon/sub_address",
                                                       ZPER_DAFKA_BEACON_SUB_ADDRESS);
     const char *tower_pub = zper_dafka_config_string (config, "beacon/pub_address",
@@ -60,7 +103,7 @@ zper_dafka_beacon_new (zconfig_t *config, const char *uuid, int port,
     self->sub = zsock_new (ZMQ_SUB);
     if (self->interval_ms <= 0)
         self->interval_ms = ZPER_DAFKA_BEACON_INTERVAL_MS;
-    if (!self->pub || !self->sub
+    if (!self->pub || !self->sub || s_secure (self, config)
     ||  zsock_connect (self->pub, "%s", tower_sub) || zsock_connect (self->sub, "%s", tower_pub)) {
         zsys_error ("dafka beacon: cannot connect to the tower at %s / %s", tower_sub, tower_pub);
         zper_dafka_beacon_destroy (&self);
@@ -98,18 +141,35 @@ zper_dafka_beacon_bind_endpoint (zconfig_t *config)
 //  A new or refreshed peer endpoint. A new one is connected by the owner
 //  and answered with an immediate beacon, so that it learns us as fast.
 static void
-s_heard (zper_dafka_beacon_t *self, const char *endpoint)
+s_heard (zper_dafka_beacon_t *self, const char *endpoint, const char *key, const char *uuid)
 {
-    char *last = (char *) zhashx_lookup (self->last_heard, endpoint);
-    char now [32];
-    snprintf (now, sizeof now, "%" PRId64, zclock_mono ());
-    zhashx_update (self->last_heard, endpoint, strdup (now));
-    if (!last) {
+    s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->last_heard, endpoint);
+    if (peer && !streq (peer->key, key)) {
+        self->peer_fn (self->owner, endpoint, self->security? peer->key: NULL, false);
+        zhashx_delete (self->last_heard, endpoint);
+        peer = NULL;
+    }
+    if (!peer) {
+        peer = (s_peer_t *) zmalloc (sizeof (s_peer_t));
+        snprintf (peer->key, sizeof peer->key, "%s", key);
+        zhashx_insert (self->last_heard, endpoint, peer);
         if (self->verbose)
-            zsys_info ("dafka beacon %s: peer %s", self->uuid, endpoint);
-        self->peer_fn (self->owner, endpoint, true);
+            zsys_info ("dafka beacon %s: peer %s %s", self->uuid, endpoint, key);
+        self->peer_fn (self->owner, endpoint, self->security? peer->key: NULL, true);
         s_announce (self);
     }
+    peer->heard = zclock_mono ();
+    if (!peer->uuid || !streq (peer->uuid, uuid)) {
+        zstr_free (&peer->uuid);
+        peer->uuid = strdup (uuid);
+    }
+}
+
+static bool
+s_z85_key (const char *key)
+{
+    uint8_t binary [32];
+    return strlen (key) == S_KEY_SIZE && zmq_z85_decode (binary, key) != NULL;
 }
 
 static int
@@ -122,14 +182,18 @@ s_handle (zper_dafka_beacon_t *self)
     if (kind && streq (kind, ZPER_DAFKA_WELCOME))
         self->welcomed = true;
     else
-    if (kind && streq (kind, "B") && zmsg_size (msg) == S_FORWARD_FRAMES - 1) {
+    if (kind && streq (kind, "B")
+    &&  zmsg_size (msg) == (self->security? S_CURVE_FRAMES: S_FORWARD_FRAMES) - 1) {
         char *uuid = zmsg_popstr (msg);
         char *endpoint = zmsg_popstr (msg);
+        char *key = self->security? zmsg_popstr (msg): strdup ("");
         if (!streq (uuid, self->uuid) && strlen (endpoint) < S_ENDPOINT_MAX
-        &&  strncmp (endpoint, "tcp://", 6) == 0 && strchr (endpoint + 6, ':'))
-            s_heard (self, endpoint);
+        &&  strncmp (endpoint, "tcp://", 6) == 0 && strchr (endpoint + 6, ':')
+        &&  (!self->security || s_z85_key (key)))
+            s_heard (self, endpoint, key, uuid);
         zstr_free (&uuid);
         zstr_free (&endpoint);
+        zstr_free (&key);
     }
     zstr_free (&kind);
     zmsg_destroy (&msg);
@@ -142,15 +206,16 @@ s_expire (zper_dafka_beacon_t *self)
     int64_t now = zclock_mono ();
     zlist_t *silent = zlist_new ();
     zlist_autofree (silent);
-    for (char *last = (char *) zhashx_first (self->last_heard); last;
-         last = (char *) zhashx_next (self->last_heard))
-        if (now - atoll (last) > self->timeout_ms)
+    for (s_peer_t *peer = (s_peer_t *) zhashx_first (self->last_heard); peer;
+         peer = (s_peer_t *) zhashx_next (self->last_heard))
+        if (now - peer->heard > self->timeout_ms)
             zlist_append (silent, (void *) zhashx_cursor (self->last_heard));
     for (char *endpoint = (char *) zlist_first (silent); endpoint;
          endpoint = (char *) zlist_next (silent)) {
+        s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->last_heard, endpoint);
         if (self->verbose)
             zsys_info ("dafka beacon %s: peer %s silent", self->uuid, endpoint);
-        self->peer_fn (self->owner, endpoint, false);
+        self->peer_fn (self->owner, endpoint, self->security? peer->key: NULL, false);
         zhashx_delete (self->last_heard, endpoint);
     }
     zlist_destroy (&silent);
@@ -168,9 +233,16 @@ zper_dafka_beacon_wait_welcome (zper_dafka_beacon_t *self, zsock_t *pipe)
             zmsg_destroy (&command);
             break;
         }
-        if (which == self->sub)
-            s_handle (self);
-        else
+        if (which == self->sub && s_handle (self) == 0 && self->welcomed) {
+            //  With CURVE, the tower's paths both ways are up now: say who
+            //  we are at once rather than an interval later, so that peers
+            //  holding a stale connection to our port (its last holder's
+            //  key) learn our key sooner. Without, beacons go as the
+            //  reference sends them.
+            if (self->security)
+                s_announce (self);
+            break;
+        }
         if (zpoller_terminated (poller))
             break;
         if (zclock_mono () >= next_beacon) {
@@ -207,6 +279,16 @@ zper_dafka_beacon_attach (zper_dafka_beacon_t *self, zloop_t *loop)
     return zloop_timer (loop, (size_t) self->interval_ms, 0, s_on_timer, self) < 0? -1: 0;
 }
 
+const char *
+zper_dafka_beacon_vouched (zper_dafka_beacon_t *self, const char *uuid)
+{
+    for (s_peer_t *peer = (s_peer_t *) zhashx_first (self->last_heard); peer;
+         peer = (s_peer_t *) zhashx_next (self->last_heard))
+        if (self->security && peer->uuid && streq (peer->uuid, uuid))
+            return peer->key;
+    return NULL;
+}
+
 size_t
 zper_dafka_beacon_peers (zper_dafka_beacon_t *self)
 {
@@ -216,7 +298,7 @@ zper_dafka_beacon_peers (zper_dafka_beacon_t *self)
 //  ---- selftest: a fake tower made of a bound SUB and PUB -------------------
 
 static void
-s_test_peer (void *owner, const char *endpoint, bool connected)
+s_test_peer (void *owner, const char *endpoint, const char *key, bool connected)
 {
     zlist_append ((zlist_t *) owner, (void *) (connected? endpoint: "gone"));
 }
@@ -269,7 +351,7 @@ zper_dafka_beacon_test (bool verbose)
 
     zlist_t *events = zlist_new ();
     zlist_autofree (events);
-    zper_dafka_beacon_t *beacon = zper_dafka_beacon_new (config, "SELF", 4242, s_test_peer, events);
+    zper_dafka_beacon_t *beacon = zper_dafka_beacon_new (config, NULL, "SELF", 4242, s_test_peer, events);
     assert (beacon);
     zsock_t *pipe = zsock_new_pair ("@inproc://zper-dafka-beacon-test");
     //  libzmq delivers an XPUB's welcome once the XPUB has read the subscription

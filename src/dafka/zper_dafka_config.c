@@ -7,16 +7,18 @@
     ========================================================================= */
 
 #include "zper_dafka_config.h"
+#include "zper_dafka_security.h"
 #include <stdlib.h>
 
 static const char *s_numeric_keys [] = {
-    "tower/verbose", "beacon/verbose", "beacon/interval", "beacon/timeout",
+    "tower/verbose", "tower/max_uuids", "beacon/verbose", "beacon/interval", "beacon/timeout",
     "producer/verbose", "producer/head_interval", "producer/high_watermark",
     "producer/terminate_unacked", "producer/min_acks",
     "consumer/verbose", "consumer/high_watermark", "consumer/fetch_timeout",
     "store/verbose", "store/high_watermark", "store/flush_messages", "store/flush_interval",
     "store/segment_size", "store/retention_ms",
     "store/max_partitions", "store/fetch_give_up", "store/max_fetches",
+    "security/curve", "security/reload_ms", "security/verbose",
     NULL
 };
 
@@ -32,8 +34,9 @@ s_parse (const char *text, int64_t *value)
     return true;
 }
 
-int
-zper_dafka_config_check (zconfig_t *config, const char *name)
+//  The numbers alone: a file may leave security/cert to the command line.
+static int
+s_check_numbers (zconfig_t *config, const char *name)
 {
     for (int index = 0; s_numeric_keys [index]; index++) {
         const char *text = zconfig_get (config, s_numeric_keys [index], NULL);
@@ -45,6 +48,12 @@ zper_dafka_config_check (zconfig_t *config, const char *name)
         }
     }
     return 0;
+}
+
+int
+zper_dafka_config_check (zconfig_t *config, const char *name)
+{
+    return s_check_numbers (config, name) || zper_dafka_security_check (config, name)? -1: 0;
 }
 
 zconfig_t *
@@ -60,7 +69,7 @@ zper_dafka_config_load (const char *path)
     if (!config)
         fprintf (stderr, "%s: not a valid ZPL file (CZMQ zconfig format)\n", path);
     else
-    if (zper_dafka_config_check (config, path))
+    if (s_check_numbers (config, path))
         zconfig_destroy (&config);
     return config;
 }

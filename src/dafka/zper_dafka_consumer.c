@@ -15,6 +15,15 @@
     short at a store's durable end). Every FETCH is served in full by every
     store that has the data, so a re-send while the first answer is still
     on its way would be served twice.
+
+    With CURVE (security/curve = 1) the SUB is bound as a CURVE server and
+    announced, and the XPUB connects to every peer's announced endpoint as
+    a CURVE client: so each message arrives with its sender's key. A
+    partition's RECORDs and HEADs are taken only from the key the tower
+    vouched for its producer's uuid (s_sender_owns); others are dropped and
+    counted (forged). DIRECT_RECORD and DIRECT_HEAD come from stores (or the
+    producer answering a FETCH) and are taken from any allowed key: stores
+    must be trusted nodes (docs/dafka.md, Security).
     ========================================================================= */
 
 #include "zper_dafka_consumer.h"
@@ -22,6 +31,7 @@
 #include "zper_dafka_config.h"
 #include "zper_dafka_tower.h"
 #include "zper_dafka_producer.h"
+#include "zper_dafka_security.h"
 #include "zper_defaults.h"
 #include <string.h>
 
@@ -33,11 +43,13 @@ typedef struct {
     uint64_t asked_last;            //  last sequence the outstanding FETCH asks for, or NONE
     uint64_t progress_delivered;    //  delivered when the answer was last seen progressing...
     int64_t progress_ms;            //  ...and when (monotonic): the fetch timeout counts from here
+    char key [41];                  //  with CURVE: the key its RECORDs and HEADs come from, or ""
 } s_partition_t;
 
 typedef struct {
     uint64_t delivered;
     uint64_t malformed;
+    uint64_t forged;                //  RECORD/HEADs of a partition from a key not its own
 } s_counters_t;
 
 typedef struct {
@@ -46,6 +58,8 @@ typedef struct {
     zsock_t *xpub;
     zsock_t *sub;
     zper_dafka_beacon_t *beacon;
+    zper_security_t *security;      //  CURVE when not NULL (the process's, counted)
+    zper_guard_t *guard;            //  with CURVE: cuts off keys removed from the folder
     zper_dafka_msg_t *msg;
     zmq_msg_t content;              //  the last RECORD's content, handed on to the caller
     int64_t fetch_timeout_ms;       //  consumer/fetch_timeout: re-ask after this long without progress
@@ -209,6 +223,41 @@ s_deliver (s_consumer_t *self, s_partition_t *partition)
     s_count (&self->counters->delivered);
 }
 
+//  The partition of (subject, producer) if there is one yet.
+static s_partition_t *
+s_partition_lookup (s_consumer_t *self, const char *subject, const char *producer)
+{
+    s_partition_t *partition = self->last_used;
+    if (partition && streq (partition->partition, producer) && streq (partition->subject, subject))
+        return partition;
+    char key [2 * ZPER_DAFKA_STRING_MAX + 2];
+    snprintf (key, sizeof key, "%s/%s", subject, producer);
+    return (s_partition_t *) zhashx_lookup (self->partitions, key);
+}
+
+//  With CURVE, a partition's RECORDs and HEADs come from one key: the key
+//  the tower vouched for the producer's uuid when the partition was first
+//  heard of (the tower gives a uuid to the first key that announces it),
+//  then the partition's own. A stream cannot be taken over by a peer
+//  forging its uuid, nor claimed before its producer's first record. The
+//  check comes before the partition is made or its sequence believed.
+static bool
+s_sender_owns (s_consumer_t *self, const char *subject, const char *producer)
+{
+    const char *sender = zper_dafka_msg_sender (self->msg);
+    s_partition_t *partition = s_partition_lookup (self, subject, producer);
+    const char *owner = partition && *partition->key? partition->key
+                      : zper_dafka_beacon_vouched (self->beacon, producer);
+    if (owner && streq (owner, sender))
+        return true;
+    s_count (&self->counters->forged);
+    if (self->verbose)
+        zsys_warning ("dafka consumer: dropped a %s of %s/%s from key %s (the uuid's key: %s)",
+                      zper_dafka_msg_id (self->msg) == ZPER_DAFKA_HEAD? "HEAD": "RECORD",
+                      subject, producer, sender, owner? owner: "none announced");
+    return false;
+}
+
 static void
 s_handle (s_consumer_t *self)
 {
@@ -218,21 +267,23 @@ s_handle (s_consumer_t *self)
     //  Topic-addressed messages must name the topic exactly: the wire's
     //  subscription is only a prefix match
     bool exact = streq (zper_dafka_msg_topic (self->msg), subject);
-    if (id == ZPER_DAFKA_STORE_HELLO)
+    if (id == ZPER_DAFKA_STORE_HELLO) {
         s_send_consumer_hello (self, zper_dafka_msg_address (self->msg));
-    else
+        return;
+    }
     if (!subscribed || ((id == ZPER_DAFKA_RECORD || id == ZPER_DAFKA_HEAD) && !exact))
         return;
-    else
-    if (id == ZPER_DAFKA_RECORD || id == ZPER_DAFKA_DIRECT_RECORD) {
-        s_partition_t *partition = s_partition (self, subject, zper_dafka_msg_address (self->msg),
-                                                zper_dafka_msg_sequence (self->msg));
+    const char *producer = zper_dafka_msg_address (self->msg);
+    bool owned = id == ZPER_DAFKA_RECORD || id == ZPER_DAFKA_HEAD;
+    if (!owned && id != ZPER_DAFKA_DIRECT_RECORD && id != ZPER_DAFKA_DIRECT_HEAD)
+        return;
+    if (self->security && owned && !s_sender_owns (self, subject, producer))
+        return;
+    s_partition_t *partition = s_partition (self, subject, producer, zper_dafka_msg_sequence (self->msg));
+    if (self->security && owned && !*partition->key)
+        snprintf (partition->key, sizeof partition->key, "%s", zper_dafka_msg_sender (self->msg));
+    if (id == ZPER_DAFKA_RECORD || id == ZPER_DAFKA_DIRECT_RECORD)
         s_deliver (self, partition);
-    }
-    else
-    if (id == ZPER_DAFKA_HEAD || id == ZPER_DAFKA_DIRECT_HEAD)
-        s_partition (self, subject, zper_dafka_msg_address (self->msg),
-                     zper_dafka_msg_sequence (self->msg));
 }
 
 static int
@@ -326,9 +377,18 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *argument)
 //  ---- the actor -------------------------------------------------------------------
 
 static void
-s_on_beacon_peer (void *owner, const char *endpoint, bool connected)
+s_on_beacon_peer (void *owner, const char *endpoint, const char *key, bool connected)
 {
     s_consumer_t *self = (s_consumer_t *) owner;
+    if (self->security) {
+        //  With CURVE the XPUB connects to the peer's listening SUB
+        if (!connected)
+            zsock_disconnect (self->xpub, "%s", endpoint);
+        else
+        if (zper_security_client (self->security, self->xpub, key) == 0)
+            zsock_connect (self->xpub, "%s", endpoint);
+        return;
+    }
     if (connected)
         zsock_connect (self->sub, "%s", endpoint);
     else {
@@ -374,10 +434,22 @@ s_consumer_new (zsock_t *pipe, s_arguments_t *arguments)
         snprintf (subscription, sizeof subscription, "%c%s", own [index], self->uuid);
         zsock_set_subscribe (self->sub, subscription);
     }
+    if (zper_dafka_security_acquire (config, &self->security))
+        return self;                //  no beacon: the start fails
+    //  What is bound is what is announced: the XPUB, or with CURVE the SUB
+    zsock_t *bound = self->security? self->sub: self->xpub;
+    zper_dafka_msg_track_sender (self->msg, self->security != NULL);
+    if (self->security) {
+        self->guard = zper_dafka_security_guard (config, self->loop);
+        zper_dafka_msg_set_guard (self->msg, self->guard);
+        if (!self->guard || zper_security_server (self->security, bound, "dafka consumer"))
+            return self;
+    }
     char *bind = zper_dafka_beacon_bind_endpoint (config);
-    int port = zsock_bind (self->xpub, "%s", bind);
+    int port = zsock_bind (bound, "%s", bind);
     if (port > 0)
-        self->beacon = zper_dafka_beacon_new (config, self->uuid, port, s_on_beacon_peer, self);
+        self->beacon = zper_dafka_beacon_new (config, self->security, self->uuid, port,
+                                              s_on_beacon_peer, self);
     else
         zsys_error ("dafka consumer: cannot bind %s", bind);
     zstr_free (&bind);
@@ -390,8 +462,10 @@ s_consumer_destroy (s_consumer_t **self_p)
     s_consumer_t *self = *self_p;
     zper_dafka_beacon_destroy (&self->beacon);
     zloop_destroy (&self->loop);
+    zper_guard_destroy (&self->guard);
     zsock_destroy (&self->xpub);
     zsock_destroy (&self->sub);
+    zper_dafka_security_release (&self->security);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->partitions);
     zper_dafka_msg_destroy (&self->msg);
@@ -479,6 +553,12 @@ zper_dafka_consumer_stats (zper_dafka_consumer_t *self, uint64_t *delivered, uin
 {
     *delivered = __atomic_load_n (&self->counters.delivered, __ATOMIC_RELAXED);
     *malformed = __atomic_load_n (&self->counters.malformed, __ATOMIC_RELAXED);
+}
+
+uint64_t
+zper_dafka_consumer_forged (zper_dafka_consumer_t *self)
+{
+    return __atomic_load_n (&self->counters.forged, __ATOMIC_RELAXED);
 }
 
 //  ---- selftest: earliest consumer, fed by FETCH from the producers alone -------

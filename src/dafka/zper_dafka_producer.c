@@ -17,6 +17,14 @@
     sequences >= 256 cannot happen: there is no second lookup structure).
     The ring holds each content as a reference-counted zmq_msg_t over the
     caller's frame, so the PUB and the ring share one copy.
+
+    With CURVE (security/curve = 1) the directions turn round, because only
+    a CURVE server learns who sent a message: the producer binds one SUB as
+    a CURVE server (ACK and FETCH for its uuid), announces that, and
+    connects its PUB as a CURVE client to every peer's announced endpoint
+    with the key the tower vouched for. ACKs then carry the store's key,
+    and distinct stores are distinct keys (each store needs its own
+    certificate for producer/min_acks to count it).
     ========================================================================= */
 
 #include "zper_dafka_producer.h"
@@ -24,6 +32,7 @@
 #include "zper_dafka_beacon.h"
 #include "zper_dafka_config.h"
 #include "zper_dafka_tower.h"
+#include "zper_dafka_security.h"
 #include "zper_defaults.h"
 #include <pthread.h>
 #include <string.h>
@@ -44,10 +53,12 @@ typedef struct {
 
 typedef struct _s_producer_t s_producer_t;
 
+//  A store as the producer counts it: a peer endpoint and its SUB, or with
+//  CURVE a key (no SUB of its own: every ACK arrives on the listener).
 typedef struct {
     s_producer_t *producer;
     zsock_t *sub;
-    char *endpoint;
+    char *endpoint;                 //  the endpoint, or with CURVE the store's key
     uint64_t acked_until;           //  every sequence below is acked by this peer
 } s_peer_t;
 
@@ -57,7 +68,10 @@ struct _s_producer_t {
     zloop_t *loop;
     s_shared_t *shared;
     zper_dafka_beacon_t *beacon;
-    zhashx_t *peers;                //  endpoint -> s_peer_t
+    zhashx_t *peers;                //  endpoint (with CURVE: key) -> s_peer_t
+    zper_security_t *security;      //  CURVE when not NULL (the process's, counted)
+    zper_guard_t *guard;            //  with CURVE: cuts off keys removed from the folder
+    s_peer_t *listener;             //  with CURVE: the bound SUB every peer's PUB connects to
     zlist_t *retired;               //  s_peer_t gone silent, destroyed one beacon tick later
     zper_dafka_msg_t *msg;          //  reused for every send and receive
     char topic [ZPER_DAFKA_STRING_MAX + 1];
@@ -237,6 +251,21 @@ s_answer_fetch (s_producer_t *self)
     pthread_mutex_unlock (&shared->mutex);
 }
 
+//  With CURVE, the store an ACK came from is its key; zauth admits only the
+//  allowed folder's keys, which bounds this table.
+static s_peer_t *
+s_key_peer (s_producer_t *self, const char *key)
+{
+    s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, key);
+    if (!peer) {
+        peer = (s_peer_t *) zmalloc (sizeof (s_peer_t));
+        peer->producer = self;
+        peer->endpoint = strdup (key);
+        zhashx_insert (self->peers, key, peer);
+    }
+    return peer;
+}
+
 //  Drains what is waiting on a peer's SUB (up to a batch) without polling
 //  per message, then releases and checks STOP once for the batch.
 static int
@@ -255,9 +284,10 @@ s_on_peer (zloop_t *loop, zsock_t *reader, void *argument)
         }
         int id = zper_dafka_msg_id (self->msg);
         if (id == ZPER_DAFKA_ACK && streq (zper_dafka_msg_subject (self->msg), self->topic)) {
+            s_peer_t *store = self->security? s_key_peer (self, zper_dafka_msg_sender (self->msg)): peer;
             uint64_t acked_until = zper_dafka_msg_sequence (self->msg) + 1;
-            if (acked_until > peer->acked_until)
-                peer->acked_until = acked_until;
+            if (acked_until > store->acked_until)
+                store->acked_until = acked_until;
         }
         else
         if (id == ZPER_DAFKA_FETCH)
@@ -288,13 +318,38 @@ s_purge_retired (s_producer_t *self)
         s_peer_destroy (&peer);
 }
 
+//  A SUB for what is addressed to this producer: ACK and FETCH of its uuid.
+static zsock_t *
+s_peer_sub (s_producer_t *self)
+{
+    zsock_t *sub = zsock_new (ZMQ_SUB);
+    zsock_set_linger (sub, 0);
+    char subscription [ZPER_DAFKA_UUID_SIZE + 2];
+    snprintf (subscription, sizeof subscription, "%c%s", ZPER_DAFKA_ACK, self->uuid);
+    zsock_set_subscribe (sub, subscription);
+    subscription [0] = ZPER_DAFKA_FETCH;
+    zsock_set_subscribe (sub, subscription);
+    return sub;
+}
+
 //  A silent peer's socket is not destroyed at once: zloop may still call its
 //  reader in the current iteration. Its reader is ended now, and the socket
 //  destroyed at the next expiry tick, when zloop has rebuilt its poll set.
 static void
-s_on_beacon_peer (void *owner, const char *endpoint, bool connected)
+s_on_beacon_peer (void *owner, const char *endpoint, const char *key, bool connected)
 {
     s_producer_t *self = (s_producer_t *) owner;
+    if (self->security) {
+        //  The PUB is the caller's too: options and connections under the mutex
+        pthread_mutex_lock (&self->shared->mutex);
+        if (!connected)
+            zsock_disconnect (self->shared->pub, "%s", endpoint);
+        else
+        if (zper_security_client (self->security, self->shared->pub, key) == 0)
+            zsock_connect (self->shared->pub, "%s", endpoint);
+        pthread_mutex_unlock (&self->shared->mutex);
+        return;
+    }
     if (!connected) {
         s_purge_retired (self);
         s_peer_t *peer = (s_peer_t *) zhashx_lookup (self->peers, endpoint);
@@ -310,13 +365,7 @@ s_on_beacon_peer (void *owner, const char *endpoint, bool connected)
     s_peer_t *peer = (s_peer_t *) zmalloc (sizeof (s_peer_t));
     peer->producer = self;
     peer->endpoint = strdup (endpoint);
-    peer->sub = zsock_new (ZMQ_SUB);
-    zsock_set_linger (peer->sub, 0);
-    char subscription [ZPER_DAFKA_UUID_SIZE + 2];
-    snprintf (subscription, sizeof subscription, "%c%s", ZPER_DAFKA_ACK, self->uuid);
-    zsock_set_subscribe (peer->sub, subscription);
-    subscription [0] = ZPER_DAFKA_FETCH;
-    zsock_set_subscribe (peer->sub, subscription);
+    peer->sub = s_peer_sub (self);
     zsock_connect (peer->sub, "%s", endpoint);
     zloop_reader (self->loop, peer->sub, s_on_peer, peer);
     zhashx_update (self->peers, endpoint, peer);
@@ -373,14 +422,30 @@ s_producer_new (zsock_t *pipe, s_arguments_t *arguments)
     zsock_set_linger (pub, 0);
     zsock_set_sndhwm (pub, (int) zper_dafka_config_number (config, "producer/high_watermark",
                                                            ZPER_DAFKA_HIGH_WATERMARK));
+    self->shared->pub = pub;
+    if (zper_dafka_security_acquire (config, &self->security))
+        return self;                //  no beacon: the start fails
+    //  What is bound is what is announced: the PUB, or with CURVE the
+    //  listening SUB (the peers' PUBs connect to it)
+    zsock_t *bound = pub;
+    if (self->security) {
+        self->listener = (s_peer_t *) zmalloc (sizeof (s_peer_t));
+        self->listener->producer = self;
+        self->listener->sub = bound = s_peer_sub (self);
+        zper_dafka_msg_track_sender (self->msg, true);
+        self->guard = zper_dafka_security_guard (config, self->loop);
+        zper_dafka_msg_set_guard (self->msg, self->guard);
+        if (!self->guard || zper_security_server (self->security, bound, "dafka producer"))
+            return self;
+    }
     char *bind = zper_dafka_beacon_bind_endpoint (config);
-    int port = zsock_bind (pub, "%s", bind);
+    int port = zsock_bind (bound, "%s", bind);
     if (port > 0)
-        self->beacon = zper_dafka_beacon_new (config, self->uuid, port, s_on_beacon_peer, self);
+        self->beacon = zper_dafka_beacon_new (config, self->security, self->uuid, port,
+                                              s_on_beacon_peer, self);
     else
         zsys_error ("dafka producer: cannot bind %s", bind);
     zstr_free (&bind);
-    self->shared->pub = pub;
     return self;
 }
 
@@ -390,15 +455,19 @@ s_producer_destroy (s_producer_t **self_p)
     s_producer_t *self = *self_p;
     zper_dafka_beacon_destroy (&self->beacon);
     zloop_destroy (&self->loop);
+    zper_guard_destroy (&self->guard);
     for (s_peer_t *peer = (s_peer_t *) zhashx_first (self->peers); peer;
          peer = (s_peer_t *) zhashx_next (self->peers))
         zlist_append (self->retired, peer);
     zhashx_destroy (&self->peers);
+    if (self->listener)
+        zlist_append (self->retired, self->listener);
     s_purge_retired (self);
     zlist_destroy (&self->retired);
     pthread_mutex_lock (&self->shared->mutex);
     zsock_destroy (&self->shared->pub);         //  from now on, publish fails
     pthread_mutex_unlock (&self->shared->mutex);
+    zper_dafka_security_release (&self->security);
     zper_dafka_msg_destroy (&self->msg);
     free (self);
     *self_p = NULL;
@@ -418,6 +487,8 @@ s_producer_actor (zsock_t *pipe, void *argument)
     }
     zsock_signal (pipe, 0);
     zper_dafka_beacon_attach (self->beacon, self->loop);
+    if (self->listener)
+        zloop_reader (self->loop, self->listener->sub, s_on_peer, self->listener);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     zloop_start (self->loop);
     if (!self->stopped)
@@ -586,7 +657,7 @@ s_test_expect (zsock_t *socket, zper_dafka_msg_t *msg, int id)
 }
 
 static void
-s_test_found (void *owner, const char *endpoint, bool connected)
+s_test_found (void *owner, const char *endpoint, const char *key, bool connected)
 {
     if (connected)
         zlist_append ((zlist_t *) owner, (void *) endpoint);
@@ -618,7 +689,7 @@ zper_dafka_producer_test (bool verbose)
     zsock_set_rcvtimeo (store_sub, 200);
     zlist_t *found = zlist_new ();
     zlist_autofree (found);
-    store_beacon = zper_dafka_beacon_new (config, "FAKESTORE", store_port, s_test_found, found);
+    store_beacon = zper_dafka_beacon_new (config, NULL, "FAKESTORE", store_port, s_test_found, found);
     zloop_t *loop = zloop_new ();
     zper_dafka_beacon_attach (store_beacon, loop);
     while (zlist_size (found) == 0) {

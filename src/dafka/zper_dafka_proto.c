@@ -38,6 +38,9 @@ struct _zper_dafka_msg_t {
     zlist_t *subjects;
     zframe_t *content;
     const char *reason;
+    char sender [41];               //  User-Id of the last received message (Z85 key), or ""
+    bool track_sender;              //  read it at all
+    zper_guard_t *guard;            //  drops the messages of removed keys (not owned), or NULL
     int too_long;                   //  S_FIELD_* bits (S_FIELD_TOPIC too) set to an overlong string
 };
 
@@ -210,6 +213,7 @@ s_clear (zper_dafka_msg_t *self)
         zlist_purge (self->subjects);
     zframe_destroy (&self->content);
     self->reason = NULL;
+    self->sender [0] = 0;
     self->too_long = 0;
 }
 
@@ -242,6 +246,18 @@ zper_dafka_msg_decode (zper_dafka_msg_t *self, zmsg_t **msg_p)
     return rc;
 }
 
+//  Receives and drops the rest of a multipart message.
+static void
+s_drain (void *handle, bool more)
+{
+    while (more) {
+        zmq_msg_t extra;
+        zmq_msg_init (&extra);
+        more = zmq_msg_recv (&extra, handle, 0) >= 0 && zmq_msg_more (&extra);
+        zmq_msg_close (&extra);
+    }
+}
+
 //  The hot path: frame 0 is decoded straight from libzmq's buffer and the
 //  content stays a zmq_msg_t (same rules as zper_dafka_msg_decode).
 int
@@ -250,11 +266,26 @@ zper_dafka_msg_recv_content (zper_dafka_msg_t *self, zsock_t *input, zmq_msg_t *
     void *handle = zsock_resolve (input);
     zmq_msg_t header;
     zmq_msg_init (&header);
-    if (zmq_msg_recv (&header, handle, flags) < 0) {
+    while (true) {
+        if (zmq_msg_recv (&header, handle, flags) < 0) {
+            zmq_msg_close (&header);
+            return -1;
+        }
+        //  A key that left the allowed folder: the guard has shut its
+        //  connection down; what it sent meanwhile goes, whole
+        if (!self->guard || zper_guard_check (self->guard, &header, ZPER_GUARD_WRITE
+                                              | ZPER_GUARD_READ, "", 0) != ZPER_GUARD_CUT)
+            break;
+        s_drain (handle, zmq_msg_more (&header));
         zmq_msg_close (&header);
-        return -1;
+        zmq_msg_init (&header);
     }
     s_clear (self);
+    //  The key a CURVE server socket authenticated (zauth sets it as the
+    //  User-Id): what binds a producer's uuid to its sender
+    const char *sender = self->track_sender? zmq_msg_gets (&header, "User-Id"): NULL;
+    if (sender)
+        snprintf (self->sender, sizeof self->sender, "%s", sender);
     bool more = zmq_msg_more (&header);
     int rc = s_decode_header (self, (const uint8_t *) zmq_msg_data (&header), zmq_msg_size (&header));
     zmq_msg_close (&header);
@@ -266,12 +297,7 @@ zper_dafka_msg_recv_content (zper_dafka_msg_t *self, zsock_t *input, zmq_msg_t *
         }
         more = more && zmq_msg_more (content);
     }
-    while (more) {                  //  extra frames go with their message
-        zmq_msg_t extra;
-        zmq_msg_init (&extra);
-        more = zmq_msg_recv (&extra, handle, 0) >= 0 && zmq_msg_more (&extra);
-        zmq_msg_close (&extra);
-    }
+    s_drain (handle, more);         //  extra frames go with their message
     if (rc)
         errno = EPROTO;
     return rc;
@@ -429,6 +455,24 @@ const char *
 zper_dafka_msg_reason (zper_dafka_msg_t *self)
 {
     return self->reason;
+}
+
+const char *
+zper_dafka_msg_sender (zper_dafka_msg_t *self)
+{
+    return self->sender;
+}
+
+void
+zper_dafka_msg_track_sender (zper_dafka_msg_t *self, bool track)
+{
+    self->track_sender = track;
+}
+
+void
+zper_dafka_msg_set_guard (zper_dafka_msg_t *self, zper_guard_t *guard)
+{
+    self->guard = guard;
 }
 
 int

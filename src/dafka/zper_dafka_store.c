@@ -30,6 +30,19 @@
 
     Both halves share one thread, so the reader sees the writer's log
     without locks beyond the log's own.
+
+    With CURVE (security/curve = 1) the store binds its two SUBs as CURVE
+    servers (the writer's, which also takes the DIRECT_RECORDs for it, and
+    the reader's) and announces them; its writer PUB and reader XPUB
+    connect to every peer's announced endpoint with the key the tower
+    vouched for. Every RECORD and HEAD then carries its sender's key, and
+      (5) a partition is bound, at its first RECORD or HEAD, to the key the
+          tower vouched for its producer's uuid; RECORDs and HEADs of it
+          from any other key are dropped and counted (forged). The binding
+          is kept in the partition's folder (ZPER_DAFKA_KEY_FILE, written
+          with its first record), so a restart does not reopen it.
+          DIRECT_RECORDs are taken from any allowed key: stores must be
+          trusted nodes.
     ========================================================================= */
 
 #include "zper_dafka_store.h"
@@ -39,11 +52,13 @@
 #include "zper_dafka_tower.h"
 #include "zper_dafka_producer.h"
 #include "zper_dafka_consumer.h"
+#include "zper_dafka_security.h"
 #include "zper_partition.h"
 #include "zper_dir_lock.h"
 #include "zper_defaults.h"
 #include <inttypes.h>
 #include <string.h>
+#include <sys/stat.h>
 
 //  Buffer sizes: a folder name, "subject/producer" folders, and that + "/requester"
 #define S_FOLDER_SIZE       (ZPER_TOPIC_NAME_MAX + 1)
@@ -66,6 +81,8 @@ typedef struct {
     bool appended;                  //  appended since the last flush check
     bool fresh;                     //  appended since the last tick: the input is not quiet
     bool failing;                   //  the last append failed: said once, not per record
+    char sender_key [41];           //  with CURVE: the key its RECORDs and HEADs come from, or ""
+    bool key_saved;                 //  the key is in the partition's folder
 } s_partition_t;
 
 //  One FETCH answer in progress: the records [next, last] still to send.
@@ -100,6 +117,7 @@ typedef struct {
     zhashx_t *partitions;           //  "subject_folder/producer_folder" -> s_partition_t
     s_partition_t *last_used;       //  records come in runs of one partition: skip the lookup
     zhashx_t *endpoints;            //  endpoint -> beacons that know it (connected once)
+    zhashx_t *curve_endpoints;      //  with CURVE: endpoint -> s_endpoint_t
     size_t max_partitions;          //  store/max_partitions, 0 = no limit
     int64_t fetch_give_up;          //  store/fetch_give_up ms, 0 = never
     size_t max_fetches;             //  store/max_fetches, 0 = no limit
@@ -107,6 +125,10 @@ typedef struct {
     s_refusal_log_t table_refusals;
     s_refusal_log_t fetch_refusals;
     s_refusal_log_t open_refusals;
+    s_refusal_log_t forged_refusals;
+    zper_security_t *security;      //  CURVE when not NULL (the process's, counted)
+    zper_guard_t *guard;            //  with CURVE: cuts off keys removed from the folder
+    char *db_path;                  //  store/db, owned
     //  writer
     char writer_uuid [ZPER_DAFKA_UUID_SIZE + 1];
     zsock_t *writer_pub;
@@ -270,6 +292,102 @@ s_bounds (s_partition_t *partition)
     return bounds;
 }
 
+//  ---- keys (rule 5) ---------------------------------------------------------------------
+
+static char *
+s_key_path (s_store_t *self, s_partition_t *partition)
+{
+    return zsys_sprintf ("%s/%s/%s/%s", self->db_path, partition->subject_folder,
+                         partition->producer_folder, ZPER_DAFKA_KEY_FILE);
+}
+
+//  A partition found on disk is bound to the key its folder names, if any.
+static void
+s_key_load (s_store_t *self, s_partition_t *partition)
+{
+    char *path = s_key_path (self, partition);
+    FILE *file = fopen (path, "r");
+    char key [sizeof partition->sender_key] = "";
+    if (file && fgets (key, sizeof key, file) && strlen (key) == sizeof key - 1) {
+        memcpy (partition->sender_key, key, sizeof key);
+        partition->key_saved = true;
+    }
+    if (file)
+        fclose (file);
+    zstr_free (&path);
+}
+
+//  Written once the folder exists (with the first record), synced, through
+//  a temporary file so that a crash leaves the whole key or none: one
+//  fsync per partition, ever.
+static void
+s_key_save (s_store_t *self, s_partition_t *partition)
+{
+    if (partition->key_saved || !*partition->sender_key || !partition->log)
+        return;
+    char *path = s_key_path (self, partition);
+    char *temporary = zsys_sprintf ("%s.new", path);
+    FILE *file = fopen (temporary, "w");
+    bool written = file && fputs (partition->sender_key, file) >= 0
+                && fflush (file) == 0 && fsync (fileno (file)) == 0;
+    if (file && fclose (file))
+        written = false;
+    if (written && rename (temporary, path) == 0)
+        partition->key_saved = true;
+    else {
+        zsys_error ("dafka store: cannot write %s: %s (the key binding is kept in memory only)",
+                    path, strerror (errno));
+        unlink (temporary);
+        partition->key_saved = true;                   //  said once
+    }
+    zstr_free (&temporary);
+    zstr_free (&path);
+}
+
+static void
+s_refuse_forged (s_store_t *self, const char *subject, const char *producer)
+{
+    s_refuse (&self->stats->forged, &self->forged_refusals,
+              "RECORD or HEAD from a key the producer uuid is not bound to", subject, producer);
+}
+
+//  Rule (5): may this RECORD or HEAD make a new partition (one neither
+//  tracked nor on disk)? Only from the key the tower vouched for its
+//  producer's uuid, so that forged ones cost no slot of the table.
+//  DIRECT_RECORDs come from stores, trusted.
+static bool
+s_may_create (s_store_t *self, const char *producer)
+{
+    if (!self->security || zper_dafka_msg_id (self->msg) == ZPER_DAFKA_DIRECT_RECORD)
+        return true;
+    const char *vouched = zper_dafka_beacon_vouched (self->writer_beacon, producer);
+    return vouched && streq (vouched, zper_dafka_msg_sender (self->msg));
+}
+
+//  Rule (5): does the sender of this RECORD or HEAD own the partition? A
+//  partition is bound, at first sight, to the key the tower vouched for
+//  its producer's uuid (the tower gives a uuid to the first key that
+//  announces it); so a peer can neither take a stream over nor claim one
+//  before its producer's first record. Unbound, with no live beacon of
+//  its uuid: nobody owns it yet (its producer's HEADs and records come
+//  again, or are fetched, once its beacon is heard).
+static bool
+s_sender_owns (s_store_t *self, s_partition_t *partition)
+{
+    const char *sender = zper_dafka_msg_sender (self->msg);
+    if (!*partition->sender_key) {
+        const char *vouched = zper_dafka_beacon_vouched (self->writer_beacon, partition->producer);
+        if (vouched) {
+            snprintf (partition->sender_key, sizeof partition->sender_key, "%s", vouched);
+            s_key_save (self, partition);
+        }
+    }
+    if (*partition->sender_key && streq (partition->sender_key, sender))
+        return true;
+    s_refuse_forged (self, partition->subject, partition->producer);
+    return false;
+}
+
 static s_partition_t *
 s_partition_new (const char *subject, const char *producer, const char *subject_folder,
                  const char *producer_folder, zper_partition_t *log, int64_t now)
@@ -314,6 +432,10 @@ s_partition (s_store_t *self, const char *subject, const char *producer, bool fo
         s_refuse (&self->stats->refused, &self->open_refusals, strerror (error), subject, producer);
     if (error && (error != ENOENT || !for_writer))
         return NULL;
+    if (!log && !s_may_create (self, producer)) {
+        s_refuse_forged (self, subject, producer);
+        return NULL;
+    }
     if (!log && self->max_partitions && zhashx_size (self->partitions) >= self->max_partitions) {
         s_refuse (&self->stats->table_full, &self->table_refusals,
                   "partition table full (store/max_partitions)", subject, producer);
@@ -321,6 +443,8 @@ s_partition (s_store_t *self, const char *subject, const char *producer, bool fo
     }
     partition = s_partition_new (subject, producer, subject_folder, producer_folder, log,
                                  zclock_mono ());
+    if (log && self->security)
+        s_key_load (self, partition);
     zhashx_insert (self->partitions, key, partition);
     return self->last_used = partition;
 }
@@ -427,6 +551,8 @@ s_store_record (s_store_t *self, s_partition_t *partition)
         zsys_info ("dafka store: appending to %s/%s again", partition->subject_folder,
                    partition->producer_folder);
     partition->failing = false;
+    if (self->security && !partition->key_saved)
+        s_key_save (self, partition);           //  the folder came with this record
     partition->end++;
     partition->appended = true;
     partition->fresh = true;
@@ -443,7 +569,8 @@ s_writer_handle (s_store_t *self)
     if (!exact || (id != ZPER_DAFKA_RECORD && id != ZPER_DAFKA_DIRECT_RECORD && id != ZPER_DAFKA_HEAD))
         return;
     s_partition_t *partition = s_partition (self, subject, zper_dafka_msg_address (self->msg), true);
-    if (!partition)
+    if (!partition
+    ||  (self->security && id != ZPER_DAFKA_DIRECT_RECORD && !s_sender_owns (self, partition)))
         return;
     partition->heard = self->batch_mono;
     partition->given_up = false;    //  rule (2): heard again, fetch again
@@ -515,10 +642,11 @@ static int
 s_on_writer_sub (zloop_t *loop, zsock_t *reader, void *argument)
 {
     s_store_t *self = (s_store_t *) argument;
+    //  With CURVE there is no SUB#1: DIRECT_RECORDs share the writer's one SUB
     zsock_t *order [] = { self->direct_sub, reader };
     self->batch_time = zclock_time ();
     self->batch_mono = zclock_mono ();
-    for (int index = 0; index < 2; index++)
+    for (int index = self->direct_sub? 0: 1; index < 2; index++)
         for (int batch = 0; batch < ZPER_DAFKA_BATCH; batch++) {
             if (zper_dafka_msg_recv_content (self->msg, order [index], &self->content,
                                              ZMQ_DONTWAIT) == 0)
@@ -773,12 +901,55 @@ s_on_reader_xpub (zloop_t *loop, zsock_t *reader, void *argument)
 
 //  ---- peers, pipe, actor --------------------------------------------------------------
 
+//  With CURVE: an endpoint the two beacons know, and the key it was
+//  connected with.
+typedef struct {
+    size_t beacons;
+    char key [41];
+} s_endpoint_t;
+
+//  With CURVE the sending sockets connect to the peers' listening SUBs,
+//  with the key the tower vouched for. An endpoint heard with a new key (a
+//  node that took over a port, e.g. a consumer binding the port a producer
+//  just left) is connected again with it: a connection kept with the old
+//  key would fail its handshake for ever. Each beacon reports the change
+//  (gone with the old key, then new with the new one), hence the count.
+static void
+s_curve_peer (s_store_t *self, const char *endpoint, const char *key, bool connected)
+{
+    s_endpoint_t *known = (s_endpoint_t *) zhashx_lookup (self->curve_endpoints, endpoint);
+    zsock_t *senders [] = { self->writer_pub, self->reader_xpub };
+    bool reconnect = connected && known && !streq (known->key, key);
+    for (int index = 0; index < 2; index++) {
+        if ((!connected && known && known->beacons == 1) || reconnect)
+            zsock_disconnect (senders [index], "%s", endpoint);
+        if ((connected && !known) || reconnect)
+            if (zper_security_client (self->security, senders [index], key) == 0)
+                zsock_connect (senders [index], "%s", endpoint);
+    }
+    if (connected && !known) {
+        known = (s_endpoint_t *) zmalloc (sizeof (s_endpoint_t));
+        zhashx_insert (self->curve_endpoints, endpoint, known);
+    }
+    if (connected) {
+        snprintf (known->key, sizeof known->key, "%s", key);
+        known->beacons++;
+    }
+    else
+    if (known && --known->beacons == 0)
+        zhashx_delete (self->curve_endpoints, endpoint);
+}
+
 //  Both beacons report the same peers; each endpoint is connected once and
 //  disconnected when neither beacon hears it any more.
 static void
-s_on_beacon_peer (void *owner, const char *endpoint, bool connected)
+s_on_beacon_peer (void *owner, const char *endpoint, const char *key, bool connected)
 {
     s_store_t *self = (s_store_t *) owner;
+    if (self->security) {
+        s_curve_peer (self, endpoint, key, connected);
+        return;
+    }
     size_t known = (size_t) zhashx_lookup (self->endpoints, endpoint);
     size_t now = connected? known + 1: known? known - 1: 0;
     if (known == 1 && now == 0) {
@@ -823,28 +994,41 @@ s_store_sockets (s_store_t *self, zconfig_t *config)
     int high_watermark = (int) zper_dafka_config_number (config, "store/high_watermark",
                                                          ZPER_DAFKA_HIGH_WATERMARK);
     self->writer_pub = s_socket (ZMQ_PUB, high_watermark);
-    self->direct_sub = s_socket (ZMQ_SUB, high_watermark);
+    self->direct_sub = self->security? NULL: s_socket (ZMQ_SUB, high_watermark);
     self->record_sub = s_socket (ZMQ_SUB, high_watermark);
     self->reader_xpub = s_socket (ZMQ_XPUB, high_watermark);
     self->request_sub = s_socket (ZMQ_SUB, high_watermark);
     zsock_set_xpub_verbose (self->reader_xpub, 1);
     char subscription [ZPER_DAFKA_UUID_SIZE + 2];
     s_subscription (subscription, sizeof subscription, ZPER_DAFKA_DIRECT_RECORD, self->writer_uuid);
-    zsock_set_subscribe (self->direct_sub, subscription);
+    zsock_set_subscribe (self->security? self->record_sub: self->direct_sub, subscription);
     zsock_set_subscribe (self->record_sub, "M");
     zsock_set_subscribe (self->record_sub, "H");
     zsock_set_subscribe (self->request_sub, "F");
     zsock_set_subscribe (self->request_sub, "G");
     s_subscription (subscription, sizeof subscription, ZPER_DAFKA_CONSUMER_HELLO, self->reader_uuid);
     zsock_set_subscribe (self->request_sub, subscription);
+    //  What is bound is what is announced: the sending sockets, or with
+    //  CURVE the receiving ones (the peers' sending sockets connect to them)
+    zsock_t *writer = self->security? self->record_sub: self->writer_pub;
+    zsock_t *reader = self->security? self->request_sub: self->reader_xpub;
+    zper_dafka_msg_track_sender (self->msg, self->security != NULL);
+    if (self->security) {
+        self->guard = zper_dafka_security_guard (config, self->loop);
+        zper_dafka_msg_set_guard (self->msg, self->guard);
+        if (!self->guard
+        ||  zper_security_server (self->security, writer, "dafka store writer")
+        ||  zper_security_server (self->security, reader, "dafka store reader"))
+            return;                 //  no beacons: the start fails
+    }
     char *bind = zper_dafka_beacon_bind_endpoint (config);
-    int writer_port = zsock_bind (self->writer_pub, "%s", bind);
-    int reader_port = zsock_bind (self->reader_xpub, "%s", bind);
+    int writer_port = zsock_bind (writer, "%s", bind);
+    int reader_port = zsock_bind (reader, "%s", bind);
     if (writer_port > 0 && reader_port > 0) {
-        self->writer_beacon = zper_dafka_beacon_new (config, self->writer_uuid, writer_port,
-                                                     s_on_beacon_peer, self);
-        self->reader_beacon = zper_dafka_beacon_new (config, self->reader_uuid, reader_port,
-                                                     s_on_beacon_peer, self);
+        self->writer_beacon = zper_dafka_beacon_new (config, self->security, self->writer_uuid,
+                                                     writer_port, s_on_beacon_peer, self);
+        self->reader_beacon = zper_dafka_beacon_new (config, self->security, self->reader_uuid,
+                                                     reader_port, s_on_beacon_peer, self);
     }
     else
         zsys_error ("dafka store: cannot bind %s", bind);
@@ -889,6 +1073,8 @@ s_store_new (zsock_t *pipe, s_arguments_t *arguments)
     self->partitions = zhashx_new ();
     zhashx_set_destructor (self->partitions, (zhashx_destructor_fn *) zstr_free);
     self->endpoints = zhashx_new ();
+    self->curve_endpoints = zhashx_new ();
+    zhashx_set_destructor (self->curve_endpoints, (zhashx_destructor_fn *) zstr_free);
     self->fetch_queue = zlist_new ();
     self->fetch_index = zhashx_new ();
     self->max_partitions = (size_t) zper_dafka_config_number (arguments->config,
@@ -898,8 +1084,10 @@ s_store_new (zsock_t *pipe, s_arguments_t *arguments)
     self->max_fetches = (size_t) zper_dafka_config_number (arguments->config, "store/max_fetches",
                                                            ZPER_DAFKA_STORE_MAX_FETCHES);
     self->loop = zloop_new ();
+    self->db_path = strdup (zper_dafka_config_string (arguments->config, "store/db",
+                                                      ZPER_DAFKA_STORE_DB));
     self->log = s_open_log (arguments->config);
-    if (self->log)
+    if (self->log && zper_dafka_security_acquire (arguments->config, &self->security) == 0)
         s_store_sockets (self, arguments->config);
     return self;
 }
@@ -911,13 +1099,17 @@ s_store_destroy (s_store_t **self_p)
     zper_dafka_beacon_destroy (&self->writer_beacon);
     zper_dafka_beacon_destroy (&self->reader_beacon);
     zloop_destroy (&self->loop);
+    zper_guard_destroy (&self->guard);
     zsock_destroy (&self->writer_pub);
     zsock_destroy (&self->direct_sub);
     zsock_destroy (&self->record_sub);
     zsock_destroy (&self->reader_xpub);
     zsock_destroy (&self->request_sub);
+    zper_dafka_security_release (&self->security);
+    zstr_free (&self->db_path);
     zhashx_destroy (&self->partitions);
     zhashx_destroy (&self->endpoints);
+    zhashx_destroy (&self->curve_endpoints);
     while (zlist_size (self->fetch_queue)) {
         s_fetch_t *fetch = (s_fetch_t *) zlist_pop (self->fetch_queue);
         s_fetch_destroy (self, &fetch);
@@ -948,7 +1140,8 @@ s_store_actor (zsock_t *pipe, void *argument)
     zper_dafka_beacon_attach (self->writer_beacon, self->loop);
     zper_dafka_beacon_attach (self->reader_beacon, self->loop);
     zloop_reader (self->loop, pipe, s_on_pipe, self);
-    zloop_reader (self->loop, self->direct_sub, s_on_writer_sub, self);
+    if (self->direct_sub)
+        zloop_reader (self->loop, self->direct_sub, s_on_writer_sub, self);
     zloop_reader (self->loop, self->record_sub, s_on_writer_sub, self);
     zloop_reader (self->loop, self->request_sub, s_on_request_sub, self);
     zloop_reader (self->loop, self->reader_xpub, s_on_reader_xpub, self);
@@ -1011,6 +1204,7 @@ zper_dafka_store_stats (zper_dafka_store_t *self, zper_dafka_store_stats_t *stat
     stats->table_full = __atomic_load_n (&self->stats.table_full, __ATOMIC_RELAXED);
     stats->given_up = __atomic_load_n (&self->stats.given_up, __ATOMIC_RELAXED);
     stats->fetch_dropped = __atomic_load_n (&self->stats.fetch_dropped, __ATOMIC_RELAXED);
+    stats->forged = __atomic_load_n (&self->stats.forged, __ATOMIC_RELAXED);
 }
 
 zactor_t *
@@ -1115,6 +1309,61 @@ s_test_folder_names (void)
     assert (s_folder_encode (longest, folder) == 0 && strlen (folder) <= ZPER_TOPIC_NAME_MAX);
 }
 
+//  With CURVE (one certificate for the whole process, as every node of a
+//  process shares one zauth): producer -> store -> a late consumer, over
+//  connections turned round, and the binding kept in the partition's folder.
+static void
+s_test_curve (void)
+{
+    zsys_dir_create ("curvekeys");
+    zcert_t *cert = zcert_new ();
+    assert (zcert_save (cert, "curvenode") == 0 && zcert_save_public (cert, "curvekeys/node") == 0);
+    chmod ("curvenode_secret", 0600);
+    zconfig_t *config = zconfig_new ("root", NULL);
+    zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
+    zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
+    zconfig_put (config, "security/curve", "1");
+    zconfig_put (config, "security/cert", "curvenode");
+    zconfig_put (config, "security/keys", "curvekeys");
+    zconfig_put (config, "security/tower_key", "curvekeys/node");
+    assert (zper_dafka_config_check (config, "test") == 0);
+    zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
+    assert (tower);
+    char address [64];
+    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
+    zconfig_put (config, "beacon/sub_address", address);
+    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_pub_port (tower));
+    zconfig_put (config, "beacon/pub_address", address);
+    zconfig_put (config, "beacon/interval", "100");
+    zconfig_put (config, "producer/head_interval", "100");
+    zconfig_put (config, "consumer/offset/reset", "earliest");
+    zconfig_put (config, "store/db", "curvedb");
+    zconfig_put (config, "store/flush_interval", "50");
+
+    zper_dafka_store_t *store = zper_dafka_store_new (config);
+    zper_dafka_producer_t *producer = zper_dafka_producer_new (config, "zper.s");
+    assert (store && producer);
+    char producer_uuid [ZPER_DAFKA_UUID_SIZE + 1];
+    snprintf (producer_uuid, sizeof producer_uuid, "%s", zper_dafka_producer_uuid (producer));
+    const int records = 100;
+    s_test_publish (producer, 0, records);
+    zper_dafka_producer_destroy (&producer);         //  once the store ACKed them all
+    zper_dafka_store_stats_t stats;
+    zper_dafka_store_stats (store, &stats);
+    assert (stats.stored == (uint64_t) records && stats.forged == 0);
+    s_test_consume (config, producer_uuid, records);
+    char *key_path = zsys_sprintf ("curvedb/zper.s/%s/%s", producer_uuid, ZPER_DAFKA_KEY_FILE);
+    FILE *file = fopen (key_path, "r");
+    char key [41] = "";
+    assert (file && fgets (key, sizeof key, file) && streq (key, zcert_public_txt (cert)));
+    fclose (file);
+    zstr_free (&key_path);
+    zper_dafka_store_destroy (&store);
+    zper_dafka_tower_destroy (&tower);
+    zconfig_destroy (&config);
+    zcert_destroy (&cert);
+}
+
 void
 zper_dafka_store_test (bool verbose)
 {
@@ -1156,4 +1405,5 @@ zper_dafka_store_test (bool verbose)
     s_test_quiet_flush (config);
     zper_dafka_tower_destroy (&tower);
     zconfig_destroy (&config);
+    s_test_curve ();
 }

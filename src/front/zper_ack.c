@@ -20,6 +20,10 @@
     pass it is not published. A subscriber misses acks (counted in
     ack_dropped) when its own queue is full or the budget is spent; acks
     carry positions, so it sees the gap.
+
+    Security on: a subscription is applied only when the subscriber's key
+    may read or write every topic it matches (zper_gate), so a key sees the
+    acks of its own topics and of no other.
     ========================================================================= */
 
 #include "zper_ack.h"
@@ -31,6 +35,8 @@ typedef struct {
     zper_broker_t *broker;
     void *publisher;                    //  XPUB with ZMQ_XPUB_NODROP
     zper_output_t *output;              //  what its subscribers' queues hold
+    zper_guard_t *guard;                //  security on: whose subscriptions apply; else NULL
+    zper_gate_t *gate;                  //  security on: applies them
 } ack_t;
 
 //  Publish one ack, unless the budget is spent; count it when some
@@ -105,13 +111,19 @@ s_run (ack_t *self, zsock_t *pipe, zsock_t *notes, zsock_t *publisher)
 {
     zpoller_t *poller = zpoller_new (pipe, notes, publisher, NULL);
     bool terminated = false;
+    int timeout = -1;
     while (!terminated) {
-        void *which = zpoller_wait (poller, -1);
+        void *which = zpoller_wait (poller, timeout);
+        timeout = zper_broker_guard_tick (self->broker, self->guard);
         if (which == notes)
             s_acks_handle (self, notes);
         else
         if (which == publisher)
-            zper_subscriptions_recv (self->broker->acks_wanted, zsock_resolve (publisher));
+            zper_broker_subscription_recv (self->broker, self->publisher, self->gate,
+                                           self->guard, self->broker->acks_wanted);
+        else
+        if (!which && !zpoller_terminated (poller))
+            ;                           //  the guard's refresh was due
         else
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -137,13 +149,21 @@ zper_ack_actor (zsock_t *pipe, void *args)
     zsock_t *publisher = zsock_new (ZMQ_XPUB);
     int nodrop = 1;                     //  a full subscriber queue is reported: zper_output.h
     zmq_setsockopt (zsock_resolve (publisher), ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
-    ack_t self = { broker, zsock_resolve (publisher),
-                   zper_output_new (broker->config->ack_output_budget) };
+    ack_t self = { .broker = broker, .publisher = zsock_resolve (publisher),
+                   .output = zper_output_new (broker->config->ack_output_budget) };
+    if (broker->security) {
+        self.guard = zper_broker_guard_new (broker);
+        self.gate = zper_gate_new (self.publisher, broker->acks_wanted,
+                                   ZPER_GUARD_READ | ZPER_GUARD_WRITE);
+    }
+    if (broker->security && !self.guard)
+        zper_broker_fail (pipe, "cannot read security.keys %s", broker->config->security_keys);
+    else
     if (zsock_bind (notes, ZPER_INPROC_NOTES) == -1)
         zper_broker_fail (pipe, "cannot bind %s (is a broker already running in this "
                           "process?)", ZPER_INPROC_NOTES);
     else
-    if (zper_broker_bind (publisher, broker->config, broker->config->ack_bind, reason,
+    if (zper_broker_bind (broker, publisher, "ack", broker->config->ack_bind, reason,
                           sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
     else {
@@ -154,6 +174,8 @@ zper_ack_actor (zsock_t *pipe, void *args)
     zsock_destroy (&notes);
     zsock_destroy (&publisher);
     zper_output_destroy (&self.output);
+    zper_gate_destroy (&self.gate);
+    zper_guard_destroy (&self.guard);
 }
 
 //  --------------------------------------------------------------------------

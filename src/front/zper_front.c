@@ -12,6 +12,15 @@
     message per drain turn (or per ZPER_FRONT_HANDOFF_BYTES), handed over
     without a copy (zper_front.h describes the hand-off).
 
+    Security (security.curve = 1): this thread checks each write's key
+    against its topic on the write's first frame after the routing id
+    (libzmq 4.3 puts the sender's key on every frame it received, but not
+    on the routing id a ROUTER makes up after a poll), before anything of
+    the write is copied: a write
+    outside the key's grant is handed over refused (109, in order like any
+    refusal), one from a key that left security.keys is dropped unanswered.
+    With security off the guard is NULL and the check is one test of it.
+
     Refusals keep their order: a write whose identity does not parse is
     answered here with status 103 (docs/protocol.md 2.1) and never reaches
     a worker, but a write that is too large or malformed is handed to its
@@ -110,6 +119,8 @@ typedef struct {
     reply_writer_t *last_writer;        //  the writer that got the last reply
     size_t slow_writers;                //  writers refused with 108
     int64_t last_slow_log_ms;
+    zper_guard_t *guard;                //  security on: who may write what; else NULL
+    int64_t guard_due_ms;               //  monotonic: when to refresh the guard
 } front_t;
 
 //  Frames beyond this size make libzmq drop the connection before they are
@@ -406,17 +417,37 @@ s_encode_part (front_t *self, handoff_t *handoff)
 //  Receive the frames of one write into its hand-off: the body into data,
 //  and into *entry the refusal, if any. The id a reply needs but data does
 //  not hold (a batch id, a refused write's id) goes after the entry.
-static void
-s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
+//  Security on: the key is checked on the first frame. Returns 0, or -1
+//  when the key was cut off: the write is dropped, the caller forgets its
+//  entry.
+static int
+s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry,
+                 const identity_slot_t *identity)
 {
     size_t limit = self->broker->config->max_message;
     bool batch = entry->mode == ZPER_MODE_BATCH_ACK || entry->mode == ZPER_MODE_BATCH;
     size_t data_start = handoff->data_size, total = 0, frames = 0;
-    bool refused = entry->status != 0;          //  108: its writer does not read
+    bool refused = entry->status != 0;          //  108 (its writer does not read), 109
     bool too_large = false;
     zmq_msg_t id;
     zmq_msg_init (&id);
+    bool checked = !self->guard;
     while (s_more (self) && s_receive_part (self, 0) != -1) {
+        if (!checked) {
+            checked = true;
+            zper_guard_verdict_t verdict = zper_broker_guard_check (
+                self->broker, self->guard, &self->part, ZPER_GUARD_WRITE, identity->topic,
+                identity->topic_size);
+            if (verdict == ZPER_GUARD_CUT) {
+                s_skip_rest (self);
+                zmq_msg_close (&id);
+                return -1;
+            }
+            if (verdict == ZPER_GUARD_FORBIDDEN) {
+                entry->status = ZPER_STATUS_FORBIDDEN;
+                refused = true;
+            }
+        }
         size_t size = zmq_msg_size (&self->part);
         //  A REQ client (mode 2) sends an empty delimiter before its message
         if (frames == 0 && entry->mode == ZPER_MODE_REQ && size == 0 && s_more (self)
@@ -439,7 +470,7 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
                             zmq_msg_data (&self->part), size);
     }
     if (refused)
-        ;                                       //  it keeps its 108
+        ;                                       //  it keeps its 108 or 109
     else
     if (too_large)
         entry->status = ZPER_STATUS_MESSAGE_TOO_LARGE;
@@ -452,7 +483,7 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
     //  The id travels with the entry unless data holds it (an accepted
     //  message's first frame); an id over the limit is not echoed back,
     //  nor a large one to a writer that does not read its replies
-    if (refused)
+    if (entry->status == ZPER_STATUS_SLOW_CLIENT)
         limit = ZPER_FRONT_SLOW_ID_MAX;
     if ((entry->status || batch) && zmq_msg_size (&id) <= limit) {
         entry->id_size = (uint32_t) zmq_msg_size (&id);
@@ -460,6 +491,7 @@ s_receive_write (front_t *self, handoff_t *handoff, zper_front_entry_t *entry)
                         zmq_msg_data (&id), entry->id_size);
     }
     zmq_msg_close (&id);
+    return 0;
 }
 
 static void
@@ -524,7 +556,10 @@ s_take_write (front_t *self)
                     routing_id, routing_id_size);
     s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,
                     identity->topic, identity->topic_size);
-    s_receive_write (self, handoff, &entry);
+    if (s_receive_write (self, handoff, &entry, identity)) {
+        handoff->entries_size = entry_at;       //  a key cut off: nothing of it is kept
+        return;
+    }
     memcpy (handoff->entries + entry_at, &entry, sizeof entry);
     size_t padded = entry_at + zper_front_entry_size (&entry);
     s_reserve (&handoff->entries, &handoff->entries_capacity, handoff->entries_size,
@@ -620,8 +655,15 @@ s_start (front_t *self, char *reason, size_t reason_size)
         snprintf (reason, reason_size, "cannot bind %s", ZPER_INPROC_FRONT_REPLIES);
         return -1;
     }
-    if (zper_broker_bind (self->router, config, config->front_bind, reason, reason_size))
+    if (zper_broker_bind (self->broker, self->router, "front", config->front_bind, reason,
+                          reason_size))
         return -1;
+    self->guard = zper_broker_guard_new (self->broker);
+    if (self->broker->security && !self->guard) {
+        snprintf (reason, reason_size, "cannot read security.keys %.200s",
+                  config->security_keys);
+        return -1;
+    }
     size_t count = (size_t) config->front_workers;
     self->worker_args = (zper_front_worker_args_t *)
         zmalloc (count * sizeof (zper_front_worker_args_t));
@@ -663,6 +705,7 @@ s_stop (front_t *self)
     freen (self->handoffs);
     freen (self->identities);
     freen (self->worker_args);
+    zper_guard_destroy (&self->guard);
 }
 
 //  Poll items: the pipe, the ROUTER, the replies, then each worker.
@@ -686,7 +729,14 @@ s_run (front_t *self)
         //  Read the ROUTER only while no worker's queue is full
         bool paused = s_workers_full (self);
         items [ITEM_ROUTER].events = paused? 0: ZMQ_POLLIN;
-        if (zmq_poll (items, (int) count, paused? ZPER_FRONT_QUEUE_WAIT_MS: -1) == -1) {
+        int timeout = paused? ZPER_FRONT_QUEUE_WAIT_MS: -1;
+        if (self->guard) {
+            int64_t now = zclock_mono ();
+            if (now >= self->guard_due_ms)
+                self->guard_due_ms = now + zper_broker_guard_tick (self->broker, self->guard);
+            timeout = zper_broker_timeout_min (timeout, (int) (self->guard_due_ms - now));
+        }
+        if (zmq_poll (items, (int) count, timeout) == -1) {
             if (zmq_errno () == EINTR)
                 continue;
             break;

@@ -346,6 +346,7 @@ s_count_status (worker_t *self, uint8_t status)
                       status == ZPER_STATUS_MESSAGE_TOO_LARGE? ZPER_COUNTER_TOO_LARGE:
                       status == ZPER_STATUS_INVALID_ARGUMENT? ZPER_COUNTER_BAD_WRITE:
                       status == ZPER_STATUS_SLOW_CLIENT? ZPER_COUNTER_SLOW_CLIENT:
+                      status == ZPER_STATUS_FORBIDDEN? ZPER_COUNTER_FORBIDDEN:
                       status == ZPER_STATUS_TOPIC_LIMIT || status == ZPER_STATUS_UNAVAILABLE?
                           ZPER_COUNTER_TOPIC_REFUSED: ZPER_COUNTER_STORAGE_ERROR);
 }

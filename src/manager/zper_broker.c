@@ -4,23 +4,65 @@
     The start-up handshake exists because a component's bind can fail (the
     port is taken) and the daemon must then stop with one clear line rather
     than run half a broker: each actor binds first, then says READY or FAIL.
+
+    Security is started before the log is opened: a broker that cannot
+    serve CURVE as configured must stop before it takes the data folder.
     ========================================================================= */
 
 #include "zper_broker.h"
+#include "zper_dir_lock.h"
 #include "zper_identity.h"
 #include "zper_wire.h"
 #include <assert.h>
 #include <stdarg.h>
 
+//  Start security as config says; NULL (logged) when it is on and cannot
+//  start. *failed says which.
+static zper_security_t *
+s_security_open (const zper_config_t *config, bool verbose, bool *failed)
+{
+    *failed = false;
+    if (!config->security_curve)
+        return NULL;
+    const char *missing = !*config->security_cert? "security.cert (the broker's certificate)"
+                        : !*config->security_keys? "security.keys (the folder of allowed client "
+                                                   "certificates)": NULL;
+    char error [512] = "";
+    zper_security_t *security = NULL;
+    if (missing)
+        snprintf (error, sizeof error, "security.curve = 1 needs %s: set it, or security.curve = 0",
+                  missing);
+    else
+        security = zper_security_new (config->security_cert, config->security_keys,
+                                      config->security_reload_ms, verbose, error, sizeof error);
+    if (!security) {
+        zsys_error ("%s", error);
+        *failed = true;
+    }
+    else
+        zsys_info ("security: CURVE on every socket, server key %s, allowed keys in %s",
+                   zper_security_public_key (security), config->security_keys);
+    return security;
+}
+
 int
 zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose)
 {
+    *self = (zper_broker_t) { .config = config, .verbose = verbose };
+    bool failed;
+    self->security = s_security_open (config, verbose, &failed);
+    if (failed)
+        return -1;
     zper_log_config_t log_config;
     zper_config_log_config (config, &log_config);
-    *self = (zper_broker_t) { .config = config, .verbose = verbose,
-                              .log = zper_log_new (&log_config) };
-    if (!self->log)
+    self->log = zper_log_new (&log_config);
+    if (!self->log) {
+        char *reason = zper_dir_lock_reason (config->base_dir, errno);
+        zsys_error ("%s", reason);
+        zstr_free (&reason);
+        zper_security_destroy (&self->security);
         return -1;
+    }
     self->stats = zper_stats_new ();
     self->acks_wanted = zper_subscriptions_new ();
     return 0;
@@ -32,6 +74,7 @@ zper_broker_close (zper_broker_t *self)
     zper_log_destroy (&self->log);
     zper_stats_destroy (&self->stats);
     zper_subscriptions_destroy (&self->acks_wanted);
+    zper_security_destroy (&self->security);
 }
 
 zactor_t *
@@ -81,9 +124,10 @@ zper_broker_fail (zsock_t *pipe, const char *format, ...)
 }
 
 int
-zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endpoint,
+zper_broker_bind (zper_broker_t *self, zsock_t *socket, const char *name, const char *endpoint,
                   char *reason, size_t reason_size)
 {
+    const zper_config_t *config = self->config;
     zsock_set_rcvhwm (socket, config->receive_hwm);
     //  Every network socket bounds what a peer may announce: without a limit
     //  libzmq allocates any frame size a peer declares (random bytes on the
@@ -104,11 +148,118 @@ zper_broker_bind (zsock_t *socket, const zper_config_t *config, const char *endp
         zsock_set_sndbuf (socket, config->send_buffer);
     if (config->receive_buffer)
         zsock_set_rcvbuf (socket, config->receive_buffer);
+    if (self->security && zper_security_server (self->security, socket, name)) {
+        snprintf (reason, reason_size, "cannot make %s a CURVE server: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
     if (zsock_bind (socket, "%s", endpoint) == -1) {
         snprintf (reason, reason_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         return -1;
     }
     return 0;
+}
+
+zper_guard_t *
+zper_broker_guard_new (zper_broker_t *self)
+{
+    if (!self->security)
+        return NULL;
+    return zper_guard_new (self->config->security_keys, self->config->security_reload_ms);
+}
+
+//  Add to cut_off what guard cut since before.
+static void
+s_count_cuts (zper_broker_t *self, zper_guard_t *guard, uint64_t before)
+{
+    uint64_t cut = zper_guard_cut_count (guard) - before;
+    if (cut) {
+        zper_stats_add (self->stats, ZPER_COUNTER_CUT_OFF, cut);
+        zsys_info ("security: %llu connection(s) closed: their key left security.keys",
+                   (unsigned long long) cut);
+    }
+}
+
+zper_guard_verdict_t
+zper_broker_guard_check (zper_broker_t *self, zper_guard_t *guard, zmq_msg_t *msg, int access,
+                         const char *topic, size_t topic_size)
+{
+    uint64_t before = zper_guard_cut_count (guard);
+    zper_guard_verdict_t verdict = zper_guard_check (guard, msg, access, topic, topic_size);
+    if (verdict == ZPER_GUARD_CUT)
+        s_count_cuts (self, guard, before);
+    return verdict;
+}
+
+int
+zper_broker_guard_tick (zper_broker_t *self, zper_guard_t *guard)
+{
+    if (!guard)
+        return -1;
+    int64_t reload_ms = self->config->security_reload_ms;
+    uint64_t before = zper_guard_cut_count (guard);
+    zper_guard_refresh (guard);
+    s_count_cuts (self, guard, before);
+    //  The guard refreshes at most every reload_ms: asking again that soon
+    //  is cheap (one clock read) and never late by more than one interval
+    return (int) reload_ms;
+}
+
+void
+zper_broker_subscription_recv (zper_broker_t *self, void *xpub, zper_gate_t *gate,
+                               zper_guard_t *guard, zper_subscriptions_t *subscriptions)
+{
+    if (!gate) {
+        zper_subscriptions_recv (subscriptions, xpub);
+        return;
+    }
+    uint64_t before = zper_guard_cut_count (guard);
+    int verdict = zper_gate_recv (gate, guard);
+    if (verdict == ZPER_GUARD_FORBIDDEN)
+        zper_stats_count (self->stats, ZPER_COUNTER_FORBIDDEN);
+    else
+    if (verdict == ZPER_GUARD_CUT)
+        s_count_cuts (self, guard, before);
+}
+
+int
+zper_broker_timeout_min (int timeout, int other)
+{
+    return timeout < 0? other: other < 0? timeout: timeout < other? timeout: other;
+}
+
+zmsg_t *
+zper_broker_recv_keeping (zsock_t *socket, size_t index, zmq_msg_t *kept)
+{
+    void *handle = zsock_resolve (socket);
+    zmq_msg_close (kept);
+    zmq_msg_init (kept);
+    zmsg_t *msg = zmsg_new ();
+    bool more = true;
+    //  The frames up to index are received whole, then copied into frames
+    for (size_t count = 0; more && count <= index; count++) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, 0) == -1) {
+            zmq_msg_close (&part);
+            zmsg_destroy (&msg);
+            return NULL;
+        }
+        more = zmq_msg_more (&part) == 1;
+        zmsg_addmem (msg, zmq_msg_data (&part), zmq_msg_size (&part));
+        if (count == index)
+            zmq_msg_move (kept, &part);
+        zmq_msg_close (&part);
+    }
+    if (more) {
+        //  zmsg_recv takes the rest of the message, from where we are
+        zmsg_t *rest = zmsg_recv (socket);
+        zframe_t *frame;
+        while (rest && (frame = zmsg_pop (rest)))
+            zmsg_append (msg, &frame);
+        zmsg_destroy (&rest);
+    }
+    return msg;
 }
 
 zsock_t *
@@ -213,7 +364,7 @@ s_ready_actor (zsock_t *pipe, void *args)
     zsock_t *socket = zsock_new (ZMQ_PUB);
     char reason [256];
     zper_broker_t *broker = (zper_broker_t *) args;
-    if (zper_broker_bind (socket, broker->config, "tcp://127.0.0.1:*", reason, sizeof reason)) {
+    if (zper_broker_bind (broker, socket, "test", "tcp://127.0.0.1:*", reason, sizeof reason)) {
         zper_broker_fail (pipe, "%s", reason);
         zsock_destroy (&socket);
         return;
@@ -268,4 +419,33 @@ zper_broker_test (bool verbose)
     zmsg_destroy (&msg);
     zsock_destroy (&source);
     zsock_destroy (&sink);
+
+    //  A message received keeping one frame whole: every frame in the zmsg
+    zsock_t *pull = zsock_new_pull ("inproc://zper-broker-keeping");
+    zsock_t *push = zsock_new_push (">inproc://zper-broker-keeping");
+    zmq_msg_t kept;
+    zmq_msg_init (&kept);
+    zstr_sendx (push, "header", "routing", "command", "argument", NULL);
+    msg = zper_broker_recv_keeping (pull, 1, &kept);
+    assert (msg && zmsg_size (msg) == 4 && zframe_streq (zmsg_first (msg), "header"));
+    assert (zframe_streq (zmsg_next (msg), "routing") && zframe_streq (zmsg_last (msg), "argument"));
+    assert (zmq_msg_size (&kept) == 7 && memcmp (zmq_msg_data (&kept), "routing", 7) == 0);
+    zmsg_destroy (&msg);
+    zstr_send (push, "PING");
+    msg = zper_broker_recv_keeping (pull, 1, &kept);
+    assert (msg && zmsg_size (msg) == 1 && zmq_msg_size (&kept) == 0);
+    zmsg_destroy (&msg);
+    zmq_msg_close (&kept);
+    zsock_destroy (&push);
+    zsock_destroy (&pull);
+    assert (zper_broker_timeout_min (-1, 5) == 5 && zper_broker_timeout_min (3, -1) == 3);
+    assert (zper_broker_timeout_min (3, 5) == 3 && zper_broker_timeout_min (-1, -1) == -1);
+
+    //  Security on without its certificate: the broker does not open
+    zper_config_init (&config);
+    config.security_curve = 1;
+    snprintf (config.base_dir, sizeof config.base_dir, "data");
+    assert (zper_broker_open (&broker, &config, verbose) == -1);
+    assert (broker.log == NULL && broker.security == NULL);
+    zper_broker_close (&broker);
 }

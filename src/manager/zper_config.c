@@ -77,9 +77,14 @@ static const key_t_ s_keys [] = {
     { "ack.output_budget", NULL, TYPE_INT64, FIELD (ack_output_budget), 1024, INT64_MAX, 26 },
     { "max_open_partitions", NULL, TYPE_INT64, FIELD (max_open_partitions), 1, INT32_MAX, 27 },
     { "max_topics",       NULL, TYPE_INT64,    FIELD (max_topics), 1, INT64_MAX, 28 },
+    { "security.curve",   NULL, TYPE_INT,      FIELD (security_curve), 0, 1, 30 },
+    { "security.cert",    NULL, TYPE_STRING,   FIELD (security_cert), 0, 0, 31 },
+    { "security.keys",    NULL, TYPE_STRING,   FIELD (security_keys), 0, 0, 32 },
+    { "security.reload_ms", NULL, TYPE_INT64,  FIELD (security_reload_ms), 1,
+      ZPER_SECURITY_RELOAD_MAX_MS, 33 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
-#define SLOT_COUNT 30
+#define SLOT_COUNT 34
 
 void
 zper_config_init (zper_config_t *config)
@@ -116,6 +121,8 @@ zper_config_init (zper_config_t *config)
     config->relay_output_budget = ZPER_DEFAULT_RELAY_OUTPUT_BUDGET;
     config->relay_pub_output_budget = ZPER_DEFAULT_RELAY_PUB_OUTPUT_BUDGET;
     config->ack_output_budget = ZPER_DEFAULT_ACK_OUTPUT_BUDGET;
+    config->security_curve = ZPER_DEFAULT_SECURITY_CURVE;
+    config->security_reload_ms = ZPER_SECURITY_RELOAD_MS;
 }
 
 //  Edit distance, for "did you mean": keys are short, so the quadratic
@@ -449,7 +456,13 @@ zper_config_print (const zper_config_t *config, FILE *stream)
         const char *field = (const char *) config + key->field;
         switch (key->type) {
             case TYPE_STRING:
-            case TYPE_ENDPOINT: fprintf (stream, "%s = \"%s\"\n", key->name, field); break;
+            case TYPE_ENDPOINT:
+                //  An unset path (security.cert) has no value a config file could give
+                if (*field)
+                    fprintf (stream, "%s = \"%s\"\n", key->name, field);
+                else
+                    fprintf (stream, "# %s is not set\n", key->name);
+                break;
             case TYPE_INT:      fprintf (stream, "%s = %d\n", key->name, *(const int *) field); break;
             case TYPE_UINT64:
                 fprintf (stream, "%s = %llu\n", key->name,
@@ -569,4 +582,18 @@ zper_config_test (bool verbose)
     assert (log_config.visibility == ZPER_VISIBILITY_DURABLE);
     if (verbose)
         zper_config_print (&config, stdout);
+
+    //  Security: off by default; its paths are plain strings, checked when
+    //  the broker opens (zper_broker_open), not here
+    zper_config_init (&config);
+    assert (config.security_curve == 0 && config.security_reload_ms == ZPER_SECURITY_RELOAD_MS);
+    assert (*config.security_cert == 0 && *config.security_keys == 0);
+    assert (s_try (&config, "security.curve = 1\nsecurity.cert = \"/etc/zper/broker\"\n"
+                   "security.keys = /etc/zper/keys\nsecurity.reload_ms = 250\n", error) == 0);
+    assert (config.security_curve == 1 && streq (config.security_cert, "/etc/zper/broker"));
+    assert (streq (config.security_keys, "/etc/zper/keys") && config.security_reload_ms == 250);
+    assert (s_try (&config, "security.curve = 2\n", error) == -1);
+    assert (s_try (&config, "security.reload_ms = 0\n", error) == -1);
+    assert (s_try (&config, "security.curv = 1\n", error) == -1);
+    assert (strstr (error, "did you mean 'security.curve'"));
 }

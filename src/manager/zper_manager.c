@@ -19,7 +19,6 @@
 
 #include "zper_manager.h"
 #include "zper_ack.h"
-#include "zper_dir_lock.h"
 #include "zper_front.h"
 #include "zper_rear.h"
 #include "zper_relay.h"
@@ -48,10 +47,7 @@ zper_manager_new (const zper_config_t *config, bool verbose)
     zper_manager_t *self = (zper_manager_t *) zmalloc (sizeof (zper_manager_t));
     self->config = *config;
     if (zper_broker_open (&self->broker, &self->config, verbose)) {
-        char *reason = zper_dir_lock_reason (self->config.base_dir, errno);
-        zsys_error ("%s", reason);
-        zstr_free (&reason);
-        zper_manager_destroy (&self);
+        zper_manager_destroy (&self);   //  broker_open logged why
         return NULL;
     }
     for (int index = 0; index < COMPONENT_COUNT; index++) {
@@ -80,6 +76,17 @@ zper_manager_destroy (zper_manager_t **self_p)
         freen (self);
         *self_p = NULL;
     }
+}
+
+void
+zper_manager_reload (zper_manager_t *self)
+{
+    if (!self->broker.security) {
+        zsys_info ("SIGHUP: security is off (security.curve = 0): nothing to reload");
+        return;
+    }
+    zsys_info ("SIGHUP: reading security.keys %s again", self->config.security_keys);
+    zper_security_reload (self->broker.security);
 }
 
 //  Ping every component; returns -1 if one has been silent too long.

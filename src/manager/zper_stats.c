@@ -34,7 +34,8 @@ struct _zper_stats_t {
 
 static const char *s_counter_names [ZPER_COUNTER_COUNT] = {
     "bad_identity", "bad_write", "too_large", "storage_error", "bad_request", "slow_client",
-    "reply_dropped", "ack_dropped", "relay_pub_dropped", "rear_reply_dropped", "topic_refused"
+    "reply_dropped", "ack_dropped", "relay_pub_dropped", "rear_reply_dropped", "topic_refused",
+    "forbidden", "cut_off", "auth_refused_mechanism", "auth_refused_key"
 };
 
 static void
@@ -115,6 +116,15 @@ zper_stats_counter (zper_stats_t *self, zper_counter_t counter)
 }
 
 void
+zper_stats_set (zper_stats_t *self, zper_counter_t counter, uint64_t value)
+{
+    assert (counter < ZPER_COUNTER_COUNT);
+    pthread_mutex_lock (&self->mutex);
+    self->counters [counter] = value;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+void
 zper_stats_tick (zper_stats_t *self, int64_t now_ms)
 {
     pthread_mutex_lock (&self->mutex);
@@ -173,6 +183,13 @@ s_topic_json (zchunk_t *json, const char *name, topic_counts_t *counts, zper_log
 char *
 zper_stats_json (zper_stats_t *self, zper_log_t *log)
 {
+    return zper_stats_json_filtered (self, log, NULL, NULL);
+}
+
+char *
+zper_stats_json_filtered (zper_stats_t *self, zper_log_t *log, zper_stats_topic_fn *listed,
+                          void *argument)
+{
     zlist_t *names = log? zper_log_topics (log): NULL;
     if (!names) {
         names = zlist_new ();
@@ -201,6 +218,8 @@ zper_stats_json (zper_stats_t *self, zper_log_t *log)
     bool first = true;
     for (const char *name = (const char *) zlist_first (names); name;
          name = (const char *) zlist_next (names)) {
+        if (listed && !listed (name, argument))
+            continue;
         if (!first)
             zchunk_extend (json, ",", 1);
         first = false;
@@ -212,6 +231,12 @@ zper_stats_json (zper_stats_t *self, zper_log_t *log)
     char *result = zchunk_strdup (json);
     zchunk_destroy (&json);
     return result;
+}
+
+static bool
+s_test_beta_only (const char *topic, void *argument)
+{
+    return streq (topic, "beta");
 }
 
 void
@@ -230,6 +255,14 @@ zper_stats_test (bool verbose)
     assert (strstr (json, "\"too_large\":1"));
     assert (strstr (json, "\"alpha\":{\"messages_written\":3,\"bytes_written\":30"));
     assert (json [0] == '{' && json [strlen (json) - 1] == '}');
+    zstr_free (&json);
+    //  A reader sees the counters, and the topics its key may read only
+    zper_stats_written (stats, "beta", 1, 10);
+    zper_stats_set (stats, ZPER_COUNTER_AUTH_REFUSED_KEY, 7);
+    json = zper_stats_json_filtered (stats, NULL, s_test_beta_only, NULL);
+    assert (strstr (json, "\"auth_refused_key\":7") && strstr (json, "\"forbidden\":0"));
+    assert (strstr (json, "\"beta\":{") && !strstr (json, "\"alpha\""));
+    assert (strstr (json, "\"topics\":{\"beta\":{"));
     zstr_free (&json);
     zper_stats_destroy (&stats);
     zper_stats_destroy (&stats);

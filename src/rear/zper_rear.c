@@ -67,6 +67,7 @@ typedef struct {
     int64_t next_retry_ms;              //  monotonic: the earliest stalled outbox's retry; 0: none
     zhashx_t *outputs;                  //  routing id (zframe_t) -> zper_output_t
     int64_t next_sweep_ms;              //  monotonic: when outputs holding nothing go
+    zmq_msg_t sender;                   //  security on: the first frame after the routing id
 } rear_t;
 
 static void
@@ -148,9 +149,10 @@ s_outputs_sweep (rear_t *self)
 }
 
 static void
-s_to_worker (rear_t *self, uint8_t kind, uint32_t stream, zmsg_t **msg_p, uint8_t envelope_frames)
+s_to_worker (rear_t *self, uint8_t kind, uint32_t stream, zmsg_t **msg_p, uint8_t envelope_frames,
+             zmq_msg_t *sender)
 {
-    zper_rear_header_t header = { kind, envelope_frames, stream };
+    zper_rear_header_t header = { kind, envelope_frames, stream, sender };
     size_t worker = s_worker_of (self, zmsg_first (*msg_p));
     zmsg_pushmem (*msg_p, &header, sizeof header);
     zmsg_send (msg_p, zper_pool_worker (self->workers, worker));
@@ -201,7 +203,14 @@ s_request (rear_t *self, zmsg_t **msg_p)
     zmsg_first (msg);
     zframe_t *second = zmsg_next (msg);
     uint8_t envelope_frames = zmsg_size (msg) >= 3 && zframe_size (second) == 0? 2: 1;
-    s_to_worker (self, ZPER_REAR_REQUEST, 0, msg_p, envelope_frames);
+    zmq_msg_t *sender = NULL;
+    if (self->broker->security) {
+        //  The worker checks the key: it gets the frame that carries it
+        sender = (zmq_msg_t *) zmalloc (sizeof (zmq_msg_t));
+        zmq_msg_init (sender);
+        zmq_msg_move (sender, &self->sender);
+    }
+    s_to_worker (self, ZPER_REAR_REQUEST, 0, msg_p, envelope_frames, sender);
 }
 
 //  libzmq released the last frame of a reply: the frame goes.
@@ -271,7 +280,7 @@ s_chunk_done (rear_t *self, outbox_t *outbox, uint8_t kind)
     zmsg_t *msg = zmsg_new ();
     zframe_t *routing_id = zframe_dup (outbox->routing_id);
     zmsg_append (msg, &routing_id);
-    s_to_worker (self, kind, outbox->stream, &msg, 1);     //  streams are DEALER only
+    s_to_worker (self, kind, outbox->stream, &msg, 1, NULL);   //  streams are DEALER only
     zper_view_destroy (&outbox->view);
     outbox->started = false;
 }
@@ -441,7 +450,8 @@ s_start (rear_t *self, char *reason, size_t reason_size)
         snprintf (reason, reason_size, "cannot bind %s", ZPER_INPROC_REAR_REPLIES);
         return -1;
     }
-    if (zper_broker_bind (self->router, config, config->rear_bind, reason, reason_size))
+    if (zper_broker_bind (self->broker, self->router, "rear", config->rear_bind, reason,
+                          reason_size))
         return -1;
     size_t count = (size_t) config->rear_workers;
     self->worker_args = (zper_rear_worker_args_t *) zmalloc (count * sizeof (zper_rear_worker_args_t));
@@ -473,7 +483,9 @@ s_run (rear_t *self)
         int timeout = !wake_ms? -1: wake_ms > now? (int) (wake_ms - now): 0;
         void *which = zpoller_wait (poller, timeout);
         if (which == self->router) {
-            zmsg_t *msg = zmsg_recv (self->router);
+            zmsg_t *msg = self->broker->security
+                        ? zper_broker_recv_keeping (self->router, 1, &self->sender)
+                        : zmsg_recv (self->router);
             if (msg && zmsg_size (msg) >= 2)
                 s_request (self, &msg);
             zmsg_destroy (&msg);
@@ -518,6 +530,7 @@ void
 zper_rear_actor (zsock_t *pipe, void *args)
 {
     rear_t self = { .broker = (zper_broker_t *) args, .pipe = pipe };
+    zmq_msg_init (&self.sender);
     char reason [256];
     if (s_start (&self, reason, sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
@@ -533,6 +546,7 @@ zper_rear_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self.outboxes);
     zhashx_destroy (&self.outputs);
     freen (self.worker_args);
+    zmq_msg_close (&self.sender);
 }
 
 //  --------------------------------------------------------------------------

@@ -12,6 +12,10 @@
     Legacy offsets are byte positions (FETCH, OFFSET); native ones are
     logical offsets (READ, BOUNDS, TIMEOFFSET).
 
+    Permissions (security on) are checked here, once the topic a command
+    names is known and before the log is touched: so a refused reader
+    learns nothing of the topic, not even whether it exists.
+
     Also here, as stateless as the commands: what the rear thread, its
     workers and the relay share to follow a topic (read on from a position,
     send a stored message lent from the log, pace the retries of a reader
@@ -465,42 +469,119 @@ s_timeoffset (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
     return ZPER_REAR_ANSWERED;
 }
 
-//  TOPICS and STATS take no arguments.
-static zper_rear_outcome_t
-s_topics (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+//  Which topics a listing shows its asker: with security on, those its
+//  key may read (a key that was cut off sees nothing: cut is set).
+typedef struct {
+    zper_broker_t *broker;
+    zper_rear_access_t *access;
+    bool cut;
+} lister_t;
+
+static bool
+s_listed (const char *topic, void *argument)
 {
-    if (zmsg_size (request) != 1)
-        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
-    zlist_t *topics = zper_log_topics (broker->log);
-    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
-    for (char *topic = topics? (char *) zlist_first (topics): NULL; topic;
-         topic = (char *) zlist_next (topics))
-        zmsg_addstr (reply->frames, topic);
-    zlist_destroy (&topics);
-    return ZPER_REAR_ANSWERED;
+    lister_t *lister = (lister_t *) argument;
+    if (!lister->access || !lister->access->sender)
+        return true;
+    if (!lister->access->guard)
+        return false;
+    zper_guard_verdict_t verdict = zper_broker_guard_check (
+        lister->broker, lister->access->guard, lister->access->sender, ZPER_GUARD_READ, topic,
+        strlen (topic));
+    lister->cut |= verdict == ZPER_GUARD_CUT;
+    return verdict == ZPER_GUARD_ALLOWED;
 }
 
+//  TOPICS and STATS take no arguments.
 static zper_rear_outcome_t
-s_stats (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+s_topics (zper_broker_t *broker, zmsg_t *request, zper_rear_access_t *access,
+          zper_rear_reply_t *reply)
 {
     if (zmsg_size (request) != 1)
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
-    char *json = zper_stats_json (broker->stats, broker->log);
+    lister_t lister = { broker, access, false };
+    zlist_t *topics = zper_log_topics (broker->log);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    for (char *topic = topics? (char *) zlist_first (topics): NULL; topic && !lister.cut;
+         topic = (char *) zlist_next (topics))
+        if (s_listed (topic, &lister))
+            zmsg_addstr (reply->frames, topic);
+    zlist_destroy (&topics);
+    return lister.cut? ZPER_REAR_SILENT: ZPER_REAR_ANSWERED;
+}
+
+//  STATS: the broker's counters to every reader (security on: every
+//  allowed key), its topics only to readers that may read them.
+static zper_rear_outcome_t
+s_stats (zper_broker_t *broker, zmsg_t *request, zper_rear_access_t *access,
+         zper_rear_reply_t *reply)
+{
+    if (zmsg_size (request) != 1)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    if (broker->security) {
+        zper_stats_set (broker->stats, ZPER_COUNTER_AUTH_REFUSED_MECHANISM,
+                        zper_security_refused (broker->security, ZPER_REFUSED_MECHANISM));
+        zper_stats_set (broker->stats, ZPER_COUNTER_AUTH_REFUSED_KEY,
+                        zper_security_refused (broker->security, ZPER_REFUSED_KEY));
+    }
+    lister_t lister = { broker, access, false };
+    char *json = zper_stats_json_filtered (broker->stats, broker->log, s_listed, &lister);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
     zmsg_addstr (reply->frames, json);
     zstr_free (&json);
-    return ZPER_REAR_ANSWERED;
+    return lister.cut? ZPER_REAR_SILENT: ZPER_REAR_ANSWERED;
+}
+
+//  The topic a command names, into topic: a legacy FETCH or OFFSET its
+//  identity's, a native READ, BOUNDS or TIMEOFFSET its first argument.
+//  False when it names none, or none valid (the command answers 103).
+//  Leaves request's cursor on the command.
+static bool
+s_named_topic (zframe_t *routing_id, zmsg_t *request, char *topic)
+{
+    zframe_t *command = zmsg_first (request);
+    bool named = false;
+    if (zframe_streq (command, "FETCH") || zframe_streq (command, "OFFSET"))
+        named = s_topic_identity (routing_id, topic) == 0;
+    else
+    if (zframe_streq (command, "READ") || zframe_streq (command, "BOUNDS")
+    ||  zframe_streq (command, "TIMEOFFSET"))
+        named = s_topic_frame (zmsg_next (request), topic) == 0;
+    zmsg_first (request);
+    return named;
+}
+
+//  Whether the sender may read the topic its request names (always, with
+//  security off, and for a request that names none). A worker without a
+//  guard while security is on (its folder was unreadable) refuses.
+static zper_guard_verdict_t
+s_permission (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *request,
+              zper_rear_access_t *access)
+{
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    if (!access || !access->sender || !s_named_topic (routing_id, request, topic))
+        return ZPER_GUARD_ALLOWED;
+    if (!access->guard)
+        return ZPER_GUARD_FORBIDDEN;
+    return zper_broker_guard_check (broker, access->guard, access->sender, ZPER_GUARD_READ, topic,
+                                    strlen (topic));
 }
 
 zper_rear_outcome_t
 zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *request,
-                           bool is_req, zper_rear_reply_t *reply,
+                           bool is_req, zper_rear_access_t *access, zper_rear_reply_t *reply,
                            zper_rear_continuation_t *continuation)
 {
     zframe_t *command = zmsg_first (request);
     assert (command);
     char topic [ZPER_TOPIC_NAME_MAX + 1];
     zper_rear_outcome_t outcome;
+    zper_guard_verdict_t verdict = s_permission (broker, routing_id, request, access);
+    if (verdict == ZPER_GUARD_CUT)
+        return ZPER_REAR_SILENT;
+    if (verdict == ZPER_GUARD_FORBIDDEN)
+        outcome = s_status (reply, ZPER_STATUS_FORBIDDEN);
+    else
     if (zframe_streq (command, "FETCH") || zframe_streq (command, "OFFSET")) {
         if (s_topic_identity (routing_id, topic))
             outcome = s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
@@ -521,16 +602,17 @@ zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *
         outcome = s_timeoffset (broker, request, reply);
     else
     if (zframe_streq (command, "TOPICS"))
-        outcome = s_topics (broker, request, reply);
+        outcome = s_topics (broker, request, access, reply);
     else
     if (zframe_streq (command, "STATS"))
-        outcome = s_stats (broker, request, reply);
+        outcome = s_stats (broker, request, access, reply);
     else
         outcome = s_status (reply, ZPER_STATUS_INVALID_COMMAND);
 
     zframe_t *status = zmsg_first (reply->frames);
     if (status && zframe_data (status) [0] != ZPER_STATUS_OK) {
-        zper_stats_count (broker->stats, ZPER_COUNTER_BAD_REQUEST);
+        zper_stats_count (broker->stats, zframe_data (status) [0] == ZPER_STATUS_FORBIDDEN
+                                         ? ZPER_COUNTER_FORBIDDEN: ZPER_COUNTER_BAD_REQUEST);
         if (broker->verbose) {
             char *name = zframe_strdup (command);
             zsys_info ("rear: %.32s (%zu frames) answered %d", name, zmsg_size (request),

@@ -16,6 +16,11 @@
     ZPER_REAR_STREAM_WINDOW_BYTES, handed over whole (zper_rear.h), so a
     worker does one read and one inproc send per window, not per message.
     FETCH super frames are lent from the log's mapping (zper_view_lend).
+
+    Security on: the worker keeps a guard; each request comes with the
+    frame that carries the reader's key (zper_rear_header_t.sender), which
+    zper_rear_command_execute checks. A stream or a long poll is checked
+    when it is asked for.
     ========================================================================= */
 
 #include "zper_rear.h"
@@ -45,6 +50,7 @@ typedef struct {
     zhashx_t *streams;                  //  routing id (hex) -> stream_t
     zlistx_t *polls;                    //  poll_t
     uint32_t last_stream;               //  numbers streams; never 0
+    zper_guard_t *guard;                //  security on: who may read what; else NULL
 } worker_t;
 
 static void
@@ -71,7 +77,7 @@ static void
 s_output (worker_t *self, uint8_t kind, uint32_t stream, zmsg_t *envelope, zmsg_t **frames_p,
           zmq_msg_t *lent, size_t lent_count)
 {
-    zper_rear_header_t header = { kind, (uint8_t) zmsg_size (envelope), stream };
+    zper_rear_header_t header = { kind, (uint8_t) zmsg_size (envelope), stream, NULL };
     void *socket = zsock_resolve (self->output);
     size_t frame_count = frames_p && *frames_p? zmsg_size (*frames_p): 0;
     zmq_send (socket, &header, sizeof header, ZMQ_SNDMORE);
@@ -191,9 +197,9 @@ s_stream_end (worker_t *self, const char *key)
     zhashx_delete (self->streams, key);
 }
 
-//  A request: [envelope][command][args...]
+//  A request: [envelope][command][args...], from sender (NULL: security off)
 static void
-s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
+s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request, zmq_msg_t *sender)
 {
     char *key = s_key (envelope);
     s_stream_end (self, key);
@@ -203,8 +209,12 @@ s_request (worker_t *self, zmsg_t *envelope, zmsg_t *request)
     zper_rear_reply_t reply = s_reply_new ();
     zper_rear_continuation_t continuation = { .offset = 0 };
     bool is_req = zmsg_size (envelope) == 2;
+    zper_rear_access_t access = { self->guard, sender };
     zper_rear_outcome_t outcome = zper_rear_command_execute (
-        self->broker, zmsg_first (envelope), request, is_req, &reply, &continuation);
+        self->broker, zmsg_first (envelope), request, is_req, &access, &reply, &continuation);
+    if (outcome == ZPER_REAR_SILENT)
+        ;                               //  a key cut off gets nothing
+    else
     if (outcome == ZPER_REAR_WAIT) {
         poll_t *poll = (poll_t *) zmalloc (sizeof (poll_t));
         poll->envelope = zmsg_dup (envelope);
@@ -264,9 +274,13 @@ s_pipe_message (worker_t *self, zmsg_t *msg)
             zmsg_append (envelope, &frame);
         }
         if (header.kind == ZPER_REAR_REQUEST)
-            s_request (self, envelope, msg);
+            s_request (self, envelope, msg, header.sender);
         else
             s_flow (self, &header, envelope);
+        if (header.sender) {
+            zmq_msg_close (header.sender);
+            freen (header.sender);
+        }
         zmsg_destroy (&envelope);
         return false;
     }
@@ -322,6 +336,10 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self.streams, s_stream_destroy);
     self.polls = zlistx_new ();
     zlistx_set_destructor (self.polls, s_poll_destroy);
+    self.guard = zper_broker_guard_new (self.broker);
+    if (self.broker->security && !self.guard)
+        zsys_error ("rear: cannot read security.keys %s: every request is refused with 109",
+                    self.broker->config->security_keys);
     zsock_signal (pipe, 0);
 
     bool terminated = false;
@@ -342,8 +360,10 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
                 s_visible (&self, msg);
             zmsg_destroy (&msg);
         }
-        timeout = s_timers (&self);
+        timeout = zper_broker_timeout_min (s_timers (&self),
+                                           zper_broker_guard_tick (self.broker, self.guard));
     }
+    zper_guard_destroy (&self.guard);
     zhashx_destroy (&self.streams);
     zlistx_destroy (&self.polls);
     zsock_destroy (&self.output);

@@ -36,6 +36,13 @@
     (relay.pub.output_budget): a message that would pass it is not
     published. A subscriber misses messages, counted in relay_pub_dropped,
     when its queue is full or the budget is spent.
+
+    Security on: a reader's hello or RESUME registers it only if its key
+    may read the topic of its identity (else [109]); the PUB side applies
+    only the subscriptions whose key may read every topic they match
+    (zper_gate). Both are checked when given: a grant taken away later
+    stops nothing already registered, a key removed from security.keys
+    does (its connections are closed).
     ========================================================================= */
 
 #include "zper_relay.h"
@@ -85,6 +92,10 @@ typedef struct {
     zhashx_t *published;                //  topic -> published_t
     zlist_t *due;                       //  published_t with something to publish: a wake-up
                                         //  visits these, not every topic the relay heard of
+    zper_guard_t *guard;                //  security on: who may read what; else NULL
+    zper_gate_t *gate;                  //  security on: the PUB side's subscriptions
+    zmq_msg_t sender;                   //  security on: the request's first frame after the
+                                        //  routing id: it carries the key (zper_front.c says why)
 } relay_t;
 
 static void
@@ -274,9 +285,21 @@ s_reader_message (relay_t *self, zmsg_t *msg)
     zmsg_t *reply = zmsg_new ();
     int64_t offset = -1;
     bool resume = zmsg_size (msg) >= 1 && zframe_streq (zmsg_first (msg), "RESUME");
+    zper_guard_verdict_t verdict = ZPER_GUARD_ALLOWED;
     if (zper_identity_parse (zframe_data (routing_id), zframe_size (routing_id), &identity, NULL)
     ||  (resume && (zmsg_size (msg) != 2 || zper_wire_frame_int64 (zmsg_next (msg), &offset))))
         zper_wire_add_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    else
+    if (self->guard
+    &&  (verdict = zper_broker_guard_check (self->broker, self->guard, &self->sender,
+                                            ZPER_GUARD_READ, identity.topic,
+                                            strlen (identity.topic))) != ZPER_GUARD_ALLOWED) {
+        //  Not registered; a hello too is answered: silence would look like an idle topic
+        if (verdict == ZPER_GUARD_FORBIDDEN) {
+            zper_stats_count (self->broker->stats, ZPER_COUNTER_FORBIDDEN);
+            zper_wire_add_status (reply, ZPER_STATUS_FORBIDDEN);
+        }
+    }
     else {
         zper_bounds_t bounds = { 0 };
         zper_partition_t *partition = s_partition (self, identity.topic);
@@ -368,8 +391,20 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     zsock_set_router_mandatory (self->router, 1);
     int64_t frame_limit = ZPER_REQUEST_FRAME_MAX;
     zmq_setsockopt (zsock_resolve (self->router), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
-    if (zper_broker_bind (self->router, config, config->relay_bind, reason, reason_size)
-    ||  zper_broker_bind (self->publisher, config, config->relay_pub_bind, reason, reason_size))
+    if (self->broker->security) {
+        self->guard = zper_broker_guard_new (self->broker);
+        self->gate = zper_gate_new (zsock_resolve (self->publisher), self->subscriptions,
+                                    ZPER_GUARD_READ);
+        if (!self->guard) {
+            snprintf (reason, reason_size, "cannot read security.keys %.200s",
+                      config->security_keys);
+            return -1;
+        }
+    }
+    if (zper_broker_bind (self->broker, self->router, "relay", config->relay_bind, reason,
+                          reason_size)
+    ||  zper_broker_bind (self->broker, self->publisher, "relay.pub", config->relay_pub_bind,
+                          reason, reason_size))
         return -1;
     return 0;
 }
@@ -395,16 +430,19 @@ s_run (relay_t *self)
             zstr_free (&command);
         }
         if (items [1].revents & ZMQ_POLLIN) {
-            zmsg_t *msg = zmsg_recv (self->router);
+            zmsg_t *msg = self->guard? zper_broker_recv_keeping (self->router, 1, &self->sender)
+                                     : zmsg_recv (self->router);
             if (msg)
                 s_reader_message (self, msg);
             zmsg_destroy (&msg);
         }
         if (items [3].revents & ZMQ_POLLIN)
-            zper_subscriptions_recv (self->subscriptions, zsock_resolve (self->publisher));
+            zper_broker_subscription_recv (self->broker, zsock_resolve (self->publisher),
+                                           self->gate, self->guard, self->subscriptions);
         if (items [2].revents & ZMQ_POLLIN)
             s_notes (self);
-        timeout = s_pump (self);
+        timeout = zper_broker_timeout_min (s_pump (self),
+                                           zper_broker_guard_tick (self->broker, self->guard));
     }
 }
 
@@ -412,6 +450,7 @@ void
 zper_relay_actor (zsock_t *pipe, void *args)
 {
     relay_t self = { .broker = (zper_broker_t *) args, .pipe = pipe };
+    zmq_msg_init (&self.sender);
     char reason [256];
     if (s_start (&self, reason, sizeof reason))
         zper_broker_fail (pipe, "%s", reason);
@@ -427,6 +466,9 @@ zper_relay_actor (zsock_t *pipe, void *args)
     zhashx_destroy (&self.readers);
     zlist_destroy (&self.due);
     zhashx_destroy (&self.published);
+    zper_gate_destroy (&self.gate);
+    zper_guard_destroy (&self.guard);
+    zmq_msg_close (&self.sender);
 }
 
 //  --------------------------------------------------------------------------

@@ -210,8 +210,12 @@ class Broker:
         self.log.close()
 
     # ---- sockets -------------------------------------------------------------------------
+    def secure(self, sock):
+        """Socket options set before connecting (a CURVE broker sets its keys)."""
+
     def socket(self, kind, routing_id, endpoint, timeout_ms=TIMEOUT_MS):
         sock = self.context.socket(kind)
+        self.secure(sock)
         if routing_id is not None:
             sock.setsockopt(zmq.IDENTITY, routing_id)
         sock.setsockopt(zmq.RCVTIMEO, timeout_ms)

@@ -4,7 +4,8 @@
 Usage: cli_test.py ZPERD ZPER EXAMPLE CLIENT_MD
 Starts zperd on free loopback ports (data in a temporary folder), drives
 `zper produce / consume / topics / offsets / stats` as a user would, and
-stops zperd with SIGTERM: it must exit 0. It also runs the example
+stops zperd with SIGTERM: it must exit 0. Then `zper keygen`, and the
+client verbs against a zperd with security.curve = 1 (--server-key, --cert). It also runs the example
 program of docs/client.md and checks that the guide shows it unchanged. Every command has a timeout, so
 the test fails rather than hangs. Standard library only.
 """
@@ -15,6 +16,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -48,9 +50,11 @@ def free_ports(count):
 
 
 class Broker:
-    def __init__(self, zperd, zper):
+    def __init__(self, zperd, zper, folder=None, config_extra="", client_args=()):
+        """client_args: what every zper command adds (--server-key, --cert)."""
         self.zper = zper
-        self.folder = tempfile.mkdtemp(prefix="zper-cli-test-")
+        self.client_args = list(client_args)
+        self.folder = folder or tempfile.mkdtemp(prefix="zper-cli-test-")
         ports = free_ports(5)
         self.front = "tcp://127.0.0.1:%d" % ports[0]
         self.rear = "tcp://127.0.0.1:%d" % ports[1]
@@ -60,6 +64,7 @@ class Broker:
                       "front.bind = %s\nrear.bind = %s\nack.bind = tcp://127.0.0.1:%d\n"
                       "relay.bind = tcp://127.0.0.1:%d\nrelay.pub.bind = tcp://127.0.0.1:%d\n"
                       % (self.folder, self.front, self.rear, ports[2], ports[3], ports[4]))
+            out.write(config_extra)
         self.process = subprocess.Popen([zperd, "-c", config])
         deadline = time.monotonic() + START_TIMEOUT
         while self.zper_run("topics", "--timeout", "200").returncode != 0:
@@ -70,7 +75,7 @@ class Broker:
     def zper_run(self, verb, *arguments, stdin=b""):
         """Run zper VERB with this broker's endpoints."""
         endpoint = ["--front", self.front] if verb == "produce" else ["--rear", self.rear]
-        return run([self.zper, verb, *arguments, *endpoint], stdin)
+        return run([self.zper, verb, *arguments, *endpoint, *self.client_args], stdin)
 
     def stop(self):
         if self.process.poll() is None:
@@ -84,9 +89,10 @@ class Broker:
         return self.process.returncode
 
 
-def run(arguments, stdin=b""):
+def run(arguments, stdin=b"", env=None, umask=None):
     """Run a program to completion (bounded); a sanitizer report fails the test."""
-    result = subprocess.run(arguments, input=stdin, capture_output=True, timeout=COMMAND_TIMEOUT)
+    result = subprocess.run(arguments, input=stdin, capture_output=True, timeout=COMMAND_TIMEOUT,
+                            env=env, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
     if b"Sanitizer" in result.stderr:
         check("no sanitizer report from %s" % " ".join(arguments[1:3]), False, result.stderr.decode())
     return result
@@ -245,6 +251,131 @@ def test_example_program(broker, example, guide):
           b"offset 0: id-0 hello 0\noffset 1: id-1 hello 1\noffset 2: id-2 hello 2\n", result)
 
 
+def one_line(result):
+    return result.stderr.decode().count("\n") == 1
+
+
+def test_keygen(zper):
+    folder = tempfile.mkdtemp(prefix="zper-keygen-test-")
+    try:
+        alice = os.path.join(folder, "alice")
+        # umask 0: the secret file must still be 0600 from its creation on
+        result = run([zper, "keygen", alice, "--write", "orders, logs.*", "--read", "*"], umask=0)
+        key = result.stdout.decode().strip()
+        check("keygen exits 0 and prints the 40-character public key",
+              result.returncode == 0 and len(key) == 40 and result.stderr == b"", result)
+        modes = [stat.S_IMODE(os.stat(path).st_mode) for path in (alice, alice + "_secret")]
+        check("keygen: secret file 0600 even under umask 0, public 0644", modes == [0o644, 0o600], modes)
+        public = open(alice).read()
+        secret = open(alice + "_secret").read()
+        check("keygen: the public file holds the key and the grants as metadata, no secret",
+              'public-key = "%s"' % key in public and 'write = "orders, logs.*"' in public
+              and 'read = "*"' in public and 'name = "alice"' in public
+              and "secret-key" not in public, public)
+        check("keygen: the secret file holds both keys", 'public-key = "%s"' % key in secret
+              and "secret-key = " in secret, secret)
+        result = run([zper, "keygen", alice, "--write", "x"])
+        check("keygen refuses to overwrite: exit 1, one line, files unchanged",
+              result.returncode == 1 and one_line(result) and b"exists" in result.stderr
+              and open(alice).read() == public and open(alice + "_secret").read() == secret, result)
+        bob = os.path.join(folder, "bob")
+        with open(bob + "_secret", "w") as out:
+            out.write("mine\n")
+        result = run([zper, "keygen", bob])
+        check("keygen refuses when only the secret file exists, and leaves no public file",
+              result.returncode == 1 and one_line(result) and not os.path.exists(bob)
+              and open(bob + "_secret").read() == "mine\n", result)
+        carol = os.path.join(folder, "carol")
+        result = run([zper, "keygen", carol, "--name", "Carol's service"])
+        check("keygen --name, no grants", result.returncode == 0
+              and 'name = "Carol\'s service"' in open(carol).read()
+              and "write" not in open(carol).read(), open(carol).read())
+        for bad in ("or*ders", "", "a,b/c", " , "):
+            result = run([zper, "keygen", os.path.join(folder, "dave"), "--write", bad])
+            check("keygen refuses the pattern %r: exit 2, one line, no file" % bad,
+                  result.returncode == 2 and one_line(result) and not os.path.exists(os.path.join(folder, "dave")),
+                  result)
+        result = run([zper, "keygen", "--help"])
+        check("keygen --help", result.returncode == 0 and result.stdout.startswith(b"usage: zper keygen"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def curve_broker(zperd, zper):
+    """A zperd with security.curve = 1, its keys made with zper keygen: broker, alice (writes
+    and reads curve*), bob (writes and reads other), stranger (not allowed)."""
+    folder = tempfile.mkdtemp(prefix="zper-cli-curve-test-")
+    keys = os.path.join(folder, "keys")
+    os.mkdir(keys)
+    for name, grants in (("broker", []), ("alice", ["--write", "curve*", "--read", "curve*"]),
+                         ("bob", ["--write", "other", "--read", "other"]), ("stranger", ["--write", "*"])):
+        result = run([zper, "keygen", os.path.join(folder, name), *grants])
+        assert result.returncode == 0, result
+        if name in ("alice", "bob"):
+            shutil.copy(os.path.join(folder, name), keys)
+    config = "security.curve = 1\nsecurity.cert = %s/broker\nsecurity.keys = %s\n" % (folder, keys)
+    return Broker(zperd, zper, folder, config,
+                  ["--server-key", os.path.join(folder, "broker"), "--cert", os.path.join(folder, "alice")])
+
+
+def test_curve_verbs(broker):
+    with open(os.path.join(broker.folder, "broker")) as certificate:
+        server_key = certificate.read().split('public-key = "')[1].split('"')[0]
+    result = broker.zper_run("produce", "curvecli", stdin=b"one\ntwo\n")
+    check("CURVE: produce with --server-key FILE --cert", result.returncode == 0, result.stderr)
+    result = broker.zper_run("consume", "curvecli")
+    check("CURVE: consume reads it back", result.stdout == b"one\ntwo\n", result)
+    for verb, extra in (("topics", []), ("offsets", ["curvecli"]), ("stats", [])):
+        result = broker.zper_run(verb, *extra)
+        check("CURVE: %s" % verb, result.returncode == 0 and result.stdout, result)
+    alice = os.path.join(broker.folder, "alice")
+    result = run([broker.zper, "consume", "curvecli", "--rear", broker.rear,
+                  "--server-key", server_key, "--cert", alice])
+    check("CURVE: --server-key as the Z85 key itself", result.stdout == b"one\ntwo\n", result)
+    env = dict(os.environ, ZPER_SERVER_KEY=os.path.join(broker.folder, "broker"), ZPER_CERT=alice)
+    result = run([broker.zper, "consume", "curvecli", "--rear", broker.rear], env=env)
+    check("CURVE: ZPER_SERVER_KEY and ZPER_CERT from the environment", result.stdout == b"one\ntwo\n", result)
+
+    # Refusals: exit 1 with one line that says why
+    plain = dict(os.environ)
+    plain.pop("ZPER_SERVER_KEY", None)
+    plain.pop("ZPER_CERT", None)
+    for verb, endpoint in (("produce", ["--front", broker.front]), ("consume", ["--rear", broker.rear])):
+        result = run([broker.zper, verb, "curvecli", *endpoint], b"plain\n", env=plain)
+        check("CURVE: %s without keys is refused, exit 1, one line naming CURVE" % verb,
+              result.returncode == 1 and one_line(result)
+              and b"uses CURVE" in result.stderr, result)
+    stranger = os.path.join(broker.folder, "stranger")
+    result = run([broker.zper, "produce", "curvecli", "--front", broker.front, "--server-key",
+                  server_key, "--cert", stranger], b"unknown\n")
+    check("CURVE: an unknown key is refused, exit 1, one line", result.returncode == 1 and one_line(result)
+          and b"refused this client's key" in result.stderr, result)
+    bob = os.path.join(broker.folder, "bob")
+    result = run([broker.zper, "produce", "curvecli", "--front", broker.front, "--server-key",
+                  server_key, "--cert", bob], b"denied\n")
+    check("CURVE: a write outside the key's grant is refused: FORBIDDEN", result.returncode == 1
+          and b"FORBIDDEN (forbidden" in result.stderr, result)
+    result = run([broker.zper, "consume", "curvecli", "--rear", broker.rear, "--server-key",
+                  server_key, "--cert", bob])
+    check("CURVE: a read outside the key's grant is refused: FORBIDDEN", result.returncode == 1
+          and b"FORBIDDEN (forbidden" in result.stderr, result)
+    result = broker.zper_run("consume", "curvecli")
+    check("CURVE: nothing of the refused writes was stored", result.stdout == b"one\ntwo\n", result)
+
+    # Bad arguments: one line, before any traffic
+    result = run([broker.zper, "topics", "--rear", broker.rear, "--cert", alice], env=plain)
+    check("--cert without --server-key: exit 2, one line", result.returncode == 2 and one_line(result)
+          and b"--server-key" in result.stderr, result)
+    result = run([broker.zper, "topics", "--rear", broker.rear, "--server-key", "nonsense",
+                  "--cert", alice], env=plain)
+    check("a bad --server-key: exit 1, one line", result.returncode == 1 and one_line(result)
+          and b"nonsense" in result.stderr, result)
+    result = run([broker.zper, "produce", "t", "--front", broker.front, "--server-key", server_key,
+                  "--cert", os.path.join(broker.folder, "nobody")], b"x\n", env=plain)
+    check("a missing --cert: exit 1, one line", result.returncode == 1 and one_line(result)
+          and b"nobody" in result.stderr, result)
+
+
 def main():
     zperd, zper, example, guide = sys.argv[1:5]
     broker = Broker(zperd, zper)
@@ -260,6 +391,13 @@ def main():
     check("zperd exits 0 on SIGTERM", status == 0, status)
     test_broker_down(zper)
     test_broker_option(zper)
+    test_keygen(zper)
+    broker = curve_broker(zperd, zper)
+    try:
+        test_curve_verbs(broker)
+    finally:
+        status = broker.stop()
+    check("CURVE zperd exits 0 on SIGTERM", status == 0, status)
     print("%d passed, %d failed" % (checks - len(failures), len(failures)))
     return 1 if failures else 0
 

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +32,9 @@ typedef struct {
     char folder [64];
     char front [64];
     char rear [64];
+    bool curve;                         //  security.curve = 1, keys in folder (s_curve_keys)
+    char server_cert [96];              //  folder/broker: the broker's public certificate
+    char probe_cert [96];               //  folder/alice: a client the broker allows
 } broker_t;
 
 static const char *s_zperd;
@@ -77,6 +81,9 @@ s_broker_spawn (broker_t *broker)
              "relay.bind = tcp://127.0.0.1:%d\nrelay.pub.bind = tcp://127.0.0.1:%d\n",
              broker->folder, FLUSH_INTERVAL_MS, MAX_MESSAGE, broker->front, broker->rear,
              ports [2], ports [3], ports [4]);
+    if (broker->curve)
+        fprintf (file, "security.curve = 1\nsecurity.cert = %s\nsecurity.keys = %s/keys\n",
+                 broker->server_cert, broker->folder);
     fclose (file);
     broker->pid = fork ();
     assert (broker->pid >= 0);
@@ -87,6 +94,8 @@ s_broker_spawn (broker_t *broker)
     zstr_free (&config);
     zper_consumer_t *probe = zper_consumer_new (broker->rear, NULL);
     zper_consumer_set_timeout (probe, POLL_STEP_MS);
+    if (broker->curve)
+        assert (zper_consumer_set_curve (probe, broker->server_cert, broker->probe_cert) == 0);
     int rc = -1;
     for (int waited = 0; waited < BROKER_WAIT_MS && rc == -1; waited += POLL_STEP_MS) {
         zlist_t *topics = zper_consumer_topics (probe);
@@ -100,12 +109,53 @@ s_broker_spawn (broker_t *broker)
     return rc;
 }
 
+//  Save a certificate pair as folder/name (+ _secret) with grants (NULL:
+//  none), and its public file in folder/keys when allowed.
+static void
+s_curve_cert (broker_t *broker, const char *name, const char *write, const char *read, bool allowed)
+{
+    zcert_t *cert = zcert_new ();
+    if (write)
+        zcert_set_meta (cert, "write", "%s", write);
+    if (read)
+        zcert_set_meta (cert, "read", "%s", read);
+    char *path = zsys_sprintf ("%s/%s", broker->folder, name);
+    assert (zcert_save (cert, path) == 0);      //  CZMQ makes the secret file 0600
+    zstr_free (&path);
+    if (allowed) {
+        path = zsys_sprintf ("%s/keys/%s", broker->folder, name);
+        assert (zcert_save_public (cert, path) == 0);
+        zstr_free (&path);
+    }
+    zcert_destroy (&cert);
+}
+
+//  The keys of a CURVE broker: its own, alice (writes and reads topics
+//  "curve*"), bob (writes and reads only "other"), and stranger, whom the
+//  broker does not know.
+static void
+s_curve_keys (broker_t *broker)
+{
+    broker->curve = true;
+    char *keys = zsys_sprintf ("%s/keys", broker->folder);
+    assert (zsys_dir_create (keys) == 0);
+    zstr_free (&keys);
+    s_curve_cert (broker, "broker", NULL, NULL, false);
+    s_curve_cert (broker, "alice", "curve*", "curve*", true);
+    s_curve_cert (broker, "bob", "other", "other", true);
+    s_curve_cert (broker, "stranger", "*", "*", false);
+    snprintf (broker->server_cert, sizeof broker->server_cert, "%s/broker", broker->folder);
+    snprintf (broker->probe_cert, sizeof broker->probe_cert, "%s/alice", broker->folder);
+}
+
 static broker_t *
-s_broker_start (void)
+s_broker_start (bool curve)
 {
     broker_t *broker = (broker_t *) zmalloc (sizeof (broker_t));
     strcpy (broker->folder, "/tmp/zper-client-test-XXXXXX");
     assert (mkdtemp (broker->folder));
+    if (curve)
+        s_curve_keys (broker);
     int tries = 0;
     while (s_broker_spawn (broker) == -1) {
         assert (++tries < BROKER_START_TRIES);
@@ -419,20 +469,148 @@ test_oversized_message_refused (broker_t *broker)
     zper_consumer_destroy (&consumer);
 }
 
+//  ---- CURVE ------------------------------------------------------------------------
+
+//  A producer of topic in mode with alice's (or who's) certificate.
+static zper_producer_t *
+s_curve_producer (broker_t *broker, const char *topic, int mode, const char *who)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, topic, mode);
+    assert (producer);
+    char *cert = zsys_sprintf ("%s/%s", broker->folder, who);
+    assert (zper_producer_set_curve (producer, broker->server_cert, cert) == 0);
+    zstr_free (&cert);
+    return producer;
+}
+
+static zper_consumer_t *
+s_curve_consumer (broker_t *broker, const char *topic, const char *who)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, topic);
+    assert (consumer);
+    char *cert = zsys_sprintf ("%s/%s", broker->folder, who);
+    assert (zper_consumer_set_curve (consumer, broker->server_cert, cert) == 0);
+    zstr_free (&cert);
+    return consumer;
+}
+
+//  Against a broker with security.curve = 1: a client with an allowed key
+//  writes and reads in every acknowledged mode, the server key given as a
+//  file or as the key itself.
+static void
+test_curve_round_trip (broker_t *broker)
+{
+    for (int mode = ZPER_MODE_ACK; mode <= ZPER_MODE_BATCH_ACK; mode++) {
+        zper_producer_t *producer = s_curve_producer (broker, "curvetrip", mode, "alice");
+        s_produce (producer, (mode - 1) * 10, 10);
+        assert (zper_producer_sync (producer) == 0);
+        assert (zper_producer_acked (producer) == 10);
+        zper_producer_destroy (&producer);
+    }
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "curvetrip");
+    zcert_t *server = zcert_load (broker->server_cert);
+    assert (server);
+    assert (zper_consumer_set_curve (consumer, zcert_public_txt (server), broker->probe_cert) == 0);
+    zcert_destroy (&server);
+    s_expect (consumer, 0, 30);
+    zper_consumer_destroy (&consumer);
+}
+
+//  Refusals, each with its own errno and reason: no CURVE, a key the broker
+//  does not know, a wrong server key, a key without a grant for the topic.
+static void
+test_curve_refusals_explained (broker_t *broker)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, "curveplain", ZPER_MODE_ACK);
+    zper_producer_set_timeout (producer, POLL_STEP_MS * 5);
+    assert (zper_producer_send_mem (producer, "plain", 5) == -1 && errno == EHOSTUNREACH);
+    assert (strstr (zper_producer_error (producer), "uses CURVE"));
+    zper_producer_destroy (&producer);
+
+    producer = s_curve_producer (broker, "curvestranger", ZPER_MODE_ACK, "stranger");
+    zper_producer_set_timeout (producer, POLL_STEP_MS * 5);
+    assert (zper_producer_send_mem (producer, "unknown", 7) == -1 && errno == EHOSTUNREACH);
+    assert (strstr (zper_producer_error (producer), "refused this client's key"));
+    zper_producer_destroy (&producer);
+
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, "curvewrong");
+    char *stranger = zsys_sprintf ("%s/stranger", broker->folder);
+    assert (zper_consumer_set_curve (consumer, stranger, broker->probe_cert) == 0);
+    zstr_free (&stranger);
+    zper_consumer_set_timeout (consumer, POLL_STEP_MS * 5);
+    assert (zper_consumer_recv (consumer, 0) == NULL && errno == EHOSTUNREACH);
+    assert (strstr (zper_consumer_error (consumer), "is the server key the broker's?"));
+    zper_consumer_destroy (&consumer);
+
+    //  bob may write and read "other" only: 109, EACCES, nothing stored
+    producer = s_curve_producer (broker, "curvedenied", ZPER_MODE_ACK, "bob");
+    assert (zper_producer_send_mem (producer, "denied", 6) == 0);
+    assert (zper_producer_sync (producer) == -1 && errno == EACCES);
+    assert (strstr (zper_producer_error (producer), "FORBIDDEN (forbidden"));
+    assert (zper_producer_refused (producer) == 1);
+    zper_producer_destroy (&producer);
+    producer = s_curve_producer (broker, "curvedenied", ZPER_MODE_REQ, "bob");
+    assert (zper_producer_send_mem (producer, "denied", 6) == -1 && errno == EACCES);
+    zper_producer_destroy (&producer);
+    producer = s_curve_producer (broker, "other", ZPER_MODE_REQ, "bob");
+    assert (zper_producer_send_mem (producer, "granted", 7) == 0);
+    zper_producer_destroy (&producer);
+
+    consumer = s_curve_consumer (broker, "curvedenied", "bob");
+    assert (zper_consumer_recv (consumer, 0) == NULL && errno == EACCES);
+    assert (strstr (zper_consumer_error (consumer), "forbidden"));
+    zper_consumer_destroy (&consumer);
+    consumer = s_curve_consumer (broker, "curvedenied", "alice");
+    zper_topic_bounds_t bounds;
+    assert (zper_consumer_bounds (consumer, NULL, &bounds) == 0);
+    assert (bounds.durable_offset == bounds.start_offset);      //  nothing of bob's was stored
+    zper_consumer_destroy (&consumer);
+}
+
+//  set_curve checks what it is given, and a producer that sent takes none.
+static void
+test_curve_arguments_checked (broker_t *broker)
+{
+    zper_producer_t *producer = zper_producer_new (broker->front, "curveargs", ZPER_MODE_ACK);
+    assert (zper_producer_set_curve (producer, "not-a-key", broker->probe_cert) == -1);
+    assert (errno == EINVAL && strstr (zper_producer_error (producer), "not-a-key"));
+    char *missing = zsys_sprintf ("%s/nobody", broker->folder);
+    assert (zper_producer_set_curve (producer, broker->server_cert, missing) == -1);
+    assert (errno == EINVAL && strstr (zper_producer_error (producer), missing));
+    zstr_free (&missing);
+    //  A secret others can read is refused
+    char *secret = zsys_sprintf ("%s/alice_secret", broker->folder);
+    assert (chmod (secret, 0644) == 0);
+    assert (zper_producer_set_curve (producer, broker->server_cert, broker->probe_cert) == -1);
+    assert (errno == EINVAL && strstr (zper_producer_error (producer), "readable by others"));
+    assert (chmod (secret, 0600) == 0);
+    zstr_free (&secret);
+    assert (zper_producer_set_curve (producer, broker->server_cert, broker->probe_cert) == 0);
+    assert (zper_producer_send_mem (producer, "one", 3) == 0);
+    assert (zper_producer_set_curve (producer, broker->server_cert, broker->probe_cert) == -1);
+    assert (errno == EBUSY);
+    assert (zper_producer_sync (producer) == 0);
+    zper_producer_destroy (&producer);
+}
+
 int
 main (int argc, char *argv [])
 {
     static const struct {
         const char *name;
         void (*run) (broker_t *broker);
+        bool curve;
     } tests [] = {
-        { "write_modes_round_trip", test_write_modes_round_trip },
-        { "pipelined_acks_all_arrive", test_pipelined_acks_all_arrive },
-        { "batch_write_acks_offsets", test_batch_write_acks_offsets },
-        { "consume_seeks_offset_time", test_consume_seeks_offset_time },
-        { "follow_receives_new_messages", test_follow_receives_new_messages },
-        { "broker_down_reported", test_broker_down_reported },
-        { "oversized_message_refused", test_oversized_message_refused },
+        { "write_modes_round_trip", test_write_modes_round_trip, false },
+        { "pipelined_acks_all_arrive", test_pipelined_acks_all_arrive, false },
+        { "batch_write_acks_offsets", test_batch_write_acks_offsets, false },
+        { "consume_seeks_offset_time", test_consume_seeks_offset_time, false },
+        { "follow_receives_new_messages", test_follow_receives_new_messages, false },
+        { "broker_down_reported", test_broker_down_reported, false },
+        { "oversized_message_refused", test_oversized_message_refused, false },
+        { "curve_round_trip", test_curve_round_trip, true },
+        { "curve_refusals_explained", test_curve_refusals_explained, true },
+        { "curve_arguments_checked", test_curve_arguments_checked, true },
     };
     if (argc != 3) {
         fprintf (stderr, "usage: client_test ZPERD TEST\n");
@@ -442,7 +620,7 @@ main (int argc, char *argv [])
     srandom ((unsigned) (getpid () ^ zclock_time ()));     //  for s_free_ports
     for (size_t index = 0; index < sizeof tests / sizeof tests [0]; index++)
         if (streq (argv [2], tests [index].name)) {
-            broker_t *broker = s_broker_start ();
+            broker_t *broker = s_broker_start (tests [index].curve);
             tests [index].run (broker);
             s_broker_stop (&broker);
             printf ("client_test %s: OK\n", argv [2]);
