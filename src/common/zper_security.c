@@ -117,21 +117,9 @@ zper_security_client_cert (zsock_t *socket, zcert_t *cert, const char *server_ke
 typedef struct {
     zsock_t *pair;
     char *name;                         //  the component, for the log
-    zhashx_t *peers;                    //  fd + 1 -> peer address of an accepted connection
+    zhashx_t *peers;                    //  fd as text -> peer address of an accepted connection
     int pending;                        //  cause of a refusal not yet logged, or -1
 } monitor_t;
-
-static size_t
-s_fd_hash (const void *key)
-{
-    return (size_t) (uintptr_t) key;
-}
-
-static int
-s_fd_compare (const void *one, const void *two)
-{
-    return (uintptr_t) one < (uintptr_t) two? -1: (uintptr_t) one > (uintptr_t) two;
-}
 
 static void
 s_monitor_destroy (monitor_t **self_p)
@@ -217,7 +205,8 @@ s_monitor_event (watch_t *self, monitor_t *monitor)
         uint32_t value;
         memcpy (&event, zframe_data (frame), sizeof event);
         memcpy (&value, zframe_data (frame) + 2, sizeof value);
-        void *handle = (void *) (uintptr_t) (value + 1);
+        char handle [16];               //  the fd, as text
+        snprintf (handle, sizeof handle, "%u", value);
         zper_security_t *security = self->security;
         switch (event) {
             case ZMQ_EVENT_ACCEPTED: {
@@ -275,10 +264,6 @@ s_watch_command (watch_t *self, zsock_t *pipe)
         monitor->name = zmsg_popstr (msg);
         monitor->pending = -1;
         monitor->peers = zhashx_new ();
-        zhashx_set_key_duplicator (monitor->peers, NULL);
-        zhashx_set_key_destructor (monitor->peers, NULL);
-        zhashx_set_key_hasher (monitor->peers, s_fd_hash);
-        zhashx_set_key_comparator (monitor->peers, s_fd_compare);
         zhashx_set_destructor (monitor->peers, (zhashx_destructor_fn *) zstr_free);
         monitor->pair = zsock_new (ZMQ_PAIR);
         int connected = zsock_connect (monitor->pair, "%s", endpoint);
