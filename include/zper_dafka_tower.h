@@ -47,11 +47,12 @@ int
 char *
     zper_dafka_tower_advertised_host (const char *configured_host, const char *peer_address);
 
-//  For selftests: a tower on ephemeral loopback ports, and a new config
-//  whose beacon points at it (beacon/address 127.0.0.1, beacon and HEAD
-//  intervals of 100 ms). Caller destroys both.
+//  For selftests: a tower on ephemeral loopback ports, and config (a new
+//  one when NULL, else config with what it already holds, such as
+//  security/*) whose beacon points at it (beacon/address 127.0.0.1, beacon
+//  and HEAD intervals of 100 ms). Returns config. Caller destroys both.
 zconfig_t *
-    zper_dafka_tower_test_start (zper_dafka_tower_t **tower_p);
+    zper_dafka_tower_test_start (zconfig_t *config, zper_dafka_tower_t **tower_p);
 
 //  Self test of this class
 void

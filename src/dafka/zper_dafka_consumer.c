@@ -567,7 +567,7 @@ void
 zper_dafka_consumer_test (bool verbose)
 {
     zper_dafka_tower_t *tower;
-    zconfig_t *config = zper_dafka_tower_test_start (&tower);
+    zconfig_t *config = zper_dafka_tower_test_start (NULL, &tower);
     zconfig_put (config, "producer/terminate_unacked", "1");
     zconfig_put (config, "consumer/offset/reset", "earliest");
 

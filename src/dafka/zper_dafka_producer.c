@@ -673,7 +673,7 @@ void
 zper_dafka_producer_test (bool verbose)
 {
     zper_dafka_tower_t *tower;
-    zconfig_t *config = zper_dafka_tower_test_start (&tower);
+    zconfig_t *config = zper_dafka_tower_test_start (NULL, &tower);
     zconfig_put (config, "producer/terminate_unacked", "1");
 
     //  The fake store: a PUB announced through the tower, a SUB on the producer

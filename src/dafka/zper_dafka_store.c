@@ -1320,22 +1320,13 @@ s_test_curve (void)
     assert (zcert_save (cert, "curvenode") == 0 && zcert_save_public (cert, "curvekeys/node") == 0);
     chmod ("curvenode_secret", 0600);
     zconfig_t *config = zconfig_new ("root", NULL);
-    zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
-    zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
     zconfig_put (config, "security/curve", "1");
     zconfig_put (config, "security/cert", "curvenode");
     zconfig_put (config, "security/keys", "curvekeys");
     zconfig_put (config, "security/tower_key", "curvekeys/node");
     assert (zper_dafka_config_check (config, "test") == 0);
-    zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
-    assert (tower);
-    char address [64];
-    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
-    zconfig_put (config, "beacon/sub_address", address);
-    snprintf (address, sizeof address, "tcp://127.0.0.1:%d", zper_dafka_tower_pub_port (tower));
-    zconfig_put (config, "beacon/pub_address", address);
-    zconfig_put (config, "beacon/interval", "100");
-    zconfig_put (config, "producer/head_interval", "100");
+    zper_dafka_tower_t *tower;
+    zper_dafka_tower_test_start (config, &tower);
     zconfig_put (config, "consumer/offset/reset", "earliest");
     zconfig_put (config, "store/db", "curvedb");
     zconfig_put (config, "store/flush_interval", "50");
@@ -1369,7 +1360,7 @@ zper_dafka_store_test (bool verbose)
 {
     s_test_folder_names ();
     zper_dafka_tower_t *tower;
-    zconfig_t *config = zper_dafka_tower_test_start (&tower);
+    zconfig_t *config = zper_dafka_tower_test_start (NULL, &tower);
     zconfig_put (config, "consumer/offset/reset", "earliest");
     zconfig_put (config, "store/db", "storedb");
     zconfig_put (config, "store/flush_messages", "100");

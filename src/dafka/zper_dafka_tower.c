@@ -310,9 +310,10 @@ zper_dafka_tower_stats (zper_dafka_tower_t *self, uint64_t *forwarded, uint64_t 
 //  ---- selftest ------------------------------------------------------------------
 
 zconfig_t *
-zper_dafka_tower_test_start (zper_dafka_tower_t **tower_p)
+zper_dafka_tower_test_start (zconfig_t *config, zper_dafka_tower_t **tower_p)
 {
-    zconfig_t *config = zconfig_new ("root", NULL);
+    if (!config)
+        config = zconfig_new ("root", NULL);
     zconfig_put (config, "tower/sub_address", "tcp://127.0.0.1:*");
     zconfig_put (config, "tower/pub_address", "tcp://127.0.0.1:*");
     zper_dafka_tower_t *tower = zper_dafka_tower_new (config);
@@ -343,7 +344,7 @@ zper_dafka_tower_test (bool verbose)
     zstr_free (&host);
 
     zper_dafka_tower_t *tower;
-    zconfig_t *config = zper_dafka_tower_test_start (&tower);
+    zconfig_t *config = zper_dafka_tower_test_start (NULL, &tower);
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", zper_dafka_tower_sub_port (tower));
     zsock_t *beacon = zsock_new (ZMQ_PUB);
