@@ -33,6 +33,7 @@ extern "C" {
 
 typedef struct _zper_producer_t zper_producer_t;
 typedef struct _zper_consumer_t zper_consumer_t;
+typedef struct _zper_cluster_producer_t zper_cluster_producer_t;
 
 //  One acknowledgement, as given to an ack handler. status is
 //  ZPER_STATUS_OK or the broker's error code. Modes 1 and 2 acknowledge one
@@ -269,6 +270,120 @@ char *
 const char *
     zper_consumer_error (zper_consumer_t *self);
 
+//  ---- cluster administration (docs/cluster.md) ------------------------------
+//  Requests to a cluster node's rear. On a single node each fails with
+//  errno ENXIO (113 NO_CLUSTER: "not a cluster node, or etcd unreachable");
+//  other refusals set errno from their status (EEXIST for 114
+//  TOPIC_EXISTS, EINVAL for bad names or counts), the reason in
+//  zper_consumer_error. Strings returned are the caller's (zstr_free).
+
+//  METADATA: the cluster's nodes and topic layouts as one JSON object
+//  (only topic when not NULL), or NULL.
+char *
+    zper_consumer_metadata (zper_consumer_t *self, const char *topic);
+
+//  CREATE a clustered topic of partitions partitions of replicas replicas
+//  each (0: the cluster's defaults) and min_isr in-sync replicas for an
+//  acknowledgement (0: the default). Returns the layout as JSON, or NULL.
+char *
+    zper_consumer_create_topic (zper_consumer_t *self, const char *topic, int partitions,
+                                int replicas, int min_isr);
+
+//  REASSIGN partition of topic to the node ids in replicas ("1,2,4"). The
+//  move happens in the background; METADATA shows "targets" until it is
+//  done. Returns 0 once the target is recorded, or -1.
+int
+    zper_consumer_reassign (zper_consumer_t *self, const char *topic, int partition,
+                            const char *replicas);
+
+//  CLUSTER: this node's own view of the partitions it leads or follows,
+//  as JSON, or NULL.
+char *
+    zper_consumer_cluster (zper_consumer_t *self);
+
+//  ---- cluster producer (docs/cluster.md) -----------------------------------
+//  Writes a clustered topic T: partition i is the topic "T.i" on the node
+//  that leads it. It asks METADATA of the first bootstrap node that
+//  answers, then runs one zper_producer per partition on its leader's
+//  front. It keeps every message until the leader acknowledges it; on
+//  110 NOT_LEADER, 111 NOT_ENOUGH_REPLICAS, a timeout or a broken
+//  connection it asks METADATA again (of any node), connects to the
+//  current leader and sends again, in order, what is not acknowledged.
+//  Delivery is AT LEAST ONCE: a message whose acknowledgement was lost
+//  (the leader died after storing it, or gave up leadership while the
+//  write waited for replicas) may be stored twice. Order is kept within
+//  a partition. A message still unacknowledged after
+//  ZPER_CLUSTER_PRODUCER_RETRIES metadata refreshes counts as refused.
+//  Like zper_producer, no background thread: acks and retries happen in
+//  the calls (send, sync).
+
+//  Create a producer of clustered topic (its base name, without ".i")
+//  through bootstrap, one or more rear endpoints separated by commas
+//  ("tcp://10.0.0.1:5556,tcp://10.0.0.2:5556"), in ZPER_MODE_ACK (1) or
+//  ZPER_MODE_BATCH_ACK (3). Asks METADATA at once: returns NULL with errno
+//  EINVAL (bad arguments), ENXIO (no bootstrap node is in cluster mode),
+//  ENOENT (the cluster has no such topic) or EHOSTUNREACH / ETIMEDOUT (no
+//  bootstrap node answered).
+zper_cluster_producer_t *
+    zper_cluster_producer_new (const char *bootstrap, const char *topic, int mode);
+
+//  Sync (at most its bounded retries), then close. Idempotent; nulls *self_p.
+void
+    zper_cluster_producer_destroy (zper_cluster_producer_t **self_p);
+
+//  CURVE for every node (front and rear), as zper_producer_set_curve: the
+//  cluster's nodes share the server key. Call right after _new. Returns 0
+//  or -1 (EINVAL).
+int
+    zper_cluster_producer_set_curve (zper_cluster_producer_t *self, const char *server_key,
+                                     const char *cert_path);
+
+//  The time one connection, METADATA request or acknowledgement wait may
+//  take before the producer refreshes and retries; default
+//  ZPER_CLIENT_ACK_TIMEOUT_MS.
+void
+    zper_cluster_producer_set_timeout (zper_cluster_producer_t *self, int timeout_ms);
+
+//  Send one message (all its frames; in mode 1 the first frame is its
+//  message id) to the partition of key: zper_cluster_partition_for_key, or
+//  the next partition round-robin when key is NULL. Takes ownership of
+//  *msg_p and nulls it. Returns 0 (the message is queued or sent: its fate
+//  is for sync to tell), or -1 with errno EINVAL (no frame).
+int
+    zper_cluster_producer_send (zper_cluster_producer_t *self, zmsg_t **msg_p, const void *key,
+                                size_t key_size);
+
+//  Read acknowledgements for up to timeout_ms (0: only those there), send
+//  lingering batches and retry stale partitions whose backoff is over.
+//  Returns the number of messages acknowledged by this call.
+int
+    zper_cluster_producer_poll (zper_cluster_producer_t *self, int timeout_ms);
+
+//  Wait until every message sent so far is acknowledged or refused for
+//  good, retrying as described above (bounded by the retries). Returns 0
+//  when all were acknowledged, -1 when some were refused since the last
+//  sync (zper_cluster_producer_error says the last reason).
+int
+    zper_cluster_producer_sync (zper_cluster_producer_t *self);
+
+//  Messages acknowledged, messages refused for good, partitions of the topic.
+int64_t
+    zper_cluster_producer_acked (zper_cluster_producer_t *self);
+int64_t
+    zper_cluster_producer_refused (zper_cluster_producer_t *self);
+int
+    zper_cluster_producer_partitions (zper_cluster_producer_t *self);
+
+//  A one-line description of the last error (empty string if none).
+const char *
+    zper_cluster_producer_error (zper_cluster_producer_t *self);
+
+//  The partition of a key, the same in every client (docs/protocol.md):
+//  FNV-1a 32-bit of the key bytes (offset basis 2166136261, prime
+//  16777619) modulo partitions. "" -> 2166136261 % partitions.
+int
+    zper_cluster_partition_for_key (const void *key, size_t key_size, int partitions);
+
 //  ---- helpers --------------------------------------------------------------
 
 //  The hash byte of a client identity: Java's String.hashCode of topic,
@@ -276,7 +391,8 @@ const char *
 uint8_t
     zper_topic_hash (const char *topic);
 
-//  True if topic can travel in a client identity (1..64 letters, digits).
+//  True if topic can travel in a client identity (1..64 letters, digits,
+//  or a cluster partition's name: letters and digits, '.', 1..5 digits).
 bool
     zper_topic_valid (const char *topic);
 
@@ -289,6 +405,8 @@ void
     zper_producer_test (bool verbose);
 void
     zper_consumer_test (bool verbose);
+void
+    zper_cluster_producer_test (bool verbose);
 
 #ifdef __cplusplus
 }

@@ -38,11 +38,17 @@
 #include "zper_security.h"
 #include "zper_guard.h"
 #include "zper_gate.h"
+#include "zper_cluster.h"
 
 //  Front workers push the acks of newly durable messages here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
 //  Front worker N publishes "topic is visible up to N" here (the worker binds).
 #define ZPER_INPROC_VISIBLE     "inproc://zper-visible-%d"
+//  Cluster mode: the replication actor tells front worker N that a
+//  partition's high-watermark moved, as [topic][hw:int64] (the worker binds PULL).
+//  Sent also when the partition's role or epoch changes: the worker then
+//  fails the replies it holds with 110 at once, not at its next write.
+#define ZPER_INPROC_COMMIT      "inproc://zper-commit-%d"
 
 typedef struct {
     const zper_config_t *config;
@@ -52,6 +58,7 @@ typedef struct {
     zper_subscriptions_t *acks_wanted;  //  what the ack socket's subscribers hold: the
                                         //  ack actor keeps it, front workers ask it
     zper_security_t *security;          //  CURVE and ZAP (security.curve = 1), else NULL
+    zper_cluster_t *cluster;            //  cluster mode (cluster.etcd set, docs/cluster.md), else NULL
 } zper_broker_t;
 
 //  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
@@ -145,7 +152,8 @@ zsock_t *
     zper_broker_bus_publisher (int index);
 
 //  A SUB on the visible buses of every front worker of config, for topics
-//  starting with prefix ("" for all).
+//  starting with prefix ("" for all); in cluster mode also on the
+//  replication actor's, index config->front_workers.
 zsock_t *
     zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix);
 

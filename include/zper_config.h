@@ -55,6 +55,21 @@ typedef struct {
     char security_cert [ZPER_CONFIG_STRING_MAX];    //  the broker's certificate (public file); "" unset
     char security_keys [ZPER_CONFIG_STRING_MAX];    //  folder of allowed client certificates; "" unset
     int64_t security_reload_ms;         //  how often the folder is checked for changes
+    //  Cluster mode (docs/cluster.md): all unused while cluster_etcd is ""
+    char cluster_etcd [ZPER_CONFIG_STRING_MAX];     //  etcd endpoints, comma-separated; "" single node
+    char cluster_name [ZPER_CONFIG_STRING_MAX];     //  etcd keys under /zper/<name>/
+    int64_t cluster_node;                           //  this node's id, 1..ZPER_CLUSTER_NODE_MAX
+    char cluster_replication_bind [ZPER_CONFIG_STRING_MAX];  //  followers fetch here
+    char cluster_advertise_host [ZPER_CONFIG_STRING_MAX];    //  host others reach us at; "" bind's
+    int64_t cluster_lease_ttl;                      //  seconds
+    int64_t cluster_poll_ms;
+    int64_t cluster_replica_lag_ms;
+    int64_t cluster_fetch_wait_ms;
+    int64_t cluster_fetch_bytes;
+    int64_t cluster_default_partitions;
+    int64_t cluster_default_replicas;
+    int64_t cluster_max_partitions;
+    int64_t cluster_etcd_timeout_ms;
 } zper_config_t;
 
 //  Fill config with the built-in defaults (zper_defaults.h).
@@ -68,6 +83,8 @@ int
     zper_config_load (zper_config_t *config, const char *path, char *error, size_t error_size);
 
 //  Parse config text (as in a file named name, for messages). Same contract.
+//  After the last line the cluster.* keys that depend on each other are
+//  checked ("test.conf: cluster.etcd is set but cluster.node is not: ...").
 int
     zper_config_parse (zper_config_t *config, const char *name, const char *text,
                        char *error, size_t error_size);
@@ -80,6 +97,13 @@ void
 //  lives inside one process with its clients (selftests, embedding).
 void
     zper_config_inproc (zper_config_t *config, const char *prefix);
+
+//  endpoint as other nodes and clients dial it: its host replaced by
+//  cluster.advertise_host when that is set (tcp:// and ws:// endpoints),
+//  else endpoint itself. Returns 0, or -1 when out_size is too small.
+int
+    zper_config_advertised (const zper_config_t *config, const char *endpoint, char *out,
+                            size_t out_size);
 
 //  Print every key with its current value, in config file format.
 void

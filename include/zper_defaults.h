@@ -178,6 +178,41 @@
 #define ZPER_SECURITY_RELOAD_MAX_MS     3600000                 //  security.reload_ms upper bound: one hour
 #define ZPER_SECURITY_ZAP_DOMAIN        "zper"                  //  the ZAP domain of every CURVE server socket
 #define ZPER_SECURITY_LOGGED_PEERS_MAX  1024                    //  refusing peers logged by address; later ones only counted
+//  ---- cluster mode (docs/cluster.md) ----
+#define ZPER_DEFAULT_CLUSTER_NAME       "zper"                  //  cluster.name: etcd keys live under /zper/<name>/
+#define ZPER_CLUSTER_NODE_MAX           65535                   //  cluster.node: ids 1..this
+#define ZPER_DEFAULT_REPLICATION_BIND   "tcp://127.0.0.1:5560"  //  cluster.replication.bind: followers fetch here
+#define ZPER_DEFAULT_LEASE_TTL_S        5                       //  cluster.lease_ttl: a dead node's leaderships end within this
+#define ZPER_LEASE_TTL_MIN_S            2                       //  etcd refuses shorter leases (its election timeout)
+#define ZPER_LEASE_TTL_MAX_S            60
+#define ZPER_DEFAULT_CLUSTER_POLL_MS    200                     //  cluster.poll_ms: how often etcd's revision is checked
+#define ZPER_DEFAULT_REPLICA_LAG_MS     10000                   //  cluster.replica_lag_ms: a follower not caught up this long leaves the ISR
+#define ZPER_DEFAULT_FETCH_WAIT_MS      500                     //  cluster.fetch_wait_ms: a follower's fetch waits this long for data
+#define ZPER_DEFAULT_FETCH_BYTES        (1024 * 1024)           //  cluster.fetch_bytes: records per follower fetch
+#define ZPER_DEFAULT_CLUSTER_PARTITIONS 3                       //  cluster.default_partitions: CREATE without a count
+#define ZPER_DEFAULT_CLUSTER_REPLICAS   3                       //  cluster.default_replicas: CREATE without a count
+#define ZPER_DEFAULT_CLUSTER_MAX_PARTITIONS 10000               //  cluster.max_partitions: partitions (all topics) a node tracks
+#define ZPER_DEFAULT_ETCD_TIMEOUT_MS    1000                    //  cluster.etcd_timeout_ms: one etcd request, per endpoint
+#define ZPER_ETCD_ENDPOINTS_MAX         16                      //  endpoints in cluster.etcd
+#define ZPER_ETCD_ERROR_MAX             512                     //  zper_etcd_error: one log line
+#define ZPER_ETCD_TEST_ATTEMPTS         3                       //  zper_etcd_test_start: port pairs tried (one may be taken)
+#define ZPER_ETCD_TEST_START_MS         20000                   //  zper_etcd_test_start: etcd answers within this
+#define ZPER_ETCD_TEST_POLL_MS          100                     //  zper_etcd_test_start: how often it is asked
+#define ZPER_ETCD_TEST_STOP_MS          5000                    //  zper_etcd_test_stop: SIGTERM, then SIGKILL after this
+#define ZPER_CLUSTER_PARTITIONS_MAX     1024                    //  partitions of one topic
+#define ZPER_CLUSTER_REPLICAS_MAX       16                      //  replicas of one partition
+#define ZPER_CLUSTER_BASE_NAME_MAX      58                      //  a clustered topic's name: T.i must fit ZPER_TOPIC_MAX
+#define ZPER_EPOCHS_MAX                 1024                    //  leader epochs a partition remembers (oldest dropped)
+#define ZPER_EPOCHS_FILE                "leader-epochs"         //  in the partition's folder
+#define ZPER_REPLICATION_TICK_MS        50                      //  replication: table generation and timers checked this often
+#define ZPER_REPLICATION_SWEEP_MS       250                     //  replication: every led partition's HW and ISR rechecked
+#define ZPER_REPLICATION_RETRY_MS       100                     //  follower: after an error reply, before asking again
+#define ZPER_REPLICATION_GRACE_MS       2000                    //  follower: a request unanswered fetch_wait_ms + this: reconnect
+#define ZPER_REPLICATION_COMMIT_HWM     100000                  //  replication -> front worker HW moves queued
+#define ZPER_CLUSTER_PRODUCER_RETRIES   20                      //  METADATA refreshes before a message counts as refused
+#define ZPER_CLUSTER_PRODUCER_BACKOFF_MS 1500                   //  between refreshes of one partition: 20 x 1.5 s = 30 s
+#define ZPER_CLI_REASSIGN_WAIT_MS       600000                  //  zper topics reassign --wait gives up after this
+#define ZPER_CLI_REASSIGN_POLL_MS       500                     //  ... asking METADATA this often
 #define ZPER_EXIT_USAGE                 2                       //  bad arguments or configuration
 #define ZPER_EXIT_UNRESPONSIVE          3                       //  a component stopped answering
 #define ZPER_EXIT_SECOND_SIGNAL         130                     //  like a shell's interrupted command

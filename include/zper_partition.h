@@ -165,6 +165,65 @@ uint64_t
 void
     zper_partition_set_fault (zper_partition_t *self, int write_errno, int sync_errno);
 
+//  ---- replication (cluster mode, docs/cluster.md) ----------------------------
+
+//  The partition's folder (where zper_epochs keeps its file).
+const char *
+    zper_partition_folder (zper_partition_t *self);
+
+//  Cap what readers see at limit (the cluster's high-watermark): bounds'
+//  visible_offset/visible_position/last_timestamp/size, zper_partition_read,
+//  read_position, offset_for_time and segment_positions stop at
+//  min(visible end, limit). INT64_MAX (the default) removes the cap. A
+//  limit below the current one is allowed (a new follower's HW).
+void
+    zper_partition_set_visible_limit (zper_partition_t *self, int64_t limit);
+
+//  A zero-copy view of whole records from offset, which must be where a
+//  record starts, up to the written end (ignoring the visible limit and
+//  visibility = durable), within one segment, at most max_bytes of
+//  encodings but always one whole record. Walk it with
+//  zper_view_next_record. offset == written end: an empty view. NULL with
+//  errno ERANGE outside [start_offset, written end], EINVAL when offset is
+//  not a record's start, EBADMSG when a record is corrupt.
+zper_view_t *
+    zper_partition_read_records (zper_partition_t *self, int64_t offset, size_t max_bytes);
+
+//  Next record of a view made by zper_partition_read_records: its first
+//  offset, its timestamp (every message of a record has it), its message
+//  count and its messages' encodings (size bytes, contiguous, valid while
+//  the view lives; lend them with zper_view_lend). Returns false at the end.
+bool
+    zper_view_next_record (zper_view_t *self, int64_t *first_offset, int64_t *timestamp,
+                           size_t *count, const uint8_t **data, size_t *size);
+
+//  Append a leader's record as one record of this log, byte for byte:
+//  first_offset must equal the end offset (else -1, EINVAL), data holds
+//  count whole message encodings (checked as zper_partition_append_encoded
+//  does: EPROTO, EMSGSIZE), every message gets timestamp. The record is
+//  written (not synced) before the call returns, so this log's record
+//  boundaries are the leader's. Returns the new end offset, or -1 with
+//  errno (and the log as zper_partition_write leaves it on failure).
+int64_t
+    zper_partition_append_record (zper_partition_t *self, int64_t first_offset,
+                                  int64_t timestamp, const void *data, size_t size, size_t count);
+
+//  Cut the log so that it ends at offset, or at the start of the record
+//  holding offset when offset falls inside one: every later record and
+//  segment is removed, indexes follow, and the cut is durable (fsync'd)
+//  before the call returns. Views held across the cut keep their bytes.
+//  offset >= end: nothing to do. Returns the new end offset, or -1 with
+//  errno (ERANGE when offset is below start_offset: use reset).
+int64_t
+    zper_partition_truncate (zper_partition_t *self, int64_t offset);
+
+//  Empty the partition and make it start at offset, whose legacy byte
+//  position is position (a follower that fell behind its leader's
+//  retention starts again at the leader's first retained message).
+//  Durable before the call returns. Returns 0, or -1 with errno.
+int
+    zper_partition_reset (zper_partition_t *self, int64_t offset, int64_t position);
+
 //  ---- zper_partition_lru: a bound on the partitions holding open files ----
 
 //  A new lru letting at most max_open (>= 1) partitions hold open files at

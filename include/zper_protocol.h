@@ -28,11 +28,17 @@
 #define ZPER_STATUS_UNAVAILABLE         107     //  the topic exists but cannot be opened now: retry
 #define ZPER_STATUS_SLOW_CLIENT         108     //  unread replies over front.reply_budget: read first
 #define ZPER_STATUS_FORBIDDEN           109     //  the key (CURVE) has no grant for this topic
+#define ZPER_STATUS_NOT_LEADER          110     //  cluster: this node does not lead the partition: ask METADATA
+#define ZPER_STATUS_NOT_ENOUGH_REPLICAS 111     //  cluster: ISR below min_insync_replicas: nothing stored
+#define ZPER_STATUS_FENCED              112     //  cluster replication: the leader epochs differ
+#define ZPER_STATUS_NO_CLUSTER          113     //  a cluster command on a single node, or etcd unreachable
+#define ZPER_STATUS_TOPIC_EXISTS        114     //  CREATE of a topic that exists
 #define ZPER_STATUS_INTERNAL_ERROR      255
 
 //  ---- client identity (section 1) -----------------------------------------
-#define ZPER_TOPIC_MAX          64  //  topics in an identity: 1..64 ASCII letters and digits
+#define ZPER_TOPIC_MAX          64  //  topics in an identity: 1..64 ASCII letters and digits (+ ".N")
 #define ZPER_IDENTITY_UUID_SIZE 16
+#define ZPER_IDENTITY_PARTITION_DIGITS 5    //  a topic may end "." 1..5 digits: a cluster partition
 
 //  ---- symbolic offsets (OFFSET, relay RESUME, zper_consumer_seek) ----------
 #define ZPER_OFFSET_LATEST      -1  //  the durable end: only messages written from now on

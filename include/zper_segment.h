@@ -270,6 +270,14 @@ int
     zper_segment_index_find (zper_segment_t *self, bool by_position, int64_t key,
                              uint64_t entry_count, zper_index_entry_t *entry);
 
+//  How many of the first entry_count entries of the offset index (or of the
+//  time index when time_index) name an offset below offset: the entries a
+//  cut of the log at offset keeps. Stops early (a smaller count) when an
+//  entry cannot be read.
+uint64_t
+    zper_segment_entries_below (zper_segment_t *self, bool time_index, int64_t offset,
+                                uint64_t entry_count);
+
 //  Offset of the last time index entry with timestamp < timestamp_ms among
 //  the first entry_count entries; the segment's base offset if none.
 int64_t

@@ -40,6 +40,10 @@ typedef enum {
     ZPER_COUNTER_AUTH_REFUSED_MECHANISM,    //  [auth_refused_mechanism] handshakes refused: not
                                             //  CURVE (set from zper_security_refused)
     ZPER_COUNTER_AUTH_REFUSED_KEY,      //  [auth_refused_key] handshakes refused: unknown key
+    ZPER_COUNTER_NOT_LEADER,            //  [not_leader] writes refused or failed with 110 (cluster
+                                        //  mode: this node does not, or no longer, lead the partition)
+    ZPER_COUNTER_NOT_ENOUGH_REPLICAS,   //  [not_enough_replicas] writes refused with 111 (cluster
+                                        //  mode: the partition's ISR is below min_insync_replicas)
     ZPER_COUNTER_COUNT
 } zper_counter_t;
 

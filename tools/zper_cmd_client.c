@@ -3,7 +3,9 @@
 
         zper produce TOPIC [FILE...]   one message per input line
         zper consume TOPIC             print messages, from an offset or a time
-        zper topics                    list the broker's topics
+        zper topics                    list the broker's (or the cluster's) topics
+        zper topics create|reassign    clustered topics (docs/cluster.md)
+        zper cluster status            nodes, partitions, leaders, ISR, lag
         zper offsets TOPIC             where a topic starts and ends
         zper stats                     the broker's statistics (JSON)
         zper keygen NAME               a CURVE certificate pair with topic grants
@@ -26,6 +28,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <unistd.h>
+#include <jansson.h>
 
 #define S_STRING_(x)    #x
 #define S_STRING(x)     S_STRING_(x)    //  a macro's value as a string literal
@@ -34,7 +37,8 @@
 #define S_EXIT_USAGE    2
 //  Long options without a short letter
 enum { S_OPT_BROKER = 256, S_OPT_FRONT, S_OPT_REAR, S_OPT_TIMEOUT, S_OPT_FROM, S_OPT_RAW,
-       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP, S_OPT_SERVER_KEY, S_OPT_CERT };
+       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP, S_OPT_SERVER_KEY, S_OPT_CERT, S_OPT_CLUSTER,
+       S_OPT_KEY };
 //  The environment's defaults for --server-key and --cert
 #define S_ENV_SERVER_KEY    "ZPER_SERVER_KEY"
 #define S_ENV_CERT          "ZPER_CERT"
@@ -67,6 +71,7 @@ typedef struct {
     int timeout_ms;
     char *server_key;               //  CURVE when both are set
     char *cert;
+    bool rear_given;                //  --rear or --broker: a node to ask METADATA
 } s_broker_t;
 
 //  An environment variable's value, or NULL when unset or empty
@@ -142,6 +147,7 @@ s_broker_option (const char *verb, int option, const char *argument, s_broker_t 
             zstr_free (&broker->rear);
             broker->front = s_with_host (ZPER_DEFAULT_FRONT_BIND, argument);
             broker->rear = s_with_host (ZPER_DEFAULT_REAR_BIND, argument);
+            broker->rear_given = true;
             return 0;
         case S_OPT_FRONT:
             zstr_free (&broker->front);
@@ -150,6 +156,7 @@ s_broker_option (const char *verb, int option, const char *argument, s_broker_t 
         case S_OPT_REAR:
             zstr_free (&broker->rear);
             broker->rear = strdup (argument);
+            broker->rear_given = true;
             return 0;
         case S_OPT_TIMEOUT:
             if (s_parse_number (argument, 1, &number) || number > INT32_MAX)
@@ -217,8 +224,8 @@ s_topic_ok (const char *verb, const char *topic)
 {
     if (zper_topic_valid (topic))
         return true;
-    fprintf (stderr, "zper %s: invalid topic '%s' (1..%d ASCII letters and digits)\n",
-             verb, topic, ZPER_TOPIC_MAX);
+    fprintf (stderr, "zper %s: invalid topic '%s' (1..%d ASCII letters and digits, or a "
+             "cluster partition 'name.N')\n", verb, topic, ZPER_TOPIC_MAX);
     return false;
 }
 
@@ -285,14 +292,16 @@ s_lines_next (s_lines_t *lines, int wait_ms, const uint8_t **line, size_t *size)
     }
 }
 
-//  Send one line as a message, split into frames at separator (if any).
-static int
-s_send_line (zper_producer_t *producer, const uint8_t *line, size_t size, const char *separator)
+//  One line as a message, split into frames at separator (if any).
+static zmsg_t *
+s_line_msg (const uint8_t *line, size_t size, const char *separator)
 {
-    if (!separator)
-        return zper_producer_send_mem (producer, line, size);
-    size_t separator_size = strlen (separator);
     zmsg_t *msg = zmsg_new ();
+    if (!separator) {
+        zmsg_addmem (msg, line, size);
+        return msg;
+    }
+    size_t separator_size = strlen (separator);
     const uint8_t *end = line + size;
     while (true) {
         const uint8_t *found = memmem (line, (size_t) (end - line), separator, separator_size);
@@ -301,6 +310,16 @@ s_send_line (zper_producer_t *producer, const uint8_t *line, size_t size, const 
             break;
         line = found + separator_size;
     }
+    return msg;
+}
+
+//  Send one line as a message, split into frames at separator (if any).
+static int
+s_send_line (zper_producer_t *producer, const uint8_t *line, size_t size, const char *separator)
+{
+    if (!separator)
+        return zper_producer_send_mem (producer, line, size);
+    zmsg_t *msg = s_line_msg (line, size, separator);
     return zper_producer_send (producer, &msg);
 }
 
@@ -340,6 +359,10 @@ s_produce_usage (FILE *stream, int rc)
         "  -m, --mode N          0 no ack, 1 ack once durable (default), 2 lock-step (REQ)\n"
         "  -b, --batch           native batch write path (mode 3, or 4 with --mode 0)\n"
         "  -F, --frames-sep STR  split each line into frames at STR\n"
+        "  --cluster             TOPIC is a clustered topic: write each partition's leader\n"
+        "                        (asks METADATA at --rear; also chosen when --rear or --broker\n"
+        "                        is given, TOPIC has no '.', and the cluster has TOPIC)\n"
+        "  --key K               the partition of every line: FNV-1a of K (default: round-robin)\n"
         S_BROKER_HELP
         "Exit status: 0 every message stored (or sent, in mode 0), 1 failure, 2 usage.\n");
     return rc;
@@ -378,6 +401,8 @@ typedef struct {
     int64_t mode;
     bool batch;
     const char *separator;
+    bool cluster;
+    const char *key;
 } s_produce_options_t;
 
 //  Parse produce's options. Returns 0, S_HELP_SHOWN or the usage exit code.
@@ -386,7 +411,8 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
 {
     static const struct option table [] = {
         { "mode", required_argument, NULL, 'm' }, { "batch", no_argument, NULL, 'b' },
-        { "frames-sep", required_argument, NULL, 'F' }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "frames-sep", required_argument, NULL, 'F' }, { "cluster", no_argument, NULL, S_OPT_CLUSTER },
+        { "key", required_argument, NULL, S_OPT_KEY }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *bad = NULL;
     int option, rc = 0;
@@ -406,6 +432,14 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
         if (option == 'F')
             options->separator = optarg;
         else
+        if (option == S_OPT_CLUSTER)
+            options->cluster = true;
+        else
+        if (option == S_OPT_KEY) {
+            options->cluster = true;
+            options->key = optarg;
+        }
+        else
         if (option != 'm')
             rc = s_broker_option ("produce", option, bad? bad: optarg, &options->broker);
     }
@@ -415,8 +449,116 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
         rc = s_usage_error ("produce", "missing TOPIC");
     if (rc == 0 && options->batch && options->mode == ZPER_MODE_REQ)
         rc = s_usage_error ("produce", "--batch works with --mode 0 or 1");
+    if (rc == 0 && options->cluster && options->mode != ZPER_MODE_ACK)
+        rc = s_usage_error ("produce", "--cluster works with --mode 1 (and --batch)");
     if (rc == 0 && !s_topic_ok ("produce", argv [optind]))
         rc = S_EXIT_USAGE;
+    return rc;
+}
+
+//  ---- produce --cluster ----
+
+//  True if the node at the rear is a cluster node that has topic: then a
+//  plain produce of topic goes through its partitions. Any failure (a
+//  single node answers 113) means no.
+static bool
+s_cluster_has (s_broker_t *broker, const char *topic)
+{
+    if (!broker->rear_given || strchr (topic, '.'))
+        return false;
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, NULL);
+    if (!consumer)
+        return false;
+    zper_consumer_set_timeout (consumer, broker->timeout_ms);
+    if (broker->cert)
+        zper_consumer_set_curve (consumer, broker->server_key, broker->cert);
+    char *metadata = zper_consumer_metadata (consumer, topic);
+    json_t *root = metadata? json_loads (metadata, 0, NULL): NULL;
+    bool found = json_object_get (json_object_get (root, "topics"), topic) != NULL;
+    json_decref (root);
+    zstr_free (&metadata);
+    zper_consumer_destroy (&consumer);
+    return found;
+}
+
+//  Send every line of fd through the cluster producer. Returns 0 or -1.
+static int
+s_cluster_produce_fd (zper_cluster_producer_t *producer, int fd, s_produce_options_t *options,
+                      int idle_ms)
+{
+    s_lines_t lines = { fd, (uint8_t *) malloc (S_READ_CHUNK), 0, S_READ_CHUNK, 0, false };
+    assert (lines.data);
+    const uint8_t *line;
+    size_t size;
+    int next;
+    size_t key_size = options->key? strlen (options->key): 0;
+    while (!zsys_interrupted && (next = s_lines_next (&lines, idle_ms, &line, &size)) != -1) {
+        if (next == 1) {
+            zmsg_t *msg = s_line_msg (line, size, options->separator);
+            zper_cluster_producer_send (producer, &msg, options->key, key_size);
+        }
+        else
+            zper_cluster_producer_poll (producer, 0);
+    }
+    int rc = 0;
+    if (lines.eof == false && !zsys_interrupted) {
+        fprintf (stderr, "zper: cannot read input: %s\n", strerror (errno));
+        rc = -1;
+    }
+    free (lines.data);
+    return rc;
+}
+
+//  produce through the partitions' leaders (METADATA at --rear).
+static int
+s_produce_cluster (int argc, char *argv [], s_produce_options_t *options, int mode)
+{
+    const char *topic = argv [optind];
+    if (strchr (topic, '.') || strlen (topic) > ZPER_CLUSTER_BASE_NAME_MAX)
+        return s_usage_error ("produce", "--cluster needs a clustered topic's name, not '%s'", topic);
+    zper_cluster_producer_t *producer = zper_cluster_producer_new (options->broker.rear, topic, mode);
+    if (!producer) {
+        if (errno == ENXIO)
+            fprintf (stderr, "zper produce: %s is not a cluster node, or etcd unreachable\n",
+                     options->broker.rear);
+        else
+        if (errno == EINVAL)
+            fprintf (stderr, "zper produce: invalid rear endpoint '%s'\n", options->broker.rear);
+        else
+            fprintf (stderr, "zper produce: %s at %s: %s\n", topic, options->broker.rear,
+                     errno == ENOENT? "no such clustered topic (zper topics create)": strerror (errno));
+        return S_EXIT_FAILURE;
+    }
+    int rc = S_EXIT_OK;
+    if (options->broker.cert
+    &&  zper_cluster_producer_set_curve (producer, options->broker.server_key, options->broker.cert)) {
+        fprintf (stderr, "zper produce: %s\n", zper_cluster_producer_error (producer));
+        rc = S_EXIT_FAILURE;
+    }
+    //  Acks wait for the replicas: never less than the library's ack timeout
+    zper_cluster_producer_set_timeout (producer, options->broker.timeout_ms > ZPER_CLIENT_ACK_TIMEOUT_MS?
+                                                 options->broker.timeout_ms: ZPER_CLIENT_ACK_TIMEOUT_MS);
+    int count = argc - optind - 1;
+    for (int index = 0; rc == S_EXIT_OK && index < (count? count: 1); index++) {
+        const char *name = count? argv [optind + 1 + index]: "-";
+        int fd = streq (name, "-")? STDIN_FILENO: open (name, O_RDONLY | O_CLOEXEC);
+        if (fd == -1) {
+            fprintf (stderr, "zper produce: cannot open '%s': %s\n", name, strerror (errno));
+            rc = S_EXIT_FAILURE;
+            continue;
+        }
+        int idle_ms = options->batch? ZPER_CLIENT_BATCH_LINGER_MS: ZPER_CLIENT_IDLE_POLL_MS;
+        if (s_cluster_produce_fd (producer, fd, options, idle_ms) == -1)
+            rc = S_EXIT_FAILURE;
+        if (fd != STDIN_FILENO)
+            close (fd);
+    }
+    if (zper_cluster_producer_sync (producer) == -1) {
+        fprintf (stderr, "zper produce: %" PRId64 " message(s) refused: %s\n",
+                 zper_cluster_producer_refused (producer), zper_cluster_producer_error (producer));
+        rc = S_EXIT_FAILURE;
+    }
+    zper_cluster_producer_destroy (&producer);
     return rc;
 }
 
@@ -429,6 +571,13 @@ zper_cmd_produce (int argc, char *argv [])
     int mode = (int) options.mode;
     if (options.batch)
         mode = mode == ZPER_MODE_NONE? ZPER_MODE_BATCH: ZPER_MODE_BATCH_ACK;
+    if (rc == 0 && (options.cluster
+                    || ((mode == ZPER_MODE_ACK || mode == ZPER_MODE_BATCH_ACK)
+                        && s_cluster_has (&options.broker, argv [optind])))) {
+        rc = s_produce_cluster (argc, argv, &options, mode);
+        s_broker_free (&options.broker);
+        return rc;
+    }
     zper_producer_t *producer = rc? NULL: zper_producer_new (options.broker.front, argv [optind], mode);
     if (rc == 0 && !producer) {
         fprintf (stderr, "zper produce: invalid front endpoint '%s'\n", options.broker.front);
@@ -691,9 +840,23 @@ s_run_simple (int argc, char *argv [], int topic_count, const char *usage,
     return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
+static int s_print_cluster_topics (const char *metadata);
+
+//  In cluster mode (METADATA answers) the cluster's topics with their
+//  partitions; on a single node (113 NO_CLUSTER) the broker's topics.
 static int
 s_print_topics (zper_consumer_t *consumer, const char *unused)
 {
+    char *metadata = zper_consumer_metadata (consumer, NULL);
+    if (metadata) {
+        int rc = s_print_cluster_topics (metadata);
+        zstr_free (&metadata);
+        return rc;
+    }
+    if (errno != ENXIO) {
+        fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
+        return -1;
+    }
     zlist_t *topics = zper_consumer_topics (consumer);
     if (!topics) {
         fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
@@ -705,10 +868,28 @@ s_print_topics (zper_consumer_t *consumer, const char *unused)
     return 0;
 }
 
+static int s_topics_create (int argc, char *argv []);
+static int s_topics_reassign (int argc, char *argv []);
+
+#define S_TOPICS_HELP \
+    "List the broker's topics, one per line; on a cluster node (docs/cluster.md) the\n" \
+    "cluster's topics, one line per partition: leader, epoch, replicas, in-sync replicas.\n" \
+    "  zper topics create NAME [--partitions P] [--replicas R] [--min-isr M]\n" \
+    "  zper topics reassign NAME --partition I --replicas 1,2,4 [--wait]\n" \
+    "  zper topics list       the same as zper topics\n"
+
 int
 zper_cmd_topics (int argc, char *argv [])
 {
-    return s_run_simple (argc, argv, 0, "[options]\nList the broker's topics, one per line.\n",
+    if (argc > 1 && streq (argv [1], "create"))
+        return s_topics_create (argc - 1, argv + 1);
+    if (argc > 1 && streq (argv [1], "reassign"))
+        return s_topics_reassign (argc - 1, argv + 1);
+    if (argc > 1 && streq (argv [1], "list")) {
+        argv [1] = (char *) "topics list";
+        return s_run_simple (argc - 1, argv + 1, 0, "[options]\n" S_TOPICS_HELP, s_print_topics);
+    }
+    return s_run_simple (argc, argv, 0, "[list|create|reassign] [options]\n" S_TOPICS_HELP,
                          s_print_topics);
 }
 
@@ -775,6 +956,420 @@ zper_cmd_stats (int argc, char *argv [])
     return s_run_simple (argc, argv, 0, "[options]\n"
                          "Print the broker's statistics: one JSON object (docs/protocol.md, STATS).\n",
                          s_print_stats);
+}
+
+//  ---- cluster (docs/cluster.md) ------------------------------------------------------
+//  The admin verbs speak to one node's rear (--rear / --broker): METADATA,
+//  CREATE, REASSIGN answer the same on every node (they read or write
+//  etcd); cluster status then asks CLUSTER of every node METADATA names.
+
+//  A number list of a JSON array of integers: "1,2,3" ("-" when empty).
+static void
+s_json_ids (json_t *array, char *text, size_t size)
+{
+    size_t used = 0;
+    size_t index;
+    json_t *value;
+    text [0] = 0;
+    json_array_foreach (array, index, value)
+        used += snprintf (text + used, used < size? size - used: 0, "%s%lld", index? ",": "",
+                          (long long) json_integer_value (value));
+    if (!text [0])
+        snprintf (text, size, "-");
+}
+
+//  One line per partition of every cluster topic.
+static int
+s_print_cluster_topics (const char *metadata)
+{
+    json_t *root = json_loads (metadata, 0, NULL);
+    json_t *topics = json_object_get (root, "topics");
+    if (!json_is_object (topics)) {
+        fprintf (stderr, "zper topics: a malformed METADATA reply\n");
+        json_decref (root);
+        return -1;
+    }
+    printf ("%-24s %9s %6s %6s %-14s %-14s %s\n", "TOPIC", "PARTITION", "LEADER", "EPOCH",
+            "REPLICAS", "ISR", "TARGETS");
+    const char *name;
+    json_t *topic;
+    json_object_foreach (topics, name, topic) {
+        size_t index;
+        json_t *partition;
+        json_array_foreach (json_object_get (topic, "partition"), index, partition) {
+            char replicas [128], isr [128], targets [128];
+            s_json_ids (json_object_get (partition, "replicas"), replicas, sizeof replicas);
+            s_json_ids (json_object_get (partition, "isr"), isr, sizeof isr);
+            s_json_ids (json_object_get (partition, "targets"), targets, sizeof targets);
+            printf ("%-24s %9lld %6lld %6lld %-14s %-14s %s\n", name,
+                    (long long) json_integer_value (json_object_get (partition, "id")),
+                    (long long) json_integer_value (json_object_get (partition, "leader")),
+                    (long long) json_integer_value (json_object_get (partition, "epoch")),
+                    replicas, isr, targets);
+        }
+    }
+    json_decref (root);
+    return 0;
+}
+
+//  A consumer on the bootstrap rear with the common options, or NULL
+//  after one line on stderr.
+static zper_consumer_t *
+s_admin_consumer (const char *verb, s_broker_t *broker)
+{
+    zper_consumer_t *consumer = zper_consumer_new (broker->rear, NULL);
+    if (!consumer) {
+        fprintf (stderr, "zper %s: invalid rear endpoint '%s'\n", verb, broker->rear);
+        return NULL;
+    }
+    zper_consumer_set_timeout (consumer, broker->timeout_ms);
+    if (s_consumer_curve (verb, broker, consumer) != 0)
+        zper_consumer_destroy (&consumer);
+    return consumer;
+}
+
+//  An admin request failed: one line, 113 said plainly.
+static int
+s_admin_failed (const char *verb, zper_consumer_t *consumer)
+{
+    if (errno == ENXIO)
+        fprintf (stderr, "zper %s: not a cluster node, or etcd unreachable (%s)\n", verb,
+                 zper_consumer_error (consumer));
+    else
+        fprintf (stderr, "zper %s: %s\n", verb, zper_consumer_error (consumer));
+    return S_EXIT_FAILURE;
+}
+
+static int
+s_create_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper topics create NAME [options]\n"
+        "Create the clustered topic NAME (1..%d letters and digits): partitions NAME.0 ..\n"
+        "NAME.P-1, each on R nodes. 0 or none: the cluster's defaults.\n"
+        "  --partitions P        how many partitions (1..%d)\n"
+        "  --replicas R          nodes holding each partition\n"
+        "  --min-isr M           in-sync replicas an acknowledgement needs (default 2 when\n"
+        "                        R >= 3, else 1)\n"
+        S_BROKER_HELP, ZPER_CLUSTER_BASE_NAME_MAX, ZPER_CLUSTER_PARTITIONS_MAX);
+    return rc;
+}
+
+enum { S_OPT_PARTITIONS = 512, S_OPT_REPLICAS, S_OPT_MIN_ISR, S_OPT_PARTITION, S_OPT_WAIT,
+       S_OPT_JSON };
+
+//  A clustered topic's base name: letters and digits only.
+static bool
+s_base_name_ok (const char *verb, const char *name)
+{
+    if (zper_topic_valid (name) && !strchr (name, '.') && strlen (name) <= ZPER_CLUSTER_BASE_NAME_MAX)
+        return true;
+    fprintf (stderr, "zper %s: invalid topic '%s' (1..%d ASCII letters and digits)\n", verb, name,
+             ZPER_CLUSTER_BASE_NAME_MAX);
+    return false;
+}
+
+static int
+s_topics_create (int argc, char *argv [])
+{
+    static const struct option table [] = {
+        { "partitions", required_argument, NULL, S_OPT_PARTITIONS },
+        { "replicas", required_argument, NULL, S_OPT_REPLICAS },
+        { "min-isr", required_argument, NULL, S_OPT_MIN_ISR }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *verb = "topics create", *bad = NULL;
+    int64_t counts [3] = { 0, 0, 0 };           //  partitions, replicas, min-isr
+    s_broker_t broker;
+    s_broker_init (&broker);
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+        if (option == 'h') {
+            rc = s_create_usage (stdout, S_HELP_SHOWN);
+            break;
+        }
+        if (option >= S_OPT_PARTITIONS && option <= S_OPT_MIN_ISR) {
+            if (s_parse_number (optarg, 0, &counts [option - S_OPT_PARTITIONS])
+            ||  counts [option - S_OPT_PARTITIONS] > INT32_MAX)
+                rc = s_usage_error (verb, "--%s needs a number, not '%s'",
+                                    table [option - S_OPT_PARTITIONS].name, optarg);
+        }
+        else
+            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+    }
+    if (rc == 0)
+        rc = s_broker_check (verb, &broker);
+    if (rc == 0 && argc - optind != 1)
+        rc = s_usage_error (verb, "needs one topic NAME");
+    if (rc == 0 && !s_base_name_ok (verb, argv [optind]))
+        rc = S_EXIT_USAGE;
+    zper_consumer_t *consumer = rc? NULL: s_admin_consumer (verb, &broker);
+    if (rc == 0 && !consumer)
+        rc = S_EXIT_FAILURE;
+    if (consumer) {
+        char *layout = zper_consumer_create_topic (consumer, argv [optind], (int) counts [0],
+                                                   (int) counts [1], (int) counts [2]);
+        if (layout) {
+            printf ("%s\n", layout);
+            zstr_free (&layout);
+        }
+        else
+            rc = s_admin_failed (verb, consumer);
+    }
+    zper_consumer_destroy (&consumer);
+    s_broker_free (&broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+}
+
+static int
+s_reassign_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper topics reassign NAME --partition I --replicas IDS [options]\n"
+        "Move partition I of the clustered topic NAME to the nodes IDS ('1,2,4'). The new\n"
+        "replicas copy the partition in the background; zper topics shows TARGETS until done.\n"
+        "  --partition I         the partition (0..P-1)\n"
+        "  --replicas IDS        the node ids, comma-separated, the preferred leader first\n"
+        "  --wait                wait until the move is done (at most %d s)\n"
+        S_BROKER_HELP, ZPER_CLI_REASSIGN_WAIT_MS / 1000);
+    return rc;
+}
+
+//  True until METADATA shows partition of topic on exactly the wanted
+//  replicas ("3,2,1") with no targets left (the node asked may see etcd a
+//  poll late, so "no targets" alone could be read before they appear);
+//  false as well when METADATA cannot be had (*failed set).
+static bool
+s_reassign_pending (zper_consumer_t *consumer, const char *topic, int partition,
+                    const char *wanted, bool *failed)
+{
+    char *metadata = zper_consumer_metadata (consumer, topic);
+    *failed = metadata == NULL;
+    json_t *root = metadata? json_loads (metadata, 0, NULL): NULL;
+    zstr_free (&metadata);
+    json_t *layout = json_object_get (json_object_get (json_object_get (root, "topics"), topic),
+                                      "partition");
+    bool pending = false;
+    size_t index;
+    json_t *entry;
+    json_array_foreach (layout, index, entry)
+        if (json_integer_value (json_object_get (entry, "id")) == partition) {
+            char replicas [128];
+            s_json_ids (json_object_get (entry, "replicas"), replicas, sizeof replicas);
+            pending = json_array_size (json_object_get (entry, "targets")) > 0
+                   || strcmp (replicas, wanted) != 0;
+        }
+    json_decref (root);
+    return pending;
+}
+
+static int
+s_topics_reassign (int argc, char *argv [])
+{
+    static const struct option table [] = {
+        { "partition", required_argument, NULL, S_OPT_PARTITION },
+        { "replicas", required_argument, NULL, S_OPT_REPLICAS },
+        { "wait", no_argument, NULL, S_OPT_WAIT }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *verb = "topics reassign", *bad = NULL, *replicas = NULL;
+    int64_t partition = -1;
+    bool wait = false;
+    s_broker_t broker;
+    s_broker_init (&broker);
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+        if (option == 'h')
+            rc = s_reassign_usage (stdout, S_HELP_SHOWN);
+        else
+        if (option == S_OPT_PARTITION) {
+            if (s_parse_number (optarg, 0, &partition) || partition >= ZPER_CLUSTER_PARTITIONS_MAX)
+                rc = s_usage_error (verb, "--partition needs a partition number, not '%s'", optarg);
+        }
+        else
+        if (option == S_OPT_REPLICAS)
+            replicas = optarg;
+        else
+        if (option == S_OPT_WAIT)
+            wait = true;
+        else
+            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+    }
+    if (rc == 0)
+        rc = s_broker_check (verb, &broker);
+    if (rc == 0 && argc - optind != 1)
+        rc = s_usage_error (verb, "needs one topic NAME");
+    if (rc == 0 && (partition < 0 || !replicas))
+        rc = s_usage_error (verb, "needs --partition I and --replicas IDS");
+    if (rc == 0 && !s_base_name_ok (verb, argv [optind]))
+        rc = S_EXIT_USAGE;
+    zper_consumer_t *consumer = rc? NULL: s_admin_consumer (verb, &broker);
+    if (rc == 0 && !consumer)
+        rc = S_EXIT_FAILURE;
+    if (consumer && zper_consumer_reassign (consumer, argv [optind], (int) partition, replicas) == -1)
+        rc = s_admin_failed (verb, consumer);
+    //  Bounded by ZPER_CLI_REASSIGN_WAIT_MS; a METADATA that fails is retried
+    int64_t deadline = zclock_mono () + ZPER_CLI_REASSIGN_WAIT_MS;
+    bool failed = false;
+    while (consumer && rc == 0 && wait && !zsys_interrupted
+    &&     (s_reassign_pending (consumer, argv [optind], (int) partition, replicas, &failed) || failed)) {
+        if (zclock_mono () > deadline) {
+            fprintf (stderr, "zper %s: %s.%d still moving after %d s\n", verb, argv [optind],
+                     (int) partition, ZPER_CLI_REASSIGN_WAIT_MS / 1000);
+            rc = S_EXIT_FAILURE;
+        }
+        else
+            zclock_sleep (ZPER_CLI_REASSIGN_POLL_MS);
+    }
+    if (consumer && rc == 0)
+        printf ("%s.%d: replicas %s%s\n", argv [optind], (int) partition, replicas,
+                wait? "": " (moving in the background)");
+    zper_consumer_destroy (&consumer);
+    s_broker_free (&broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+}
+
+//  cluster status: METADATA, then CLUSTER of every node, as
+//  {"metadata":{..},"nodes":{"1":{..CLUSTER..} or {"error":".."}}}.
+static json_t *
+s_cluster_gather (zper_consumer_t *bootstrap, s_broker_t *broker)
+{
+    char *metadata = zper_consumer_metadata (bootstrap, NULL);
+    json_t *merged = metadata? json_object (): NULL;
+    if (merged) {
+        json_object_set_new (merged, "metadata", json_loads (metadata, 0, NULL));
+        json_object_set_new (merged, "nodes", json_object ());
+    }
+    zstr_free (&metadata);
+    const char *id;
+    json_t *node;
+    json_object_foreach (json_object_get (json_object_get (merged, "metadata"), "nodes"), id, node) {
+        const char *rear = json_string_value (json_object_get (node, "rear"));
+        zper_consumer_t *consumer = rear? zper_consumer_new (rear, NULL): NULL;
+        char *status = NULL;
+        if (consumer) {
+            zper_consumer_set_timeout (consumer, broker->timeout_ms);
+            if (broker->cert)
+                zper_consumer_set_curve (consumer, broker->server_key, broker->cert);
+            status = zper_consumer_cluster (consumer);
+        }
+        json_t *view = status? json_loads (status, 0, NULL): NULL;
+        if (!view)
+            view = json_pack ("{s:s}", "error", consumer? zper_consumer_error (consumer): "no rear");
+        json_object_set_new (json_object_get (merged, "nodes"), id, view);
+        zstr_free (&status);
+        zper_consumer_destroy (&consumer);
+    }
+    return merged;
+}
+
+static void
+s_cluster_print (json_t *merged)
+{
+    json_t *metadata = json_object_get (merged, "metadata");
+    json_t *views = json_object_get (merged, "nodes");
+    const char *id;
+    json_t *node;
+    printf ("cluster %s, %zu node(s)\n", json_string_value (json_object_get (metadata, "cluster")),
+            json_object_size (json_object_get (metadata, "nodes")));
+    json_object_foreach (json_object_get (metadata, "nodes"), id, node) {
+        const char *error = json_string_value (json_object_get (json_object_get (views, id), "error"));
+        printf ("node %-5s front %s rear %s%s%s\n", id,
+                json_string_value (json_object_get (node, "front")),
+                json_string_value (json_object_get (node, "rear")),
+                error? "  UNREACHABLE: ": "", error? error: "");
+    }
+    printf ("%-24s %9s %6s %6s %-14s %-14s %12s %12s %10s\n", "TOPIC", "PARTITION", "LEADER",
+            "EPOCH", "REPLICAS", "ISR", "END", "HW", "MAX_LAG");
+    const char *name;
+    json_t *topic;
+    json_object_foreach (json_object_get (metadata, "topics"), name, topic) {
+        size_t index;
+        json_t *partition;
+        json_array_foreach (json_object_get (topic, "partition"), index, partition) {
+            long long number = json_integer_value (json_object_get (partition, "id"));
+            char leader [16], key [ZPER_TOPIC_MAX + 16], replicas [128], isr [128];
+            snprintf (leader, sizeof leader, "%lld",
+                      (long long) json_integer_value (json_object_get (partition, "leader")));
+            snprintf (key, sizeof key, "%s.%lld", name, number);
+            s_json_ids (json_object_get (partition, "replicas"), replicas, sizeof replicas);
+            s_json_ids (json_object_get (partition, "isr"), isr, sizeof isr);
+            //  end and HW as the leader sees them; lag: its slowest follower
+            json_t *view = json_object_get (json_object_get (json_object_get (views, leader),
+                                                             "partitions"), key);
+            long long lag = -1;
+            const char *follower;
+            json_t *progress;
+            json_object_foreach (json_object_get (view, "followers"), follower, progress)
+                if (json_integer_value (json_object_get (progress, "lag")) > lag)
+                    lag = json_integer_value (json_object_get (progress, "lag"));
+            printf ("%-24s %9lld %6s %6lld %-14s %-14s %12lld %12lld %10lld\n", name, number, leader,
+                    (long long) json_integer_value (json_object_get (partition, "epoch")),
+                    replicas, isr,
+                    view? (long long) json_integer_value (json_object_get (view, "end")): -1,
+                    view? (long long) json_integer_value (json_object_get (view, "high_watermark")): -1,
+                    lag);
+        }
+    }
+}
+
+static int
+s_cluster_usage (FILE *stream, int rc)
+{
+    fprintf (stream,
+        "usage: zper cluster status [options]\n"
+        "Ask the node at --rear for the cluster's layout (METADATA), then every node for its\n"
+        "own view (CLUSTER): prints the nodes, then one line per partition: topic, partition,\n"
+        "leader, epoch, replicas, in-sync replicas, the leader's log end and high-watermark,\n"
+        "and its slowest follower's lag (-1: none, or the leader did not answer).\n"
+        "  --json                print the merged JSON {\"metadata\":..,\"nodes\":{id:CLUSTER}}\n"
+        S_BROKER_HELP);
+    return rc;
+}
+
+int
+zper_cmd_cluster (int argc, char *argv [])
+{
+    static const struct option table [] = {
+        { "json", no_argument, NULL, S_OPT_JSON }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+    };
+    const char *verb = "cluster", *bad = NULL;
+    bool as_json = false;
+    s_broker_t broker;
+    s_broker_init (&broker);
+    int option, rc = 0;
+    optind = 1;
+    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+        if (option == 'h')
+            rc = s_cluster_usage (stdout, S_HELP_SHOWN);
+        else
+        if (option == S_OPT_JSON)
+            as_json = true;
+        else
+            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+    }
+    if (rc == 0)
+        rc = s_broker_check (verb, &broker);
+    if (rc == 0 && (argc - optind != 1 || !streq (argv [optind], "status")))
+        rc = s_usage_error (verb, "the only sub-verb is 'status'");
+    zper_consumer_t *consumer = rc? NULL: s_admin_consumer ("cluster status", &broker);
+    if (rc == 0 && !consumer)
+        rc = S_EXIT_FAILURE;
+    json_t *merged = consumer? s_cluster_gather (consumer, &broker): NULL;
+    if (consumer && !merged)
+        rc = s_admin_failed ("cluster status", consumer);
+    if (merged && as_json) {
+        char *text = json_dumps (merged, JSON_COMPACT);
+        printf ("%s\n", text);
+        free (text);
+    }
+    else
+    if (merged)
+        s_cluster_print (merged);
+    json_decref (merged);
+    zper_consumer_destroy (&consumer);
+    s_broker_free (&broker);
+    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 //  ---- keygen ----------------------------------------------------------------------

@@ -34,6 +34,11 @@ zper_client_status_errno (int status)
         case ZPER_STATUS_MESSAGE_TOO_LARGE: return EMSGSIZE;
         case ZPER_STATUS_STORAGE_ERROR:     return EIO;
         case ZPER_STATUS_FORBIDDEN:         return EACCES;
+        case ZPER_STATUS_NOT_LEADER:        return ESTALE;
+        case ZPER_STATUS_NOT_ENOUGH_REPLICAS: return EAGAIN;
+        case ZPER_STATUS_FENCED:            return ESTALE;
+        case ZPER_STATUS_NO_CLUSTER:        return ENXIO;
+        case ZPER_STATUS_TOPIC_EXISTS:      return EEXIST;
         default:                            return EPROTO;
     }
 }
@@ -52,6 +57,11 @@ zper_status_name (int status)
         case ZPER_STATUS_UNAVAILABLE:       return "UNAVAILABLE";
         case ZPER_STATUS_SLOW_CLIENT:       return "SLOW_CLIENT";
         case ZPER_STATUS_FORBIDDEN:         return "FORBIDDEN";
+        case ZPER_STATUS_NOT_LEADER:        return "NOT_LEADER";
+        case ZPER_STATUS_NOT_ENOUGH_REPLICAS: return "NOT_ENOUGH_REPLICAS";
+        case ZPER_STATUS_FENCED:            return "FENCED";
+        case ZPER_STATUS_NO_CLUSTER:        return "NO_CLUSTER";
+        case ZPER_STATUS_TOPIC_EXISTS:      return "TOPIC_EXISTS";
         case ZPER_STATUS_INTERNAL_ERROR:    return "INTERNAL_ERROR";
         default:                            return "UNKNOWN";
     }
@@ -76,10 +86,19 @@ zper_topic_valid (const char *topic)
     size_t length = strlen (topic);
     if (length == 0 || length > ZPER_TOPIC_MAX)
         return false;
-    for (size_t index = 0; index < length; index++)
-        if (!isalnum ((unsigned char) topic [index]) || (unsigned char) topic [index] > 0x7f)
+    //  As the broker reads an identity (zper_identity.c): letters and
+    //  digits, or a cluster partition's name "T.N" (N: 1..5 digits)
+    size_t dot = 0;
+    for (size_t index = 0; index < length; index++) {
+        unsigned char byte = (unsigned char) topic [index];
+        if (byte == '.' && index > 0 && !dot)
+            dot = index;
+        else
+        if (byte > 0x7f || !isalnum (byte) || (dot && !isdigit (byte)))
             return false;
-    return true;
+    }
+    size_t digits = dot? length - dot - 1: 0;
+    return !dot || (digits >= 1 && digits <= ZPER_IDENTITY_PARTITION_DIGITS);
 }
 
 int
@@ -102,7 +121,20 @@ zper_client_wait_readable (zsock_t *socket, int timeout_ms)
 const char *
 zper_client_status_hint (int status)
 {
-    return status == ZPER_STATUS_FORBIDDEN? " (forbidden: this client's key has no grant for the topic)": "";
+    switch (status) {
+        case ZPER_STATUS_FORBIDDEN:
+            return " (forbidden: this client's key has no grant for the topic)";
+        case ZPER_STATUS_NOT_LEADER:
+            return " (this node does not lead the partition: ask METADATA for the leader)";
+        case ZPER_STATUS_NOT_ENOUGH_REPLICAS:
+            return " (fewer in-sync replicas than min_insync_replicas: nothing stored, retry)";
+        case ZPER_STATUS_NO_CLUSTER:
+            return " (not a cluster node, or etcd unreachable)";
+        case ZPER_STATUS_TOPIC_EXISTS:
+            return " (the topic exists already)";
+        default:
+            return "";
+    }
 }
 
 int
@@ -299,6 +331,9 @@ s_test_curve (void)
     assert (streq (zper_status_name (ZPER_STATUS_FORBIDDEN), "FORBIDDEN"));
     assert (strstr (zper_client_status_hint (ZPER_STATUS_FORBIDDEN), "forbidden"));
     assert (streq (zper_client_status_hint (ZPER_STATUS_MESSAGE_TOO_LARGE), ""));
+    assert (streq (zper_status_name (ZPER_STATUS_NO_CLUSTER), "NO_CLUSTER"));
+    assert (zper_client_status_errno (ZPER_STATUS_NO_CLUSTER) == ENXIO);
+    assert (strstr (zper_client_status_hint (ZPER_STATUS_NO_CLUSTER), "not a cluster node"));
 
     char folder [] = "/tmp/zper-client-wire-test-XXXXXX";
     assert (mkdtemp (folder));
@@ -391,6 +426,9 @@ zper_client_wire_test (bool verbose)
     assert (zper_topic_valid ("topic1"));
     assert (!zper_topic_valid (""));
     assert (!zper_topic_valid ("bad-topic"));
+    assert (zper_topic_valid ("orders.12") && zper_topic_valid ("a.0"));
+    assert (!zper_topic_valid (".a") && !zper_topic_valid ("a.") && !zper_topic_valid ("a..1"));
+    assert (!zper_topic_valid ("a.b") && !zper_topic_valid ("a.123456"));
     assert (!zper_topic_valid ("caf\xc3\xa9"));
     char long_topic [ZPER_TOPIC_MAX + 2];
     memset (long_topic, 'a', sizeof long_topic - 1);

@@ -435,6 +435,76 @@ zper_consumer_stats (zper_consumer_t *self)
     return json;
 }
 
+//  ---- cluster administration (docs/cluster.md) ------------------------------------
+
+//  A reply of one JSON text frame, as a fresh string; NULL (EPROTO) if not.
+static char *
+s_json_reply (zper_consumer_t *self, zmsg_t *reply, const char *command)
+{
+    if (!reply)
+        return NULL;
+    char *json = zmsg_size (reply) == 1? zmsg_popstr (reply): NULL;
+    zmsg_destroy (&reply);
+    if (!json) {
+        zper_client_error_set (self->error, "%s sent a malformed %s reply", self->endpoint, command);
+        errno = EPROTO;
+    }
+    return json;
+}
+
+static void
+s_add_int32 (zmsg_t *request, int32_t value)
+{
+    uint8_t data [ZPER_WIRE_INT32_SIZE];
+    zper_wire_put_int32 (data, value);
+    zmsg_addmem (request, data, sizeof data);
+}
+
+char *
+zper_consumer_metadata (zper_consumer_t *self, const char *topic)
+{
+    assert (self);
+    zmsg_t *request = s_request_new ("METADATA", topic);
+    return s_json_reply (self, s_request (self, &request, 0), "METADATA");
+}
+
+char *
+zper_consumer_create_topic (zper_consumer_t *self, const char *topic, int partitions,
+                            int replicas, int min_isr)
+{
+    assert (self);
+    assert (topic);
+    zmsg_t *request = s_request_new ("CREATE", topic);
+    s_add_int32 (request, partitions);
+    s_add_int32 (request, replicas);
+    s_add_int32 (request, min_isr);
+    return s_json_reply (self, s_request (self, &request, 0), "CREATE");
+}
+
+int
+zper_consumer_reassign (zper_consumer_t *self, const char *topic, int partition,
+                        const char *replicas)
+{
+    assert (self);
+    assert (topic && replicas);
+    zmsg_t *request = s_request_new ("REASSIGN", topic);
+    s_add_int32 (request, partition);
+    zmsg_addstr (request, replicas);
+    zmsg_t *reply = s_request (self, &request, 0);
+    if (!reply)
+        return -1;
+    zmsg_destroy (&reply);
+    return 0;
+}
+
+char *
+zper_consumer_cluster (zper_consumer_t *self)
+{
+    assert (self);
+    zmsg_t *request = s_request_new ("CLUSTER", NULL);
+    return s_json_reply (self, s_request (self, &request, 0), "CLUSTER");
+}
+
 const char *
 zper_consumer_error (zper_consumer_t *self)
 {

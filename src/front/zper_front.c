@@ -852,6 +852,115 @@ s_test_wait_counter (zper_broker_t *broker, zper_counter_t counter, uint64_t val
     assert (zper_stats_counter (broker->stats, counter) == value);
 }
 
+//  Wait (bounded) until topic's log is durable up to offset.
+static void
+s_test_wait_durable (zper_broker_t *broker, const char *topic, int64_t offset)
+{
+    zper_bounds_t bounds = { 0 };
+    for (int tries = 0; bounds.durable_offset < offset; tries++) {
+        assert (tries < 500);
+        zper_partition_t *partition = zper_log_partition (broker->log, topic, "0", false);
+        if (partition)
+            zper_partition_bounds (partition, &bounds);
+        if (bounds.durable_offset < offset)
+            zclock_sleep (10);
+    }
+}
+
+//  Cluster mode, a worker fed by hand over a cluster table built without
+//  etcd (views applied by hand, as the coordinator would): writes only to
+//  a partition it leads with enough replicas in sync, replies only once
+//  the high-watermark passes them, 110 for those held when it resigns.
+static void
+s_test_cluster (zper_broker_t *broker, zper_config_t *config, zsock_t *replies)
+{
+    snprintf (config->cluster_etcd, sizeof config->cluster_etcd, "http://127.0.0.1:1");
+    config->cluster_node = 1;
+    broker->cluster = zper_cluster_new (config, broker->log);
+    assert (broker->cluster);
+    zper_front_worker_args_t args = { .broker = broker, .index = (size_t) config->front_workers + 1 };
+    atomic_init (&args.queued_bytes, 0);
+    zactor_t *worker = zactor_new (zper_front_worker_actor, &args);
+    zsock_t *commit = zsock_new (ZMQ_PUSH);
+    int rc = zsock_connect (commit, ZPER_INPROC_COMMIT, (int) args.index);
+    assert (rc == 0);
+
+    //  Not a partition of a created topic: 110, and no folder
+    s_test_handoff (worker, &args, "plain", NULL, "id-plain");
+    assert (s_test_reply (replies, "id-plain") == ZPER_STATUS_NOT_LEADER);
+    assert (zper_log_partition (broker->log, "plain", "0", false) == NULL);
+
+    //  orders.0 on nodes 1 and 2 (min ISR 2), led by node 2; then node 1
+    //  wins epoch 4 with an ISR of one: 111, nothing stored
+    zper_cluster_view_t *view = zper_cluster_view_new (7);
+    const char *keys [][2] = {
+        { "nodes/1", "{\"id\":1,\"front\":\"f\",\"rear\":\"r\",\"replication\":\"p\","
+                     "\"relay\":\"l\",\"ack\":\"a\"}" },
+        { "nodes/2", "{\"id\":2,\"front\":\"f\",\"rear\":\"r\",\"replication\":\"p\","
+                     "\"relay\":\"l\",\"ack\":\"a\"}" },
+        { "topics/orders", "{\"partitions\":1,\"min_insync_replicas\":2,\"replicas\":[[1,2]]}" },
+        { "leaders/orders/0", "{\"node\":2,\"epoch\":3}" },
+        { "state/orders/0", "{\"epoch\":3,\"leader\":2,\"isr\":[2,1]}" } };
+    for (size_t index = 0; index < sizeof keys / sizeof keys [0]; index++) {
+        rc = zper_cluster_view_add (view, keys [index][0], keys [index][1], 3 + (int64_t) index, 0);
+        assert (rc == 0);
+    }
+    zper_cluster_view_finish (view);
+    zper_cluster_apply_view (broker->cluster, &view);
+    s_test_handoff (worker, &args, "orders.0", NULL, "id-follower");
+    assert (s_test_reply (replies, "id-follower") == ZPER_STATUS_NOT_LEADER);
+    int isr_one [] = { 1 }, isr_two [] = { 1, 2 };
+    rc = zper_cluster_become_leader (broker->cluster, "orders.0", 4, isr_one, 1);
+    assert (rc == 0);
+    s_test_handoff (worker, &args, "orders.0", NULL, "id-few");
+    assert (s_test_reply (replies, "id-few") == ZPER_STATUS_NOT_ENOUGH_REPLICAS);
+    assert (zper_stats_counter (broker->stats, ZPER_COUNTER_NOT_ENOUGH_REPLICAS) == 1);
+
+    //  In sync: the write is stored and flushed, but its reply waits for
+    //  the high-watermark. A refusal handed over after the flush is
+    //  answered at once (no topic), so it overtakes the held reply.
+    zper_cluster_want_isr (broker->cluster, "orders.0", isr_two, 2);
+    zper_cluster_confirm_isr (broker->cluster, "orders.0", isr_two, 2);
+    s_test_handoff (worker, &args, "orders.0", NULL, "id-held");
+    s_test_wait_durable (broker, "orders.0", 1);
+    s_test_handoff (worker, &args, "plain", NULL, "id-overtakes");
+    assert (s_test_reply (replies, "id-overtakes") == ZPER_STATUS_NOT_LEADER);
+    zper_cluster_set_high_watermark (broker->cluster, "orders.0", 1);
+    uint8_t move [ZPER_WIRE_INT64_SIZE];
+    zper_wire_put_int64 (move, 1);
+    zmq_send (zsock_resolve (commit), "orders.0", 8, ZMQ_SNDMORE);
+    zmq_send (zsock_resolve (commit), move, sizeof move, 0);
+    assert (s_test_reply (replies, "id-held") == ZPER_STATUS_OK);
+
+    //  Leadership lost while a reply waits: it gets 110 (stored or not:
+    //  the next leader decides), announced by a commit message
+    s_test_handoff (worker, &args, "orders.0", NULL, "id-orphan");
+    s_test_wait_durable (broker, "orders.0", 2);
+    uint64_t not_leader = zper_stats_counter (broker->stats, ZPER_COUNTER_NOT_LEADER);
+    zper_cluster_resign (broker->cluster, "orders.0");
+    zper_wire_put_int64 (move, 2);
+    zmq_send (zsock_resolve (commit), "orders.0", 8, ZMQ_SNDMORE);
+    zmq_send (zsock_resolve (commit), move, sizeof move, 0);
+    assert (s_test_reply (replies, "id-orphan") == ZPER_STATUS_NOT_LEADER);
+    assert (zper_stats_counter (broker->stats, ZPER_COUNTER_NOT_LEADER) == not_leader + 1);
+
+    //  Leading again at a later epoch: the state is read from the log
+    rc = zper_cluster_become_leader (broker->cluster, "orders.0", 6, isr_two, 2);
+    assert (rc == 0);
+    s_test_handoff (worker, &args, "orders.0", NULL, "id-again");
+    s_test_wait_durable (broker, "orders.0", 3);
+    zper_cluster_set_high_watermark (broker->cluster, "orders.0", 3);
+    zper_wire_put_int64 (move, 3);
+    zmq_send (zsock_resolve (commit), "orders.0", 8, ZMQ_SNDMORE);
+    zmq_send (zsock_resolve (commit), move, sizeof move, 0);
+    assert (s_test_reply (replies, "id-again") == ZPER_STATUS_OK);
+
+    zsock_destroy (&commit);
+    zactor_destroy (&worker);
+    zper_cluster_destroy (&broker->cluster);
+    *config->cluster_etcd = 0;
+}
+
 void
 zper_front_test (bool verbose)
 {
@@ -1008,6 +1117,8 @@ zper_front_test (bool verbose)
     assert (s_test_reply (replies, "id-failed") == ZPER_STATUS_STORAGE_ERROR);
     zper_partition_set_fault (partition, 0, 0);
     zactor_destroy (&worker);
+
+    s_test_cluster (&broker, &config, replies);
     zsock_destroy (&replies);
     zactor_destroy (&ack);
     zper_broker_close (&broker);

@@ -32,6 +32,18 @@
     Because the front routes by topic name, this thread is the only writer
     of its topics' partitions, so it can track each topic's end offset and
     next legacy byte position itself (the position every ack names).
+
+    Cluster mode (broker->cluster, docs/cluster.md) adds three things. The
+    worker appends, writes and flushes a partition only under the
+    cluster's writer lock (zper_cluster_lead_begin), and only in the leader
+    epoch it loaded the topic's state in: when the epoch moved, the
+    replication actor may have cut or grown the log meanwhile, so what the
+    worker held fails with 110 NOT_LEADER (whether those writes are stored
+    is unknown: a new leader may keep them or not) and the state is read
+    again from the log. And a flushed write's reply and acks wait in the
+    topic's "committing" buffers until the partition's high-watermark
+    passes it (the replication actor announces moves on the commit
+    socket): then every in-sync replica holds it.
     ========================================================================= */
 
 #include "zper_front.h"
@@ -70,6 +82,15 @@ typedef struct {
     zchunk_t *records;                  //  record_t + routing id + id, in append order
     zchunk_t *acks;                     //  [id size:u32][id][position:int64 BE] per message
     zper_subscriptions_cache_t acks_wanted;
+    //  Cluster mode only
+    int64_t epoch;                      //  leader epoch the state above was loaded in; -1 stale
+    zchunk_t *ack_offsets;              //  int64_t per entry of acks: its message's offset
+    //  Flushed, waiting for the high-watermark: a prefix leaves as it
+    //  passes. Bounded by the writes in flight, as the replies are
+    //  (front.reply_budget): a writer over it gets 108, not held here.
+    zchunk_t *committing_records;
+    zchunk_t *committing_acks;
+    zchunk_t *committing_ack_offsets;
 } topic_t;
 
 typedef struct {
@@ -80,6 +101,7 @@ typedef struct {
     zsock_t *replies;                   //  PUSH to the front thread
     zsock_t *notes;                     //  PUSH to ack
     zsock_t *bus;                       //  PUB: this worker's visible bus
+    zsock_t *commit;                    //  cluster mode: PULL of high-watermark moves, else NULL
     zhashx_t *topics;                   //  name -> topic_t
     topic_t *last_topic;                //  of the previous entry: writes come in runs
     size_t group_messages;              //  messages appended in the current group
@@ -104,6 +126,10 @@ s_topic_destroy (void **item)
     topic_t *topic = (topic_t *) *item;
     zchunk_destroy (&topic->records);
     zchunk_destroy (&topic->acks);
+    zchunk_destroy (&topic->ack_offsets);
+    zchunk_destroy (&topic->committing_records);
+    zchunk_destroy (&topic->committing_acks);
+    zchunk_destroy (&topic->committing_ack_offsets);
     freen (topic);
     *item = NULL;
 }
@@ -152,14 +178,14 @@ s_reply (worker_t *self, const record_t *record, const uint8_t *routing_id, cons
     }
 }
 
-//  Walk the packed records of topic: returns the next one after *cursor
-//  (NULL to start), or NULL at the end.
+//  Walk packed records (a topic's records or committing_records):
+//  returns the next one after *cursor (NULL to start), or NULL at the end.
 static const uint8_t *
-s_record_next (topic_t *topic, const uint8_t *cursor, record_t *record,
+s_record_next (zchunk_t *records, const uint8_t *cursor, record_t *record,
                const uint8_t **routing_id, const uint8_t **id)
 {
-    const uint8_t *start = zchunk_data (topic->records);
-    const uint8_t *end = start + zchunk_size (topic->records);
+    const uint8_t *start = zchunk_data (records);
+    const uint8_t *end = start + zchunk_size (records);
     if (!cursor)
         cursor = start;
     if (cursor >= end)
@@ -170,15 +196,84 @@ s_record_next (topic_t *topic, const uint8_t *cursor, record_t *record,
     return *id + record->id_size;
 }
 
-//  Send every reply topic's records owe, in order: a stored write's
-//  success, or the status it was refused or failed with.
+//  Send every reply records owe, in order: a stored write's success, or
+//  the status it was refused or failed with.
 static void
-s_records_reply (worker_t *self, topic_t *topic)
+s_records_reply (worker_t *self, zchunk_t *records)
 {
     record_t record;
     const uint8_t *routing_id, *id, *cursor = NULL;
-    while ((cursor = s_record_next (topic, cursor, &record, &routing_id, &id)))
+    while ((cursor = s_record_next (records, cursor, &record, &routing_id, &id)))
         s_reply (self, &record, routing_id, id, record.status? record.status: ZPER_STATUS_OK);
+}
+
+//  Drop the first size bytes of chunk.
+static void
+s_chunk_consume (zchunk_t *chunk, size_t size)
+{
+    size_t left = zchunk_size (chunk) - size;
+    memmove (zchunk_data (chunk), zchunk_data (chunk) + size, left);
+    zchunk_set (chunk, NULL, left);
+}
+
+//  The bytes of the first count entries of packed acks.
+static size_t
+s_acks_bytes (zchunk_t *acks, size_t count)
+{
+    const uint8_t *start = zchunk_data (acks), *cursor = start;
+    for (size_t index = 0; index < count; index++) {
+        uint32_t id_size;
+        memcpy (&id_size, cursor, sizeof id_size);
+        cursor += sizeof id_size + id_size + ZPER_WIRE_INT64_SIZE;
+    }
+    return (size_t) (cursor - start);
+}
+
+//  Cluster mode: reply to the committing writes the high-watermark hw
+//  passed (and to refusals queued behind them), and give ack the entries
+//  of the messages below it, in order; the rest keeps waiting.
+static void
+s_commit_release (worker_t *self, topic_t *topic, int64_t hw)
+{
+    record_t record;
+    const uint8_t *routing_id, *id, *next, *cursor = NULL;
+    const uint8_t *start = zchunk_data (topic->committing_records), *released = start;
+    while ((next = s_record_next (topic->committing_records, cursor, &record, &routing_id, &id))) {
+        if (!record.status && record.offset + record.count > hw)
+            break;
+        s_reply (self, &record, routing_id, id, record.status? record.status: ZPER_STATUS_OK);
+        released = cursor = next;
+    }
+    s_chunk_consume (topic->committing_records, (size_t) (released - start));
+    const int64_t *offsets = (const int64_t *) zchunk_data (topic->committing_ack_offsets);
+    size_t count = 0, total = zchunk_size (topic->committing_ack_offsets) / sizeof (int64_t);
+    while (count < total && offsets [count] < hw)
+        count++;
+    if (count) {
+        size_t bytes = s_acks_bytes (topic->committing_acks, count);
+        void *socket = zsock_resolve (self->notes);
+        zmq_send (socket, topic->name, topic->name_size, ZMQ_SNDMORE);
+        zmq_send (socket, zchunk_data (topic->committing_acks), bytes, 0);
+        s_chunk_consume (topic->committing_acks, bytes);
+        s_chunk_consume (topic->committing_ack_offsets, count * sizeof (int64_t));
+    }
+}
+
+//  topic's records are settled (flushed, or failed): reply to them now,
+//  or in cluster mode queue them behind the committing ones, whose
+//  replies must leave first, and reply to what the high-watermark hw
+//  already passed.
+static void
+s_records_settle (worker_t *self, topic_t *topic, int64_t hw)
+{
+    if (!self->broker->cluster)
+        s_records_reply (self, topic->records);
+    else {
+        zchunk_extend (topic->committing_records, zchunk_data (topic->records),
+                       zchunk_size (topic->records));
+        s_commit_release (self, topic, hw);
+    }
+    zchunk_set (topic->records, NULL, 0);
 }
 
 //  Every write of topic whose messages are not all below end failed: it is
@@ -194,7 +289,7 @@ s_records_fail_from (worker_t *self, topic_t *topic, int64_t end)
     uint8_t *start = zchunk_data (topic->records);
     uint64_t lost = 0;
     bool kept = false;
-    while ((next = s_record_next (topic, cursor, &record, &routing_id, &id))) {
+    while ((next = s_record_next (topic->records, cursor, &record, &routing_id, &id))) {
         if (!record.status && record.offset + record.count <= end)
             kept = true;
         else
@@ -208,8 +303,8 @@ s_records_fail_from (worker_t *self, topic_t *topic, int64_t end)
         cursor = next;
     }
     if (!kept) {
-        s_records_reply (self, topic);
-        zchunk_set (topic->records, NULL, 0);
+        s_records_settle (self, topic, self->broker->cluster
+                          ? zper_cluster_high_watermark (self->broker->cluster, topic->name): 0);
         topic->client_waiting = false;
     }
     return lost;
@@ -221,14 +316,18 @@ s_acks_cut (topic_t *topic, int64_t position)
 {
     const uint8_t *start = zchunk_data (topic->acks);
     const uint8_t *cursor = start, *end = start + zchunk_size (topic->acks);
+    size_t kept = 0;
     while (cursor < end) {
         uint32_t id_size;
         memcpy (&id_size, cursor, sizeof id_size);
         if (zper_wire_get_int64 (cursor + sizeof id_size + id_size) >= position)
             break;
         cursor += sizeof id_size + id_size + ZPER_WIRE_INT64_SIZE;
+        kept++;
     }
     zchunk_set (topic->acks, NULL, (size_t) (cursor - start));
+    if (topic->ack_offsets)
+        zchunk_set (topic->ack_offsets, NULL, kept * sizeof (int64_t));
 }
 
 //  The disk refused (an append, a write or a flush): the log discarded the
@@ -293,8 +392,85 @@ s_topic_new (worker_t *self, const char *name)
     topic->next_position = topic->durable_position = bounds.durable_position;
     topic->records = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
     topic->acks = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+    if (self->broker->cluster) {
+        topic->epoch = -1;              //  loaded again under the lock at the first append
+        topic->ack_offsets = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+        topic->committing_records = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+        topic->committing_acks = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+        topic->committing_ack_offsets = zchunk_new (NULL, ZPER_FRONT_RECORDS_BYTES);
+    }
     zhashx_insert (self->topics, name, topic);
     return topic;
+}
+
+//  Cluster mode: fail every write topic holds (appended, flushed or
+//  committing) with 110 NOT_LEADER and drop its acks: the worker lost the
+//  partition's leadership, or it changed epoch under it, so whether those
+//  messages stay in the log is not this worker's to say. The state is
+//  loaded again at the next append (s_topic_reload).
+static void
+s_topic_forget (worker_t *self, topic_t *topic)
+{
+    zchunk_t *lists [] = { topic->committing_records, topic->records };
+    for (size_t list = 0; list < 2; list++) {
+        record_t record;
+        const uint8_t *routing_id, *id, *next, *cursor = NULL;
+        uint8_t *start = zchunk_data (lists [list]);
+        while ((next = s_record_next (lists [list], cursor, &record, &routing_id, &id))) {
+            if (!record.status) {
+                record.status = ZPER_STATUS_NOT_LEADER;
+                memcpy (start + (cursor? cursor - start: 0), &record, sizeof record);
+                zper_stats_count (self->broker->stats, ZPER_COUNTER_NOT_LEADER);
+            }
+            cursor = next;
+        }
+        s_records_reply (self, lists [list]);
+        zchunk_set (lists [list], NULL, 0);
+    }
+    zchunk_set (topic->acks, NULL, 0);
+    zchunk_set (topic->ack_offsets, NULL, 0);
+    zchunk_set (topic->committing_acks, NULL, 0);
+    zchunk_set (topic->committing_ack_offsets, NULL, 0);
+    topic->epoch = -1;
+    topic->pending_messages = 0;
+    topic->dirty_since_ms = 0;
+    topic->client_waiting = false;
+    topic->unwritten = false;
+}
+
+//  Cluster mode, under the writer lock: topic is led in epoch, not the
+//  one its state was loaded in (or it is new): fail what it holds, and
+//  take its end and positions from the log as the last writer left it.
+static void
+s_topic_reload (worker_t *self, topic_t *topic, int64_t epoch)
+{
+    s_topic_forget (self, topic);
+    zper_bounds_t bounds;
+    zper_partition_bounds (topic->partition, &bounds);
+    topic->end_offset = bounds.end_offset;
+    topic->next_position = bounds.end_position;
+    topic->durable_position = bounds.durable_position;
+    topic->visible_offset = bounds.durable_offset;
+    topic->pending_messages = (uint64_t) (bounds.end_offset - bounds.durable_offset);
+    if (topic->pending_messages)
+        topic->dirty_since_ms = zclock_mono ();
+    topic->epoch = epoch;
+}
+
+//  Cluster mode: take topic's writer lock for a write or a flush, in the
+//  epoch its state was loaded in. Returns 0 with the lock held; else -1,
+//  having failed what topic holds.
+static int
+s_topic_lead (worker_t *self, topic_t *topic)
+{
+    int64_t epoch;
+    uint8_t status = zper_cluster_lead_begin (self->broker->cluster, topic->name, false, &epoch);
+    if (status == 0 && epoch == topic->epoch)
+        return 0;
+    if (status == 0)
+        zper_cluster_lead_end (self->broker->cluster, topic->name);
+    s_topic_forget (self, topic);
+    return -1;
 }
 
 //  The topic an entry names, as a string.
@@ -331,6 +507,16 @@ s_topic_require (worker_t *self, const entry_t *entry)
     if (!topic) {
         char name [ZPER_TOPIC_MAX + 1];
         s_entry_topic_name (entry, name);
+        //  In cluster mode only a partition this node leads gets a folder
+        int64_t epoch;
+        uint8_t status = self->broker->cluster
+                       ? zper_cluster_lead_begin (self->broker->cluster, name, true, &epoch): 0;
+        if (status) {
+            self->topic_refusal = status;
+            return NULL;
+        }
+        if (self->broker->cluster)
+            zper_cluster_lead_end (self->broker->cluster, name);
         topic = s_topic_new (self, name);
         if (topic)
             self->last_topic = topic;
@@ -348,7 +534,10 @@ s_count_status (worker_t *self, uint8_t status)
                       status == ZPER_STATUS_SLOW_CLIENT? ZPER_COUNTER_SLOW_CLIENT:
                       status == ZPER_STATUS_FORBIDDEN? ZPER_COUNTER_FORBIDDEN:
                       status == ZPER_STATUS_TOPIC_LIMIT || status == ZPER_STATUS_UNAVAILABLE?
-                          ZPER_COUNTER_TOPIC_REFUSED: ZPER_COUNTER_STORAGE_ERROR);
+                          ZPER_COUNTER_TOPIC_REFUSED:
+                      status == ZPER_STATUS_NOT_LEADER? ZPER_COUNTER_NOT_LEADER:
+                      status == ZPER_STATUS_NOT_ENOUGH_REPLICAS? ZPER_COUNTER_NOT_ENOUGH_REPLICAS:
+                          ZPER_COUNTER_STORAGE_ERROR);
 }
 
 //  Map an append's errno to a reply status and count it (for the first
@@ -436,7 +625,11 @@ s_owe (topic_t *topic, const entry_t *entry, int64_t offset, size_t count, int64
         return;
     //  A batch's messages are walked to find each one's first frame
     const uint8_t *cursor = entry->body, *end = entry->body + entry->head.data_size;
+    int64_t message_offset = offset;
     while (cursor < end) {
+        if (topic->ack_offsets)         //  cluster mode: acks wait for the high-watermark
+            zchunk_extend (topic->ack_offsets, &message_offset, sizeof message_offset);
+        message_offset++;
         const uint8_t *start = cursor;
         zper_frame_t frame;
         bool more;
@@ -482,11 +675,11 @@ s_entry_read (const uint8_t *cursor, const uint8_t *body, entry_t *entry)
     return cursor + zper_front_entry_size (&entry->head);
 }
 
-//  Append messages (a run, or one batch) to topic. Returns 0, or the
-//  status every write of them gets.
+//  Append messages (a run, or one batch) to topic, the writer lock held
+//  in cluster mode. Returns 0, or the status every write of them gets.
 static uint8_t
-s_append (worker_t *self, topic_t *topic, const uint8_t *body, size_t size, int64_t now,
-          int64_t *offset, size_t *count)
+s_append_locked (worker_t *self, topic_t *topic, const uint8_t *body, size_t size, int64_t now,
+                 int64_t *offset, size_t *count)
 {
     *offset = zper_partition_append_encoded (topic->partition, body, size, now, count);
     if (*offset < 0)
@@ -498,6 +691,29 @@ s_append (worker_t *self, topic_t *topic, const uint8_t *body, size_t size, int6
     if (!topic->dirty_since_ms)
         topic->dirty_since_ms = zclock_mono ();
     return 0;
+}
+
+//  Append messages to topic: in cluster mode only while this node leads
+//  the partition with enough replicas in sync (else 110 or 111, counted
+//  for the first write as s_append_locked counts its refusals).
+static uint8_t
+s_append (worker_t *self, topic_t *topic, const uint8_t *body, size_t size, int64_t now,
+          int64_t *offset, size_t *count)
+{
+    zper_cluster_t *cluster = self->broker->cluster;
+    if (!cluster)
+        return s_append_locked (self, topic, body, size, now, offset, count);
+    int64_t epoch;
+    uint8_t status = zper_cluster_lead_begin (cluster, topic->name, true, &epoch);
+    if (status) {
+        s_count_status (self, status);
+        return status;
+    }
+    if (epoch != topic->epoch)
+        s_topic_reload (self, topic, epoch);
+    status = s_append_locked (self, topic, body, size, now, offset, count);
+    zper_cluster_lead_end (cluster, topic->name);
+    return status;
 }
 
 //  Append a run and keep what its writes are owed. Without replies or
@@ -628,7 +844,7 @@ s_note_send (worker_t *self, topic_t *topic, int64_t visible, zchunk_t *acks)
 //  it, so readers see it now rather than after the next fdatasync.
 //  Returns 0, or -1 when the write failed (the topic failed its writers).
 static int
-s_topic_write (worker_t *self, topic_t *topic)
+s_topic_write_locked (worker_t *self, topic_t *topic)
 {
     int64_t written = zper_partition_write (topic->partition);
     if (written < 0) {
@@ -642,13 +858,28 @@ s_topic_write (worker_t *self, topic_t *topic)
     return 0;
 }
 
-//  Make topic durable, then reply to its waiting clients and tell ack.
-//  Under visibility written, readers are told before the fdatasync.
-static void
-s_topic_flush (worker_t *self, topic_t *topic)
+//  In cluster mode, under the writer lock.
+static int
+s_topic_write (worker_t *self, topic_t *topic)
 {
+    if (!self->broker->cluster)
+        return s_topic_write_locked (self, topic);
+    if (s_topic_lead (self, topic))
+        return -1;
+    int rc = s_topic_write_locked (self, topic);
+    zper_cluster_lead_end (self->broker->cluster, topic->name);
+    return rc;
+}
+
+//  Make topic durable, then reply to its waiting clients and tell ack
+//  (in cluster mode: once the high-watermark passes them). Under
+//  visibility written, readers are told before the fdatasync.
+static void
+s_topic_flush_locked (worker_t *self, topic_t *topic)
+{
+    zper_cluster_t *cluster = self->broker->cluster;
     if (topic->unwritten && self->broker->config->visibility == ZPER_VISIBILITY_WRITTEN
-    &&  s_topic_write (self, topic))
+    &&  s_topic_write_locked (self, topic))
         return;
     int64_t durable = zper_partition_flush (topic->partition);
     if (durable < 0) {
@@ -657,19 +888,62 @@ s_topic_flush (worker_t *self, topic_t *topic)
         return;
     }
     assert (durable == topic->end_offset);  //  we are its only writer
-    s_records_reply (self, topic);
     if (topic->pending_messages) {      //  not only refusals
         zper_stats_written (self->broker->stats, topic->name, topic->pending_messages,
                             (uint64_t) (topic->next_position - topic->durable_position));
-        s_note_send (self, topic, durable, topic->acks);
+        //  Readers stop at the high-watermark anyway (the visibility limit)
+        s_note_send (self, topic, durable, cluster? NULL: topic->acks);
     }
-    zchunk_set (topic->records, NULL, 0);
+    if (cluster) {
+        zchunk_extend (topic->committing_acks, zchunk_data (topic->acks), zchunk_size (topic->acks));
+        zchunk_extend (topic->committing_ack_offsets, zchunk_data (topic->ack_offsets),
+                       zchunk_size (topic->ack_offsets));
+        zchunk_set (topic->ack_offsets, NULL, 0);
+    }
+    s_records_settle (self, topic, cluster? zper_cluster_high_watermark (cluster, topic->name): 0);
     zchunk_set (topic->acks, NULL, 0);
     topic->durable_position = topic->next_position;
     topic->pending_messages = 0;
     topic->dirty_since_ms = 0;
     topic->client_waiting = false;
     topic->unwritten = false;
+}
+
+static void
+s_topic_flush (worker_t *self, topic_t *topic)
+{
+    if (!self->broker->cluster)
+        s_topic_flush_locked (self, topic);
+    else
+    if (s_topic_lead (self, topic) == 0) {
+        s_topic_flush_locked (self, topic);
+        zper_cluster_lead_end (self->broker->cluster, topic->name);
+    }
+}
+
+//  Cluster mode: a partition's high-watermark moved, [topic][hw:int64]:
+//  release what its committing writes were waiting for. The table's
+//  high-watermark is read under the lock, in the epoch the worker loaded:
+//  a move announced for an older epoch must not release this one's.
+static void
+s_commit_message (worker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->commit);
+    zframe_t *name = msg? zmsg_first (msg): NULL;
+    if (name && zmsg_size (msg) == 2 && zframe_size (name) <= ZPER_TOPIC_MAX) {
+        char topic_name [ZPER_TOPIC_MAX + 1];
+        memcpy (topic_name, zframe_data (name), zframe_size (name));
+        topic_name [zframe_size (name)] = 0;
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, topic_name);
+        if (topic && topic->epoch >= 0
+        &&  (zchunk_size (topic->committing_records) || zchunk_size (topic->committing_acks))
+        &&  s_topic_lead (self, topic) == 0) {
+            s_commit_release (self, topic,
+                              zper_cluster_high_watermark (self->broker->cluster, topic->name));
+            zper_cluster_lead_end (self->broker->cluster, topic->name);
+        }
+    }
+    zmsg_destroy (&msg);
 }
 
 //  Say PONG when a heartbeat interval passed since the last one: called
@@ -819,14 +1093,25 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
     zsock_set_linger (self.replies, ZPER_SHUTDOWN_LINGER_MS);
     zsock_set_linger (self.notes, ZPER_SHUTDOWN_LINGER_MS);
     zsock_set_linger (self.bus, ZPER_SHUTDOWN_LINGER_MS);
+    if (self.broker->cluster) {
+        self.commit = zsock_new (ZMQ_PULL);
+        int rc = zsock_bind (self.commit, ZPER_INPROC_COMMIT, (int) self.index);
+        assert (rc == 0);               //  as the bus: the ack actor's bind went first
+        (void) rc;
+    }
     zsock_signal (pipe, 0);
 
     bool terminated = false;
     int timeout = -1;
     while (!terminated) {
-        zmq_pollitem_t item = { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, timeout) == -1 && zmq_errno () != EINTR)
+        zmq_pollitem_t items [] = { { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 },
+                                    { self.commit? zsock_resolve (self.commit): NULL, 0,
+                                      ZMQ_POLLIN, 0 } };
+        if (zmq_poll (items, self.commit? 2: 1, timeout) == -1 && zmq_errno () != EINTR)
             break;
+        for (int drained = 0; self.commit && drained < ZPER_FRONT_DRAIN_MAX
+                           && (zsock_events (self.commit) & ZMQ_POLLIN); drained++)
+            s_commit_message (&self);
         terminated = s_group (&self);
         timeout = s_flush_due (&self, terminated);
         //  A PING waits behind every write queued before it; a worker that
@@ -838,4 +1123,5 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self.replies);
     zsock_destroy (&self.notes);
     zsock_destroy (&self.bus);
+    zsock_destroy (&self.commit);
 }

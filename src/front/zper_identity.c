@@ -13,6 +13,8 @@
     topic length, to be a letter or digit (>= 0x30), so the later reading
     needs at least 51 bytes, while byte 1 must be a mode <= 4 for the
     later reading, which makes a seed identity at most 2 + 4 + 16 = 22.
+    A cluster partition's topic ("orders.2") keeps that: its '.' (0x2e)
+    is never its first byte.
     ========================================================================= */
 
 #include "zper_identity.h"
@@ -33,13 +35,22 @@ typedef struct {
     size_t topic_length;
 } candidate_t;
 
+//  Letters and digits, or a cluster partition's name: letters and digits,
+//  '.', 1 to ZPER_IDENTITY_PARTITION_DIGITS digits ("orders.2"). The first
+//  byte is always a letter or digit: the tie-break above relies on it.
 static bool
 s_topic_bytes_valid (const uint8_t *topic, size_t length)
 {
-    for (size_t index = 0; index < length; index++)
-        if (topic [index] > 0x7f || !isalnum (topic [index]))
+    size_t dot = 0;                     //  where the '.' is; 0: none (never first)
+    for (size_t index = 0; index < length; index++) {
+        if (topic [index] == '.' && index > 0 && !dot)
+            dot = index;
+        else
+        if (topic [index] > 0x7f || !isalnum (topic [index]) || (dot && !isdigit (topic [index])))
             return false;
-    return true;
+    }
+    size_t digits = dot? length - dot - 1: 0;
+    return !dot || (digits >= 1 && digits <= ZPER_IDENTITY_PARTITION_DIGITS);
 }
 
 //  Check one revision: header_size is 2 (seed) or 3 (later); the topic
@@ -75,7 +86,7 @@ s_candidate (const uint8_t *bytes, size_t size, size_t header_size)
     else
     if (!s_topic_bytes_valid (bytes + header_size, topic_length)) {
         candidate.stage = STAGE_TOPIC_BYTES;
-        candidate.problem = "topic byte not an ASCII letter or digit";
+        candidate.problem = "topic byte not an ASCII letter or digit (or a partition's \".N\")";
     }
     else {
         candidate.stage = STAGE_VALID;
@@ -229,6 +240,27 @@ zper_identity_test (bool verbose)
     assert (s_parse ("\x92\x01\x04te.t", 7, &identity, &problem) == -1);
     assert (strstr (problem, "letter or digit"));
     assert (s_parse ("\x92\x09\x04test", 7, &identity, &problem) == -1);
+    //  A cluster partition's name: letters and digits, '.', 1..5 digits
+    const char *partitions [] = { "a.0", "orders.12", "Z9.99999", NULL };
+    for (int index = 0; partitions [index]; index++) {
+        size = zper_identity_encode (partitions [index], 1, (const uint8_t *) uuid, buffer);
+        assert (s_parse (buffer, size, &identity, NULL) == 0);
+        assert (streq (identity.topic, partitions [index]) && identity.has_uuid);
+        //  ... in the seed revision too
+        buffer [1] = (char) strlen (partitions [index]);
+        memmove (buffer + 2, buffer + 3, size - 3);
+        assert (s_parse (buffer, size - 1, &identity, NULL) == 0);
+        assert (identity.revision == ZPER_IDENTITY_SEED);
+        assert (streq (identity.topic, partitions [index]));
+    }
+    const char *not_partitions [] = { ".a", "a.", "a..1", "a.b", "a.123456", "a.1.2", ".1",
+                                      "a.1b", NULL };
+    for (int index = 0; not_partitions [index]; index++) {
+        size = zper_identity_encode (not_partitions [index], 1, (const uint8_t *) uuid, buffer);
+        assert (s_parse (buffer, size, &identity, &problem) == -1);
+        assert (strstr (problem, "letter or digit"));
+    }
+
     //  A 65-letter topic: length byte 65 is refused, and the seed reading
     //  (topic "A" = byte 65, then trailing bytes) is refused by its length
     memset (buffer, 'a', sizeof buffer);

@@ -19,6 +19,12 @@
     pages), by copy where readers may hold the cut bytes (s_cut_back_locked).
     Either way every offset after the cut is assigned again.
 
+    Cluster mode adds a cap on what readers see (the high-watermark): the
+    write path publishes its end (`published`), and `visible` is that end
+    capped at `limited`, the end at the last record start below the limit
+    (s_publish_locked). Record reads (replication) see the written end, and
+    truncate and reset cut the log where a leader says (docs/storage.md 8.1).
+
     Locks. `mutex` guards the in-memory state (segment list, end offset,
     visible and durable ends, open batch) and is only held for short steps,
     never across a write or sync. `io_mutex` serializes changes to files
@@ -58,10 +64,41 @@ struct _zper_view_t {
     const uint8_t *cursor;
     int64_t cursor_offset;
     int64_t cursor_position;
-    size_t returned;
+    size_t returned;                //  messages, or records of a record view
+    size_t records;                 //  a record view (zper_partition_read_records): records
 };
 
 static int64_t s_flush_locked (zper_partition_t *self);
+static int s_end_at_locked (zper_partition_t *self, int64_t offset, log_end_t *end);
+
+//  Make end what the write path shows readers (the written or the durable
+//  end); readers see it capped at the limited end. Caller holds both locks.
+static void
+s_publish_locked (zper_partition_t *self, log_end_t end)
+{
+    self->published = end;
+    bool capped = self->visible_limit != INT64_MAX && end.offset > self->limited.offset;
+    self->visible = capped? self->limited: end;
+}
+
+//  Find the limited end again: the written end moved and the limit was
+//  beyond it. Caller holds io_mutex. Best effort: on failure the cap
+//  stays where it was (readers see less, never more).
+static void
+s_limit_update_locked (zper_partition_t *self)
+{
+    if (self->visible_limit == INT64_MAX || self->limit_reached)
+        return;
+    bool reached = self->written.offset >= self->visible_limit;
+    log_end_t limited;
+    if (s_end_at_locked (self, reached? self->visible_limit: self->written.offset, &limited))
+        return;
+    pthread_mutex_lock (&self->mutex);
+    self->limited = limited;
+    self->limit_reached = reached;
+    s_publish_locked (self, self->published);
+    pthread_mutex_unlock (&self->mutex);
+}
 
 struct _zper_partition_lru_t {
     pthread_mutex_t mutex;
@@ -305,6 +342,7 @@ zper_partition_open (const char *path, const zper_log_config_t *config)
     pthread_mutex_init (&self->mutex, NULL);
     pthread_mutex_init (&self->io_mutex, NULL);
     self->pending_since = -1;
+    self->visible_limit = INT64_MAX;
     if (zper_recovery_load (self)
     ||  (!self->checkpoint_exact && zper_recovery_checkpoint_write (self, false))) {
         int saved = errno;
@@ -384,9 +422,10 @@ s_cut_back_locked (zper_partition_t *self, log_end_t end)
 {
     int saved = errno;
     pthread_mutex_lock (&self->mutex);
-    bool seen_beyond = self->visible.segment_count > end.segment_count
-                    || (self->visible.segment_count == end.segment_count
-                     && self->visible.file_size > end.file_size);
+    //  Written, not visible: record reads (replication) see the written end
+    bool seen_beyond = self->written.segment_count > end.segment_count
+                    || (self->written.segment_count == end.segment_count
+                     && self->written.file_size > end.file_size);
     bool dropped = self->segment_count > end.segment_count;
     s_segments_drop_from (self, end.segment_count);
     self->end_offset = end.offset;
@@ -395,12 +434,17 @@ s_cut_back_locked (zper_partition_t *self, log_end_t end)
     s_batch_clear (&self->batch);
     if (end.offset == self->durable.offset)
         self->pending_since = -1;       //  else the written tail still waits for its sync
-    if (self->visible.offset > end.offset)
-        self->visible = end;
+    if (self->durable.offset > end.offset)
+        self->durable = end;            //  only a truncate cuts below the durable end
+    if (self->limited.offset > end.offset) {
+        self->limited = end;
+        self->limit_reached = false;
+    }
+    self->written = end;
+    s_publish_locked (self, self->published.offset > end.offset? end: self->published);
     pthread_mutex_unlock (&self->mutex);
 
     s_batch_clear (&self->writing);
-    self->written = end;
     self->checkpoint_exact = false;
     self->rolled = end.segment_count > self->durable.segment_count;
     zper_segment_t *active = s_active (self);
@@ -480,13 +524,15 @@ s_write_batch_locked (zper_partition_t *self)
         s_cut_back_locked (self, self->written);
         return -1;
     }
+    log_end_t written;
     s_end_of_active (self, record.base_offset + record.message_count,
-                     record.base_position + record.payload_size, record.timestamp, &self->written);
-    if (self->config.visibility == ZPER_VISIBILITY_WRITTEN) {
-        pthread_mutex_lock (&self->mutex);
-        self->visible = self->written;
-        pthread_mutex_unlock (&self->mutex);
-    }
+                     record.base_position + record.payload_size, record.timestamp, &written);
+    pthread_mutex_lock (&self->mutex);
+    self->written = written;
+    if (self->config.visibility == ZPER_VISIBILITY_WRITTEN)
+        s_publish_locked (self, written);
+    pthread_mutex_unlock (&self->mutex);
+    s_limit_update_locked (self);
     self->checkpoint_bytes += record_size;
     s_batch_clear (batch);
     if (batch->capacity > ZPER_LOG_BATCH_KEEP_BYTES) {
@@ -514,7 +560,7 @@ s_sync_locked (zper_partition_t *self)
     pthread_mutex_lock (&self->mutex);
     self->durable = self->written;
     if (self->config.visibility == ZPER_VISIBILITY_DURABLE)
-        self->visible = self->durable;
+        s_publish_locked (self, self->durable);
     if (self->end_offset == self->durable.offset)
         self->pending_since = -1;
     pthread_mutex_unlock (&self->mutex);
@@ -1112,6 +1158,8 @@ zper_partition_retain (zper_partition_t *self, int64_t now_ms)
     //  Candidates: every segment below the durable active one (a segment
     //  never goes while the checkpoint may still name it)
     size_t candidates = self->durable.segment_count - 1;
+    if (self->visible_limit != INT64_MAX && candidates + 1 > self->limited.segment_count)
+        candidates = self->limited.segment_count - 1;   //  nor what the cap still names
     size_t expired = 0;
     if (self->config.retention_ms > 0)
         while (expired < candidates
@@ -1134,6 +1182,9 @@ zper_partition_retain (zper_partition_t *self, int64_t now_ms)
         self->segment_count -= expired;
         self->written.segment_count -= expired;
         self->visible.segment_count -= expired;
+        self->published.segment_count -= expired;
+        if (self->visible_limit != INT64_MAX)
+            self->limited.segment_count -= expired;
         self->durable.segment_count -= expired;
         for (size_t index = 0; index < expired; index++)
             s_mapped_forget (self, removed [index]);
@@ -1151,6 +1202,373 @@ zper_partition_retain (zper_partition_t *self, int64_t now_ms)
         rc = -1;
     pthread_mutex_unlock (&self->io_mutex);
     return rc? -1: (int) expired;
+}
+
+//  ---- replication ---------------------------------------------------------
+
+const char *
+zper_partition_folder (zper_partition_t *self)
+{
+    assert (self);
+    return self->path;
+}
+
+//  Number of the segment holding offset among the first count ones.
+//  Caller holds mutex.
+static size_t
+s_segment_of (zper_partition_t *self, int64_t offset, size_t count)
+{
+    size_t low = 0, high = count;
+    while (high - low > 1) {
+        size_t middle = low + (high - low) / 2;
+        if (zper_segment_base_offset (self->segments [middle]) <= offset)
+            low = middle;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+//  The end of the log at the last record start at or below offset, which
+//  is in [start, written end]: what a cut there keeps (sizes of the files,
+//  index entries, the timestamp of the record before). A cut at a
+//  segment's start keeps the segment before it whole. Caller holds
+//  io_mutex. 0, or -1 with errno.
+static int
+s_end_at_locked (zper_partition_t *self, int64_t offset, log_end_t *end)
+{
+    if (offset >= self->written.offset) {
+        *end = self->written;
+        return 0;
+    }
+    pthread_mutex_lock (&self->mutex);
+    size_t number = s_segment_of (self, offset, self->written.segment_count);
+    zper_segment_t *segment = self->segments [number];
+    bool active = number == self->written.segment_count - 1;
+    segment_window_t window;
+    window.file_limit = active? self->written.file_size: zper_segment_file_size (segment);
+    window.offset_limit = self->written.offset;
+    uint64_t entries = (active? self->written.index_size: zper_segment_index_size (segment))
+                     / ZPER_INDEX_ENTRY_SIZE;
+    uint64_t time_entries = (active? self->written.timeindex_size
+                             : zper_segment_timeindex_size (segment)) / ZPER_TIME_ENTRY_SIZE;
+    s_lru_touch (self);
+    window.mapping = s_map (self, number, window.file_limit);
+    //  Walk from an indexed record before the one holding offset - 1, so
+    //  that the record the cut keeps last (its timestamp) is seen; when the
+    //  cut falls inside an indexed record, look again from the one before
+    int64_t key = offset - 1;
+    zper_record_t record = { 0 };
+    int64_t timestamp = -1;
+    bool passed = false;
+    int rc = window.mapping? 0: -1;
+    while (rc == 0 && offset > zper_segment_base_offset (segment)) {
+        zper_index_entry_t entry;
+        uint64_t position = zper_segment_index_find (segment, false, key, entries, &entry) == 0
+                          ? entry.file_position: 0;
+        passed = false;
+        while ((rc = s_record_at (&window, position, false, &record)) == 0
+           &&  record.base_offset + record.message_count <= offset) {
+            timestamp = record.timestamp;
+            passed = true;
+            position = s_record_end (&record);
+        }
+        if (rc || passed || position == 0)
+            break;
+        key = record.base_offset - 1;
+    }
+    if (rc == 0 && (offset == zper_segment_base_offset (segment) || (!passed && record.file_position == 0))) {
+        if (number > 0) {
+            //  At the segment's start: the one before, whole
+            zper_segment_t *before = self->segments [number - 1];
+            *end = (log_end_t) {
+                .offset = zper_segment_base_offset (segment),
+                .position = zper_segment_base_position (segment),
+                .timestamp = zper_segment_last_timestamp (before),
+                .segment_count = number,
+                .file_size = zper_segment_file_size (before),
+                .index_size = zper_segment_index_size (before),
+                .timeindex_size = zper_segment_timeindex_size (before)
+            };
+        }
+        else
+            *end = (log_end_t) {
+                .offset = zper_segment_base_offset (segment),
+                .position = zper_segment_base_position (segment),
+                .timestamp = -1, .segment_count = 1
+            };
+    }
+    else
+    if (rc == 0)
+        *end = (log_end_t) {
+            .offset = record.base_offset, .position = record.base_position,
+            .timestamp = timestamp, .segment_count = number + 1,
+            .file_size = record.file_position,
+            .index_size = zper_segment_entries_below (segment, false, record.base_offset, entries)
+                        * ZPER_INDEX_ENTRY_SIZE,
+            .timeindex_size = zper_segment_entries_below (segment, true, record.base_offset,
+                                                          time_entries) * ZPER_TIME_ENTRY_SIZE
+        };
+    pthread_mutex_unlock (&self->mutex);
+    zper_mapping_unref (&window.mapping);
+    return rc;
+}
+
+void
+zper_partition_set_visible_limit (zper_partition_t *self, int64_t limit)
+{
+    assert (self);
+    pthread_mutex_lock (&self->io_mutex);
+    bool reached = self->written.offset >= limit;
+    log_end_t limited = self->written;
+    if (limit != INT64_MAX && reached && s_end_at_locked (self, limit, &limited))
+        zsys_warning ("zper log: %s: cannot find offset %" PRId64 " to cap readers at: %s "
+                      "(the cap stays where it was)", self->path, limit, strerror (errno));
+    else {
+        pthread_mutex_lock (&self->mutex);
+        self->visible_limit = limit;
+        self->limited = limited;
+        self->limit_reached = reached;
+        s_publish_locked (self, self->published);
+        pthread_mutex_unlock (&self->mutex);
+    }
+    pthread_mutex_unlock (&self->io_mutex);
+}
+
+zper_view_t *
+zper_partition_read_records (zper_partition_t *self, int64_t offset, size_t max_bytes)
+{
+    assert (self);
+    pthread_mutex_lock (&self->mutex);
+    log_end_t written = self->written;
+    int64_t start = zper_segment_base_offset (self->segments [0]);
+    if (offset < start || offset > written.offset) {
+        pthread_mutex_unlock (&self->mutex);
+        errno = ERANGE;
+        return NULL;
+    }
+    if (offset == written.offset) {
+        pthread_mutex_unlock (&self->mutex);
+        return s_view_empty ();
+    }
+    s_lru_touch (self);
+    size_t number = s_segment_of (self, offset, written.segment_count);
+    zper_segment_t *segment = self->segments [number];
+    bool active = number == written.segment_count - 1;
+    segment_window_t window;
+    window.file_limit = active? written.file_size: zper_segment_file_size (segment);
+    window.offset_limit = written.offset;
+    uint64_t entries = (active? written.index_size: zper_segment_index_size (segment))
+                     / ZPER_INDEX_ENTRY_SIZE;
+    zper_index_entry_t entry;
+    window.start = zper_segment_index_find (segment, false, offset, entries, &entry) == 0
+                 ? entry.file_position: 0;
+    window.mapping = s_map (self, number, window.file_limit);
+    if (!window.mapping && s_lru_relieve (self, errno))
+        window.mapping = s_map (self, number, window.file_limit);
+    pthread_mutex_unlock (&self->mutex);
+    if (!window.mapping)
+        return NULL;
+
+    zper_record_t record;
+    const uint8_t *message;
+    int64_t found;
+    int rc = s_locate (&window, false, offset, &record, &message, &found);
+    if (rc == 0 && record.base_offset != offset) {
+        errno = EINVAL;                 //  inside a record
+        rc = -1;
+    }
+    if (rc) {
+        zper_mapping_unref (&window.mapping);
+        return NULL;
+    }
+    zper_view_t *view = s_view_empty ();
+    view->mapping = window.mapping;
+    view->data = zper_mapping_data (window.mapping);
+    view->first_record = record.file_position;
+    view->first_message = record.payload;
+    view->first_offset = offset;
+    //  Whole records while they fit (the first always); a bad one ends the view
+    while (true) {
+        view->records++;
+        view->count += record.message_count;
+        view->bytes += record.payload_size;
+        uint64_t next = s_record_end (&record);
+        zper_record_t following;
+        if (next >= window.file_limit
+        ||  s_record_at (&window, next, true, &following)
+        ||  view->bytes + following.payload_size > max_bytes)
+            break;
+        record = following;
+    }
+    zper_view_rewind (view);
+    return view;
+}
+
+bool
+zper_view_next_record (zper_view_t *self, int64_t *first_offset, int64_t *timestamp,
+                       size_t *count, const uint8_t **data, size_t *size)
+{
+    assert (self);
+    if (self->returned == self->records)
+        return false;
+    if (self->returned > 0) {
+        self->record_position += ZPER_RECORD_HEADER_SIZE + self->record.payload_size;
+        zper_record_decode (self->data + self->record_position, UINT64_MAX / 2, &self->record);
+    }
+    *first_offset = self->record.base_offset;
+    *timestamp = self->record.timestamp;
+    *count = self->record.message_count;
+    *data = self->record.payload;
+    *size = self->record.payload_size;
+    self->returned++;
+    return true;
+}
+
+int64_t
+zper_partition_append_record (zper_partition_t *self, int64_t first_offset,
+                              int64_t timestamp, const void *data, size_t size, size_t count)
+{
+    assert (self);
+    const uint8_t *bytes = (const uint8_t *) data;
+    if (!data || size == 0 || count == 0) {
+        errno = EPROTO;
+        return -1;
+    }
+    size_t messages = 0;
+    for (size_t at = 0; at < size; messages++) {
+        int64_t length = s_encoded_message_length (self, bytes + at, size - at);
+        if (length < 0)
+            return -1;
+        at += (size_t) length;
+    }
+    if (messages != count || size > ZPER_LOG_RECORD_MAX_BYTES) {
+        errno = messages != count? EPROTO: EMSGSIZE;
+        return -1;
+    }
+    pthread_mutex_lock (&self->io_mutex);
+    s_writer_ready_locked (self);
+    int64_t result = -1;
+    //  Seal what the open batch holds first: this record must be alone in its own
+    if (s_write_batch_locked (self))
+        goto exit;
+    pthread_mutex_lock (&self->mutex);
+    if (first_offset != self->end_offset || timestamp < self->end_timestamp) {
+        pthread_mutex_unlock (&self->mutex);
+        errno = EINVAL;
+        goto exit;
+    }
+    s_batch_reserve (&self->batch, size);
+    memcpy (self->batch.data, bytes, size);
+    s_batch_commit_unlock (self, size, count, timestamp, zclock_time ());
+    if (s_write_batch_locked (self) == 0)
+        result = self->written.offset;
+exit:
+    pthread_mutex_unlock (&self->io_mutex);
+    return result;
+}
+
+int64_t
+zper_partition_truncate (zper_partition_t *self, int64_t offset)
+{
+    assert (self);
+    pthread_mutex_lock (&self->io_mutex);
+    s_writer_ready_locked (self);
+    int64_t result = -1;
+    //  What the open batch holds is written first, so that a cut inside
+    //  it has a record start to go to
+    if (s_write_batch_locked (self))
+        goto exit;
+    pthread_mutex_lock (&self->mutex);
+    int64_t start = zper_segment_base_offset (self->segments [0]);
+    pthread_mutex_unlock (&self->mutex);
+    if (offset < start) {
+        errno = ERANGE;
+        goto exit;
+    }
+    log_end_t end;
+    if (offset >= self->written.offset) {
+        result = self->written.offset;
+        goto exit;
+    }
+    if (s_end_at_locked (self, offset, &end))
+        goto exit;
+    //  The cut of a failed sync, below the durable end too: bytes readers
+    //  (or record readers) hold are cut by copy; s_cut_back_locked keeps
+    //  errno, so clear it to tell its own failures
+    errno = 0;
+    s_cut_back_locked (self, end);
+    pthread_mutex_lock (&self->mutex);
+    self->pending_since = -1;
+    pthread_mutex_unlock (&self->mutex);
+    //  Durable before returning, as a flush: the segment, the folder (the
+    //  cut may have removed segments), and a checkpoint naming the new end
+    //  (written when the folder changed), so that a crash now recovers the
+    //  cut log. When the cut is above the durable end, what lies between
+    //  becomes durable here.
+    self->rolled = true;
+    if (s_sync_locked (self))
+        goto exit;
+    result = end.offset;
+exit:
+    pthread_mutex_unlock (&self->io_mutex);
+    return result;
+}
+
+int
+zper_partition_reset (zper_partition_t *self, int64_t offset, int64_t position)
+{
+    assert (self && offset >= 0 && position >= 0);
+    pthread_mutex_lock (&self->io_mutex);
+    //  One empty segment named by offset starts the log, every other goes
+    //  (views keep their mappings): its name and the checkpoint (which
+    //  names its position) are what a reopen finds. It is made first, so
+    //  that a failure changes nothing, unless a segment already has its name
+    pthread_mutex_lock (&self->mutex);
+    bool taken = false;
+    for (size_t number = 0; number < self->segment_count; number++)
+        taken = taken || zper_segment_base_offset (self->segments [number]) == offset;
+    if (taken)
+        s_segments_drop_from (self, 0);
+    pthread_mutex_unlock (&self->mutex);
+    int rc = -1;
+    zper_segment_t *segment = zper_segment_create (self->path, offset, position,
+                                                   ZPER_LOG_INDEX_INTERVAL_BYTES);
+    if (!segment && !taken) {
+        pthread_mutex_unlock (&self->io_mutex);
+        return -1;
+    }
+    if (!segment) {
+        //  The log must keep a segment, and an empty one named by the old
+        //  start would lie about offsets: fatal for the partition
+        zsys_error ("zper log: %s: cannot create segment %" PRId64 " to reset the log: %s",
+                    self->path, offset, strerror (errno));
+        assert (segment);
+    }
+    pthread_mutex_lock (&self->mutex);
+    s_segments_drop_from (self, 0);
+    s_segments_push (self, segment);
+    log_end_t end;
+    //  An empty log: the leader's timestamps need not follow the old ones
+    s_end_of_active (self, offset, position, -1, &end);
+    self->end_offset = offset;
+    self->end_position = position;
+    self->end_timestamp = -1;
+    s_batch_clear (&self->batch);
+    self->pending_since = -1;
+    self->written = self->durable = end;
+    self->limited = end;
+    self->limit_reached = false;
+    s_publish_locked (self, end);
+    pthread_mutex_unlock (&self->mutex);
+    s_batch_clear (&self->writing);
+    self->checkpoint_exact = false;
+    self->checkpoint_clean = false;
+    self->rolled = false;
+    if (s_sync_directory (self->path) == 0 && zper_recovery_checkpoint_write (self, false) == 0)
+        rc = 0;
+    pthread_mutex_unlock (&self->io_mutex);
+    return rc;
 }
 
 //  ---- views ---------------------------------------------------------------
@@ -1476,6 +1894,312 @@ s_test_visibility_written (zper_log_config_t config)
     zper_partition_destroy (&partition);
 }
 
+//  ---- selftest: replication -----------------------------------------------
+
+//  Records of a and b from offset to the written end are the same: first
+//  offsets, timestamps, counts and bytes
+static void
+s_test_same_records (zper_partition_t *a, zper_partition_t *b, int64_t offset)
+{
+    zper_bounds_t bounds_a, bounds_b;
+    zper_partition_bounds (a, &bounds_a);
+    zper_partition_bounds (b, &bounds_b);
+    assert (bounds_a.end_offset == bounds_b.end_offset);
+    assert (bounds_a.end_position == bounds_b.end_position);
+    while (offset < bounds_a.end_offset) {
+        zper_view_t *view_a = zper_partition_read_records (a, offset, 1);
+        zper_view_t *view_b = zper_partition_read_records (b, offset, 1);
+        assert (view_a && view_b);
+        int64_t first_a, first_b, timestamp_a, timestamp_b;
+        size_t count_a, count_b, size_a, size_b;
+        const uint8_t *data_a, *data_b;
+        assert (zper_view_next_record (view_a, &first_a, &timestamp_a, &count_a, &data_a, &size_a));
+        assert (zper_view_next_record (view_b, &first_b, &timestamp_b, &count_b, &data_b, &size_b));
+        assert (first_a == offset && first_b == offset && timestamp_a == timestamp_b);
+        assert (count_a == count_b && size_a == size_b && memcmp (data_a, data_b, size_a) == 0);
+        assert (!zper_view_next_record (view_a, &first_a, &timestamp_a, &count_a, &data_a, &size_a));
+        offset += (int64_t) count_a;
+        zper_view_destroy (&view_a);
+        zper_view_destroy (&view_b);
+    }
+}
+
+//  Copy the source's records [from, to) onto target, record by record,
+//  as a follower does; returns target's end
+static int64_t
+s_test_copy_records (zper_partition_t *source, zper_partition_t *target, int64_t from, int64_t to)
+{
+    int64_t end = from;
+    while (end < to) {
+        zper_view_t *view = zper_partition_read_records (source, end, SIZE_MAX);
+        assert (view);
+        int64_t first, timestamp;
+        size_t count, size;
+        const uint8_t *data;
+        while (end < to && zper_view_next_record (view, &first, &timestamp, &count, &data, &size)) {
+            assert (first == end);
+            end = zper_partition_append_record (target, first, timestamp, data, size, count);
+            assert (end == first + (int64_t) count);
+        }
+        zper_view_destroy (&view);
+    }
+    return end;
+}
+
+static void
+s_test_end (zper_partition_t *partition, int64_t end, int64_t durable)
+{
+    zper_bounds_t bounds;
+    zper_partition_bounds (partition, &bounds);
+    assert (bounds.end_offset == end && bounds.durable_offset == durable);
+    assert (bounds.visible_offset == end);
+}
+
+//  Record reads and appends reproduce a log byte for byte; truncate,
+//  reset and the visible limit
+static void
+s_test_replication (zper_log_config_t config)
+{
+    config.visibility = ZPER_VISIBILITY_WRITTEN;
+    config.segment_size = 600;          //  records of 3 messages: 8 or 9 a segment
+    zper_partition_t *leader = zper_partition_open ("leader/0", &config);
+    assert (leader && strcmp (zper_partition_folder (leader), "leader/0") == 0);
+    //  30 records of 3 messages: record r holds [3r, 3r + 3), timestamp 2000 + r
+    for (int record = 0; record < 30; record++) {
+        for (int number = 3 * record; number < 3 * record + 3; number++)
+            assert (s_test_append (leader, number, 2000 + record) == number);
+        assert (zper_partition_write (leader) == 3 * record + 3);
+    }
+    assert (zper_partition_flush (leader) == 90);
+    zper_bounds_t bounds;
+    zper_partition_bounds (leader, &bounds);
+    assert (bounds.segment_count > 2);
+
+    //  Record views: whole records, exact boundaries, within one segment
+    int64_t offset = 0;
+    int walked = 0;
+    while (offset < 90) {
+        zper_view_t *view = zper_partition_read_records (leader, offset, SIZE_MAX);
+        assert (view && zper_view_count (view) > 0 && zper_view_count (view) % 3 == 0);
+        int64_t first, timestamp;
+        size_t count, size;
+        const uint8_t *data;
+        while (zper_view_next_record (view, &first, &timestamp, &count, &data, &size)) {
+            assert (first == offset && count == 3 && timestamp == 2000 + first / 3);
+            zper_message_t message = { .offset = first, .data = data, .frame_count = 2 };
+            message.size = (size_t) zper_zmtp_message_length (data, size, NULL);
+            s_test_check (&message, (int) first);
+            offset += 3;
+            walked++;
+        }
+        zper_view_destroy (&view);
+    }
+    assert (walked == 30);
+    zper_view_t *view = zper_partition_read_records (leader, 0, 1);
+    assert (view && zper_view_count (view) == 3);       //  one record, however small max_bytes
+    zper_view_destroy (&view);
+    assert (zper_partition_read_records (leader, 1, 100) == NULL && errno == EINVAL);
+    assert (zper_partition_read_records (leader, 91, 100) == NULL && errno == ERANGE);
+    view = zper_partition_read_records (leader, 90, 100);
+    int64_t first, timestamp;
+    size_t count, size;
+    const uint8_t *data;
+    assert (view && !zper_view_next_record (view, &first, &timestamp, &count, &data, &size));
+    zper_view_destroy (&view);
+    //  Record reads go to the written end, past the durable end
+    assert (s_test_append (leader, 90, 2030) == 90);
+    assert (zper_partition_write (leader) == 91);
+    view = zper_partition_read_records (leader, 90, 100);
+    assert (view && zper_view_next_record (view, &first, &timestamp, &count, &data, &size));
+    assert (first == 90 && count == 1 && timestamp == 2030);
+    zper_view_destroy (&view);
+    assert (zper_partition_truncate (leader, 90) == 90);
+    s_test_end (leader, 90, 90);
+
+    //  A follower copies the records: same offsets, positions, boundaries
+    zper_partition_t *follower = zper_partition_open ("follower/0", &config);
+    assert (follower);
+    view = zper_partition_read_records (leader, 3, 1);
+    assert (zper_view_next_record (view, &first, &timestamp, &count, &data, &size));
+    assert (zper_partition_append_record (follower, 3, timestamp, data, size, count) == -1
+            && errno == EINVAL);
+    assert (zper_partition_append_record (follower, 0, timestamp, data, size, count + 1) == -1
+            && errno == EPROTO);
+    zper_view_destroy (&view);
+    assert (s_test_copy_records (leader, follower, 0, 90) == 90);
+    s_test_same_records (leader, follower, 0);
+    zper_message_t message;
+    view = zper_partition_read (follower, 40, 1);
+    assert (view && zper_view_next (view, &message) && message.timestamp == 2013);
+    s_test_check (&message, 40);
+    zper_view_destroy (&view);
+    assert (zper_partition_flush (follower) == 90);
+
+    //  The visible limit caps what readers see, not what is durable
+    view = zper_partition_read (leader, 30, 1);
+    assert (view && zper_view_next (view, &message));
+    int64_t position_30 = message.position;
+    zper_view_destroy (&view);
+    for (int pass = 0; pass < 2; pass++) {
+        //  31 is inside record [30, 33): the cap is its start
+        zper_partition_set_visible_limit (follower, pass? 31: 30);
+        zper_partition_bounds (follower, &bounds);
+        assert (bounds.visible_offset == 30 && bounds.visible_position == position_30);
+        assert (bounds.durable_offset == 90 && bounds.end_offset == 90);
+        assert (bounds.last_timestamp == 2009);
+        assert (zper_partition_read (follower, 31, 100) == NULL && errno == ERANGE);
+        view = zper_partition_read (follower, 27, SIZE_MAX);
+        assert (view && zper_view_count (view) == 3);
+        zper_view_destroy (&view);
+        view = zper_partition_read_position (follower, position_30, 100);
+        assert (view && zper_view_count (view) == 0);
+        zper_view_destroy (&view);
+        assert (zper_partition_offset_for_time (follower, 2005) == 15);
+        assert (zper_partition_offset_for_time (follower, 2020) == 30);
+        int64_t positions [8];
+        int segments = zper_partition_segment_positions (follower, INT64_MAX, positions, 8);
+        assert (segments > 0 && positions [segments - 1] < position_30);
+        //  Record reads ignore it
+        view = zper_partition_read_records (follower, 60, 1);
+        assert (view && zper_view_count (view) == 3);
+        zper_view_destroy (&view);
+    }
+    zper_partition_set_visible_limit (follower, INT64_MAX);
+    s_test_end (follower, 90, 90);
+    //  A limit ahead of the written end is reached by later writes
+    zper_partition_set_visible_limit (follower, 93);
+    s_test_end (follower, 90, 90);
+    for (int number = 90; number < 96; number++)
+        assert (s_test_append (leader, number, 2030 + number / 3) == number);
+    assert (zper_partition_flush (leader) == 96);
+    assert (s_test_copy_records (leader, follower, 90, 96) == 96);
+    zper_partition_bounds (follower, &bounds);
+    assert (bounds.visible_offset == 90 && bounds.end_offset == 96);    //  one record of 6
+    zper_partition_set_visible_limit (follower, 96);
+    s_test_end (follower, 96, 90);
+    zper_partition_set_visible_limit (follower, INT64_MAX);
+    assert (zper_partition_flush (follower) == 96);
+
+    //  Truncate: a view held across it keeps its bytes
+    view = zper_partition_read (follower, 60, SIZE_MAX);
+    assert (view && zper_view_next (view, &message));
+    uint8_t saved [32];
+    memcpy (saved, message.data, message.size);
+    assert (zper_partition_truncate (follower, 200) == 96);     //  past the end: nothing
+    assert (zper_partition_truncate (follower, 64) == 63);      //  inside a record: its start
+    s_test_end (follower, 63, 63);
+    assert (memcmp (message.data, saved, message.size) == 0);
+    s_test_check (&message, 60);
+    while (zper_view_next (view, &message))
+        s_test_check (&message, (int) message.offset);
+    zper_view_destroy (&view);
+    assert (zper_partition_truncate (follower, 60) == 60);      //  at a record start
+    s_test_end (follower, 60, 60);
+    assert (zper_partition_read (follower, 61, 1) == NULL && errno == ERANGE);
+    assert (zper_partition_truncate (follower, 12) == 12);      //  across segments
+    zper_partition_bounds (follower, &bounds);
+    assert (bounds.end_offset == 12 && bounds.segment_count == 1 && bounds.last_timestamp == 2003);
+    assert (zper_partition_offset_for_time (follower, 2010) == 12);
+    assert (zper_partition_truncate (follower, 5) == 3);
+    s_test_end (follower, 3, 3);
+    //  Appends follow the cut; the copy is the leader again
+    assert (s_test_copy_records (leader, follower, 3, 96) == 96);
+    s_test_same_records (leader, follower, 0);
+    assert (zper_partition_flush (follower) == 96);
+    //  Cut at a segment's first record: the segment before becomes the active one
+    zper_partition_bounds (leader, &bounds);
+    int64_t positions [8];
+    assert (zper_partition_segment_positions (leader, INT64_MAX, positions, 8) >= 2);
+    view = zper_partition_read_position (leader, positions [1], 1);
+    assert (view && zper_view_next (view, &message));
+    int64_t second_segment = message.offset;
+    zper_view_destroy (&view);
+    assert (zper_partition_truncate (follower, second_segment) == second_segment);
+    assert (zper_partition_truncate (follower, second_segment + 1) == second_segment);
+    s_test_end (follower, second_segment, second_segment);
+    assert (s_test_copy_records (leader, follower, second_segment, 96) == 96);
+    s_test_same_records (leader, follower, 0);
+    //  A reopen finds the cut log: after a crash right after the cut (its
+    //  files copied as they are), and after a clean close
+    assert (zper_partition_truncate (follower, 45) == 45);
+    assert (system ("rm -rf crashed && mkdir crashed && cp -r follower/0 crashed/0") == 0);
+    zper_partition_t *crashed = zper_partition_open ("crashed/0", &config);
+    assert (crashed);
+    s_test_end (crashed, 45, 45);
+    s_test_read_all_visible (crashed, 45);
+    zper_partition_destroy (&crashed);
+    zper_partition_destroy (&follower);
+    follower = zper_partition_open ("follower/0", &config);
+    assert (follower);
+    s_test_end (follower, 45, 45);
+    s_test_read_all_visible (follower, 45);
+    assert (s_test_copy_records (leader, follower, 45, 96) == 96);
+    s_test_same_records (leader, follower, 0);
+    zper_partition_destroy (&follower);
+    follower = zper_partition_open ("follower/0", &config);
+    assert (follower);
+    s_test_same_records (leader, follower, 0);
+
+    //  Reset: empty, starting at an offset and position of the leader's choice
+    view = zper_partition_read (follower, 3, 1);
+    assert (view && zper_view_next (view, &message));
+    assert (zper_partition_reset (follower, 1000, 123456) == 0);
+    s_test_check (&message, 3);             //  the view outlives the files
+    zper_view_destroy (&view);
+    zper_partition_bounds (follower, &bounds);
+    assert (bounds.start_offset == 1000 && bounds.end_offset == 1000 && bounds.durable_offset == 1000);
+    assert (bounds.start_position == 123456 && bounds.end_position == 123456);
+    assert (bounds.segment_count == 1 && bounds.size_bytes == 0);
+    assert (zper_partition_truncate (follower, 999) == -1 && errno == ERANGE);
+    assert (zper_partition_read (follower, 0, 1) == NULL && errno == ERANGE);
+    zper_partition_destroy (&follower);
+    follower = zper_partition_open ("follower/0", &config);
+    assert (follower);
+    zper_partition_bounds (follower, &bounds);
+    assert (bounds.start_offset == 1000 && bounds.end_offset == 1000);
+    assert (bounds.start_position == 123456 && bounds.end_position == 123456);
+    //  The same offset again (a segment of that name exists), then appends
+    assert (zper_partition_reset (follower, 1000, 123456) == 0);
+    view = zper_partition_read_records (leader, 0, 1);
+    assert (zper_view_next_record (view, &first, &timestamp, &count, &data, &size));
+    assert (zper_partition_append_record (follower, 1000, timestamp, data, size, count) == 1003);
+    zper_view_destroy (&view);
+    assert (zper_partition_flush (follower) == 1003);
+    zper_partition_destroy (&follower);
+    follower = zper_partition_open ("follower/0", &config);
+    assert (follower);
+    zper_partition_bounds (follower, &bounds);
+    assert (bounds.start_offset == 1000 && bounds.end_offset == 1003 && bounds.durable_offset == 1003);
+    view = zper_partition_read (follower, 1000, SIZE_MAX);
+    assert (view && zper_view_count (view) == 3 && zper_view_next (view, &message));
+    assert (message.position == 123456 && message.timestamp == 2000);
+    zper_view_destroy (&view);
+    zper_partition_destroy (&follower);
+    zper_partition_destroy (&leader);
+
+    //  Under DURABLE visibility record reads see written, undurable
+    //  records: a failed sync's cut keeps the bytes such a view holds
+    config.visibility = ZPER_VISIBILITY_DURABLE;
+    zper_partition_t *partition = zper_partition_open ("durable-records/0", &config);
+    assert (partition);
+    for (int number = 0; number < 3; number++)
+        assert (s_test_append (partition, number, 3000) == number);
+    assert (zper_partition_write (partition) == 3);
+    view = zper_partition_read_records (partition, 0, SIZE_MAX);
+    assert (view && zper_view_next_record (view, &first, &timestamp, &count, &data, &size));
+    assert (first == 0 && count == 3 && timestamp == 3000);
+    uint8_t copy [64];
+    assert (size <= sizeof copy);
+    memcpy (copy, data, size);
+    zper_partition_set_fault (partition, 0, EIO);
+    assert (zper_partition_flush (partition) == -1 && errno == EIO);
+    s_test_end (partition, 0, 0);
+    assert (memcmp (data, copy, size) == 0);
+    zper_view_destroy (&view);
+    zper_partition_set_fault (partition, 0, 0);
+    zper_partition_destroy (&partition);
+}
+
 void
 zper_partition_test (bool verbose)
 {
@@ -1618,5 +2342,6 @@ zper_partition_test (bool verbose)
 
     s_test_visibility_durable (config);
     s_test_visibility_written (config);
+    s_test_replication (config);
     //  @end
 }

@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,19 @@ struct _zper_partition_t {
     int64_t pending_since;          //  wall clock ms of the oldest undurable append, -1 none
     log_end_t visible;              //  what readers see: written or durable (config.visibility)
     log_end_t durable;              //  fdatasync'd: what acks and the checkpoint name
+    log_end_t published;            //  what the write path made visible (written or durable
+                                    //  end); visible is it, capped at limited
+    int64_t visible_limit;          //  the readers' cap (a cluster's high-watermark), or INT64_MAX
+    log_end_t limited;              //  under a cap: the end at the last record start at or
+                                    //  below min(visible_limit, written end)
+    bool limit_reached;             //  limited was found with the written end at or past the
+                                    //  limit: later writes need not look for it again
     zper_segment_t *mapped [ZPER_LOG_MAPPED_SEGMENTS_MAX];  //  FIFO of segments holding a mapping
     size_t mapped_count;
     //  Under io_mutex
     batch_t writing;                //  sealed batch on its way to disk
-    log_end_t written;              //  records written to the segment files (page cache)
+    log_end_t written;              //  records written to the segment files (page cache);
+                                    //  changed with mutex held too (record reads use it)
     bool rolled;                    //  the folder changed since its last fsync (a segment
                                     //  created, or a cut whose folder fsync failed)
     uint64_t checkpoint_bytes;      //  bytes synced since the last checkpoint

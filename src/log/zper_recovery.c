@@ -167,7 +167,7 @@ s_set_durable (zper_partition_t *self, int64_t offset, int64_t position, int64_t
     self->end_position = position;
     self->end_timestamp = timestamp;
     s_end_of_active (self, offset, position, timestamp, &self->durable);
-    self->visible = self->written = self->durable;
+    self->visible = self->published = self->written = self->durable;
 }
 
 //  Scan segments from number first on, starting at file_position with

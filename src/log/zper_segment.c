@@ -927,6 +927,29 @@ zper_segment_index_find (zper_segment_t *self, bool by_position, int64_t key,
     return 0;
 }
 
+uint64_t
+zper_segment_entries_below (zper_segment_t *self, bool time_index, int64_t offset,
+                            uint64_t entry_count)
+{
+    //  Entries are sorted by offset (invariant 2): the first at or above it
+    uint64_t low = 0, high = entry_count;
+    while (low < high) {
+        uint64_t middle = low + (high - low) / 2;
+        zper_index_entry_t entry;
+        int64_t timestamp, entry_offset = INT64_MAX;
+        if (time_index? s_read_time_entry (TIMEINDEX_READER (self), middle, &timestamp, &entry_offset)
+                      : s_read_index_entry (INDEX_READER (self), middle, &entry))
+            return low;
+        if (!time_index)
+            entry_offset = entry.offset;
+        if (entry_offset < offset)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}
+
 int64_t
 zper_segment_time_find (zper_segment_t *self, int64_t timestamp_ms, uint64_t entry_count)
 {

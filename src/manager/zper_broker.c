@@ -65,12 +65,15 @@ zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose
     }
     self->stats = zper_stats_new ();
     self->acks_wanted = zper_subscriptions_new ();
+    //  NULL unless cluster.etcd is set: a single node has no cluster at all
+    self->cluster = zper_cluster_new (config, self->log);
     return 0;
 }
 
 void
 zper_broker_close (zper_broker_t *self)
 {
+    zper_cluster_destroy (&self->cluster);     //  its epochs files, before the log
     zper_log_destroy (&self->log);
     zper_stats_destroy (&self->stats);
     zper_subscriptions_destroy (&self->acks_wanted);
@@ -280,6 +283,10 @@ zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix)
     //  inproc may connect before the worker binds: the pipe waits for it
     for (int index = 0; index < config->front_workers; index++)
         zsock_connect (bus, ZPER_INPROC_VISIBLE, index);
+    //  In cluster mode a follower's partitions grow by the replication
+    //  actor, which publishes on the bus after the front workers'
+    if (*config->cluster_etcd)
+        zsock_connect (bus, ZPER_INPROC_VISIBLE, config->front_workers);
     return bus;
 }
 
@@ -417,6 +424,27 @@ zper_broker_test (bool verbose)
     zmsg_addstr (msg, "extra");
     assert (zper_broker_note_decode (msg, &decoded) == -1);
     zmsg_destroy (&msg);
+    zsock_destroy (&source);
+    zsock_destroy (&sink);
+
+    //  In cluster mode readers also hear the replication actor's bus,
+    //  index front.workers; a single node does not connect to it
+    snprintf (config.cluster_etcd, sizeof config.cluster_etcd, "http://127.0.0.1:2379");
+    sink = zper_broker_bus_subscriber (&config, "");
+    zsock_set_rcvtimeo (sink, 5000);
+    source = zper_broker_bus_publisher (config.front_workers);
+    assert (source);
+    zper_broker_note_send (source, &note);
+    msg = zmsg_recv (sink);
+    assert (zper_broker_note_decode (msg, &decoded) == 0 && streq (decoded.topic, "topic"));
+    zmsg_destroy (&msg);
+    zsock_destroy (&sink);
+    *config.cluster_etcd = 0;
+    sink = zper_broker_bus_subscriber (&config, "");
+    zsock_set_rcvtimeo (sink, 100);
+    zper_broker_note_send (source, &note);
+    msg = zmsg_recv (sink);
+    assert (msg == NULL);
     zsock_destroy (&source);
     zsock_destroy (&sink);
 

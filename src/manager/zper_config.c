@@ -82,9 +82,29 @@ static const key_t_ s_keys [] = {
     { "security.keys",    NULL, TYPE_STRING,   FIELD (security_keys), 0, 0, 32 },
     { "security.reload_ms", NULL, TYPE_INT64,  FIELD (security_reload_ms), 1,
       ZPER_SECURITY_RELOAD_MAX_MS, 33 },
+    //  Cluster mode (docs/cluster.md); the keys that depend on each other
+    //  are checked after the whole text (s_cluster_check)
+    { "cluster.etcd",     NULL, TYPE_STRING,   FIELD (cluster_etcd), 0, 0, 34 },
+    { "cluster.name",     NULL, TYPE_STRING,   FIELD (cluster_name), 0, 0, 35 },
+    { "cluster.node",     NULL, TYPE_INT64,    FIELD (cluster_node), 1, ZPER_CLUSTER_NODE_MAX, 36 },
+    { "cluster.replication.bind", NULL, TYPE_ENDPOINT, FIELD (cluster_replication_bind), 0, 0, 37 },
+    { "cluster.advertise_host", NULL, TYPE_STRING, FIELD (cluster_advertise_host), 0, 0, 38 },
+    { "cluster.lease_ttl", NULL, TYPE_INT64,   FIELD (cluster_lease_ttl), ZPER_LEASE_TTL_MIN_S,
+      ZPER_LEASE_TTL_MAX_S, 39 },
+    { "cluster.poll_ms",  NULL, TYPE_INT64,    FIELD (cluster_poll_ms), 1, INT32_MAX, 40 },
+    { "cluster.replica_lag_ms", NULL, TYPE_INT64, FIELD (cluster_replica_lag_ms), 1, INT32_MAX, 41 },
+    { "cluster.fetch_wait_ms", NULL, TYPE_INT64, FIELD (cluster_fetch_wait_ms), 1, INT32_MAX, 42 },
+    { "cluster.fetch_bytes", NULL, TYPE_INT64, FIELD (cluster_fetch_bytes), 1024,
+      (int64_t) ZPER_LOG_RECORD_MAX_BYTES, 43 },
+    { "cluster.default_partitions", NULL, TYPE_INT64, FIELD (cluster_default_partitions), 1,
+      ZPER_CLUSTER_PARTITIONS_MAX, 44 },
+    { "cluster.default_replicas", NULL, TYPE_INT64, FIELD (cluster_default_replicas), 1,
+      ZPER_CLUSTER_REPLICAS_MAX, 45 },
+    { "cluster.max_partitions", NULL, TYPE_INT64, FIELD (cluster_max_partitions), 1, INT32_MAX, 46 },
+    { "cluster.etcd_timeout_ms", NULL, TYPE_INT64, FIELD (cluster_etcd_timeout_ms), 1, INT32_MAX, 47 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
-#define SLOT_COUNT 34
+#define SLOT_COUNT 48
 
 void
 zper_config_init (zper_config_t *config)
@@ -123,6 +143,18 @@ zper_config_init (zper_config_t *config)
     config->ack_output_budget = ZPER_DEFAULT_ACK_OUTPUT_BUDGET;
     config->security_curve = ZPER_DEFAULT_SECURITY_CURVE;
     config->security_reload_ms = ZPER_SECURITY_RELOAD_MS;
+    snprintf (config->cluster_name, sizeof config->cluster_name, "%s", ZPER_DEFAULT_CLUSTER_NAME);
+    snprintf (config->cluster_replication_bind, sizeof config->cluster_replication_bind, "%s",
+              ZPER_DEFAULT_REPLICATION_BIND);
+    config->cluster_lease_ttl = ZPER_DEFAULT_LEASE_TTL_S;
+    config->cluster_poll_ms = ZPER_DEFAULT_CLUSTER_POLL_MS;
+    config->cluster_replica_lag_ms = ZPER_DEFAULT_REPLICA_LAG_MS;
+    config->cluster_fetch_wait_ms = ZPER_DEFAULT_FETCH_WAIT_MS;
+    config->cluster_fetch_bytes = ZPER_DEFAULT_FETCH_BYTES;
+    config->cluster_default_partitions = ZPER_DEFAULT_CLUSTER_PARTITIONS;
+    config->cluster_default_replicas = ZPER_DEFAULT_CLUSTER_REPLICAS;
+    config->cluster_max_partitions = ZPER_DEFAULT_CLUSTER_MAX_PARTITIONS;
+    config->cluster_etcd_timeout_ms = ZPER_DEFAULT_ETCD_TIMEOUT_MS;
 }
 
 //  Edit distance, for "did you mean": keys are short, so the quadratic
@@ -363,6 +395,74 @@ s_line_parse (zper_config_t *config, char *line, int *slot_lines, int line_numbe
     return 0;
 }
 
+//  Where an endpoint's host starts and ends (tcp:// and ws:// only: the
+//  others have no host). Returns false for other schemes.
+static bool
+s_endpoint_host (const char *endpoint, const char **host, const char **host_end)
+{
+    const char *schemes [] = { "tcp://", "ws://", NULL };
+    for (int index = 0; schemes [index]; index++)
+        if (strncmp (endpoint, schemes [index], strlen (schemes [index])) == 0) {
+            *host = endpoint + strlen (schemes [index]);
+            //  The port follows the last ':' (an IPv6 host holds some)
+            *host_end = strrchr (*host, ':');
+            if (!*host_end)
+                *host_end = *host + strlen (*host);
+            return true;
+        }
+    return false;
+}
+
+//  The keys of cluster mode that only make sense together: a node needs
+//  an id, and its endpoints go into etcd for other nodes and clients to
+//  dial, so a wildcard bind needs the host they should dial instead.
+//  Returns 0 or -1 with problem set.
+static int
+s_cluster_check (const zper_config_t *config, char *problem, size_t problem_size)
+{
+    if (!*config->cluster_etcd)
+        return 0;
+    if (config->cluster_node < 1 || config->cluster_node > ZPER_CLUSTER_NODE_MAX) {
+        snprintf (problem, problem_size, "cluster.etcd is set but cluster.node is not: give "
+                  "this node an id 1..%d unique in its cluster", ZPER_CLUSTER_NODE_MAX);
+        return -1;
+    }
+    if (*config->cluster_advertise_host)
+        return 0;
+    struct { const char *key; const char *endpoint; } binds [] = {
+        { "front.bind", config->front_bind }, { "rear.bind", config->rear_bind },
+        { "relay.bind", config->relay_bind }, { "ack.bind", config->ack_bind },
+        { "cluster.replication.bind", config->cluster_replication_bind }
+    };
+    for (size_t index = 0; index < sizeof binds / sizeof binds [0]; index++) {
+        const char *host, *host_end;
+        if (!s_endpoint_host (binds [index].endpoint, &host, &host_end))
+            continue;
+        size_t length = (size_t) (host_end - host);
+        if ((length == 1 && *host == '*') || (length == 7 && strncmp (host, "0.0.0.0", 7) == 0)) {
+            snprintf (problem, problem_size, "%s = %.200s binds every interface: set "
+                      "cluster.advertise_host to the host other nodes and clients reach this "
+                      "node at", binds [index].key, binds [index].endpoint);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+zper_config_advertised (const zper_config_t *config, const char *endpoint, char *out,
+                        size_t out_size)
+{
+    const char *host, *host_end;
+    int written;
+    if (*config->cluster_advertise_host && s_endpoint_host (endpoint, &host, &host_end))
+        written = snprintf (out, out_size, "%.*s%s%s", (int) (host - endpoint), endpoint,
+                            config->cluster_advertise_host, host_end);
+    else
+        written = snprintf (out, out_size, "%s", endpoint);
+    return written < 0 || (size_t) written >= out_size? -1: 0;
+}
+
 int
 zper_config_parse (zper_config_t *config, const char *name, const char *text,
                    char *error, size_t error_size)
@@ -390,6 +490,10 @@ zper_config_parse (zper_config_t *config, const char *name, const char *text,
             return -1;
         }
         cursor = end? end + 1: cursor + length;
+    }
+    if (s_cluster_check (config, problem, sizeof problem)) {
+        snprintf (error, error_size, "%s: %s", name, problem);
+        return -1;
     }
     return 0;
 }
@@ -469,6 +573,10 @@ zper_config_print (const zper_config_t *config, FILE *stream)
                          (unsigned long long) *(const uint64_t *) field);
                 break;
             case TYPE_INT64:
+                if (key->field == FIELD (cluster_node) && config->cluster_node == 0) {
+                    fprintf (stream, "# %s is not set\n", key->name);
+                    break;
+                }
                 fprintf (stream, "%s = %lld\n", key->name, key->field == FIELD (max_message)
                          ? (long long) *(const size_t *) field: (long long) *(const int64_t *) field);
                 break;
@@ -596,4 +704,58 @@ zper_config_test (bool verbose)
     assert (s_try (&config, "security.reload_ms = 0\n", error) == -1);
     assert (s_try (&config, "security.curv = 1\n", error) == -1);
     assert (strstr (error, "did you mean 'security.curve'"));
+
+    //  Cluster mode: off by default, every key with its default
+    zper_config_init (&config);
+    assert (*config.cluster_etcd == 0 && config.cluster_node == 0);
+    assert (streq (config.cluster_name, ZPER_DEFAULT_CLUSTER_NAME));
+    assert (streq (config.cluster_replication_bind, ZPER_DEFAULT_REPLICATION_BIND));
+    assert (config.cluster_lease_ttl == ZPER_DEFAULT_LEASE_TTL_S
+            && config.cluster_etcd_timeout_ms == ZPER_DEFAULT_ETCD_TIMEOUT_MS
+            && config.cluster_default_partitions == ZPER_DEFAULT_CLUSTER_PARTITIONS);
+    //  A single node with wildcard binds needs no advertised host
+    assert (s_try (&config, "front.bind = tcp://*:5555\nrear.bind = tcp://0.0.0.0:5556\n",
+                   error) == 0);
+    assert (s_try (&config, "cluster.etcd = http://127.0.0.1:2379\ncluster.node = 7\n"
+                   "cluster.name = east\ncluster.lease_ttl = 2\ncluster.poll_ms = 50\n"
+                   "cluster.replication.bind = tcp://127.0.0.1:7000\n"
+                   "cluster.default_replicas = 2\ncluster.fetch_bytes = 4096\n", error) == 0);
+    assert (config.cluster_node == 7 && streq (config.cluster_name, "east"));
+    assert (config.cluster_lease_ttl == 2 && config.cluster_poll_ms == 50);
+    assert (config.cluster_default_replicas == 2 && config.cluster_fetch_bytes == 4096);
+    assert (streq (config.cluster_replication_bind, "tcp://127.0.0.1:7000"));
+    assert (s_try (&config, "cluster.etcd = http://127.0.0.1:2379\n", error) == -1);
+    assert (strstr (error, "test.conf: cluster.etcd is set but cluster.node is not"));
+    assert (s_try (&config, "cluster.node = 0\n", error) == -1);
+    assert (s_try (&config, "cluster.node = 65536\n", error) == -1);
+    assert (s_try (&config, "cluster.lease_ttl = 1\n", error) == -1);
+    assert (strstr (error, "cluster.lease_ttl: '1' is not an integer in [2, 60]"));
+    assert (s_try (&config, "cluster.lease_ttl = 61\n", error) == -1);
+    assert (s_try (&config, "cluster.replication.bind = 5560\n", error) == -1);
+    const char *wildcard = "cluster.etcd = http://127.0.0.1:2379\ncluster.node = 1\n";
+    char text [512];
+    const char *binds [] = { "front.bind = tcp://*:5555", "rear.bind = tcp://0.0.0.0:5556",
+                             "relay.bind = tcp://*:5558", "ack.bind = tcp://0.0.0.0:5557",
+                             "cluster.replication.bind = tcp://*:5560", NULL };
+    for (int index = 0; binds [index]; index++) {
+        snprintf (text, sizeof text, "%s%s\n", wildcard, binds [index]);
+        assert (s_try (&config, text, error) == -1);
+        assert (strstr (error, "set cluster.advertise_host"));
+        snprintf (text, sizeof text, "%s%s\ncluster.advertise_host = node1.example\n", wildcard,
+                  binds [index]);
+        assert (s_try (&config, text, error) == 0);
+    }
+    //  The advertised endpoints: the host replaced, the rest kept
+    char endpoint [64];
+    assert (zper_config_advertised (&config, "tcp://*:5560", endpoint, sizeof endpoint) == 0);
+    assert (streq (endpoint, "tcp://node1.example:5560"));
+    assert (zper_config_advertised (&config, "ws://0.0.0.0:80/zper", endpoint,
+                                    sizeof endpoint) == 0);
+    assert (streq (endpoint, "ws://node1.example:80/zper"));
+    assert (zper_config_advertised (&config, "ipc://zper", endpoint, sizeof endpoint) == 0);
+    assert (streq (endpoint, "ipc://zper"));
+    assert (zper_config_advertised (&config, "tcp://*:5560", endpoint, 10) == -1);
+    zper_config_init (&config);
+    assert (zper_config_advertised (&config, "tcp://127.0.0.1:1", endpoint, sizeof endpoint) == 0);
+    assert (streq (endpoint, "tcp://127.0.0.1:1"));
 }

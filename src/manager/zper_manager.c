@@ -22,20 +22,30 @@
 #include "zper_front.h"
 #include "zper_rear.h"
 #include "zper_relay.h"
+#include "zper_replication.h"
+#include "zper_coordinator.h"
 #include "zper_wire.h"
 #include <assert.h>
 
 
-typedef enum { COMPONENT_ACK, COMPONENT_RELAY, COMPONENT_REAR, COMPONENT_FRONT, COMPONENT_COUNT }
-    component_t;
+//  In cluster mode the replication actor and the coordinator start last
+//  (a node takes leaderships only once it can serve them) and stop first
+//  (a clean stop ends its lease, so others are elected at once).
+typedef enum { COMPONENT_ACK, COMPONENT_RELAY, COMPONENT_REAR, COMPONENT_FRONT,
+               COMPONENT_REPLICATION, COMPONENT_COORDINATOR, COMPONENT_COUNT } component_t;
+#define COMPONENT_SINGLE_NODE_COUNT COMPONENT_REPLICATION
 
-static const char *s_component_names [COMPONENT_COUNT] = { "ack", "relay", "rear", "front" };
+static const char *s_component_names [COMPONENT_COUNT] = {
+    "ack", "relay", "rear", "front", "replication", "coordinator"
+};
 static zactor_fn *s_component_actors [COMPONENT_COUNT] = {
-    zper_ack_actor, zper_relay_actor, zper_rear_actor, zper_front_actor
+    zper_ack_actor, zper_relay_actor, zper_rear_actor, zper_front_actor,
+    zper_replication_actor, zper_coordinator_actor
 };
 
 struct _zper_manager_t {
     zper_config_t config;
+    int component_count;                //  the first four, or all in cluster mode
     zper_broker_t broker;
     zactor_t *components [COMPONENT_COUNT];
     int64_t pong_ms [COMPONENT_COUNT];
@@ -50,7 +60,8 @@ zper_manager_new (const zper_config_t *config, bool verbose)
         zper_manager_destroy (&self);   //  broker_open logged why
         return NULL;
     }
-    for (int index = 0; index < COMPONENT_COUNT; index++) {
+    self->component_count = self->broker.cluster? COMPONENT_COUNT: COMPONENT_SINGLE_NODE_COUNT;
+    for (int index = 0; index < self->component_count; index++) {
         self->components [index] = zper_broker_start (s_component_actors [index], &self->broker,
                                                       s_component_names [index]);
         if (!self->components [index]) {
@@ -70,7 +81,7 @@ zper_manager_destroy (zper_manager_t **self_p)
     assert (self_p);
     zper_manager_t *self = *self_p;
     if (self) {
-        for (int index = COMPONENT_COUNT - 1; index >= 0; index--)
+        for (int index = COMPONENT_COUNT - 1; index >= 0; index--)     //  NULL ones skipped
             zactor_destroy (&self->components [index]);
         zper_broker_close (&self->broker);
         freen (self);
@@ -94,7 +105,7 @@ static int
 s_heartbeat (zper_manager_t *self)
 {
     int64_t now = zclock_mono ();
-    for (int index = 0; index < COMPONENT_COUNT; index++) {
+    for (int index = 0; index < self->component_count; index++) {
         int64_t silent = now - self->pong_ms [index];
         if (silent > ZPER_HEARTBEAT_LIVENESS * ZPER_HEARTBEAT_INTERVAL_MS) {
             zsys_error ("%s has not answered heartbeats for %lld ms: stopping the broker",
@@ -109,7 +120,7 @@ s_heartbeat (zper_manager_t *self)
 static void
 s_pong (zper_manager_t *self, void *which)
 {
-    for (int index = 0; index < COMPONENT_COUNT; index++)
+    for (int index = 0; index < self->component_count; index++)
         if (which == self->components [index]) {
             char *answer = zstr_recv (which);
             if (answer && streq (answer, "PONG"))
@@ -149,7 +160,7 @@ int
 zper_manager_run (zper_manager_t *self, atomic_int *stop)
 {
     zpoller_t *poller = zpoller_new (NULL);
-    for (int index = 0; index < COMPONENT_COUNT; index++)
+    for (int index = 0; index < self->component_count; index++)
         zpoller_add (poller, self->components [index]);
     int64_t retention_interval = s_retention_interval (&self->config);
     int64_t now = zclock_mono ();

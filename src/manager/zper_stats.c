@@ -35,7 +35,8 @@ struct _zper_stats_t {
 static const char *s_counter_names [ZPER_COUNTER_COUNT] = {
     "bad_identity", "bad_write", "too_large", "storage_error", "bad_request", "slow_client",
     "reply_dropped", "ack_dropped", "relay_pub_dropped", "rear_reply_dropped", "topic_refused",
-    "forbidden", "cut_off", "auth_refused_mechanism", "auth_refused_key"
+    "forbidden", "cut_off", "auth_refused_mechanism", "auth_refused_key",
+    "not_leader", "not_enough_replicas"
 };
 
 static void

@@ -41,6 +41,7 @@
 #include "zper_pool.h"
 #include "zper_wire.h"
 #include <assert.h>
+#include <stdarg.h>
 
 
 //  What this thread holds for one reader: a reply that its full queue
@@ -572,6 +573,83 @@ s_status_of (zmsg_t *reply)
     return zframe_data (zmsg_first (reply)) [0];
 }
 
+//  A cluster command: frames are text, or int32 when they start with '#'
+//  ("#3"). Returns the reply's status; its JSON (or "") into json.
+static uint8_t
+s_cluster_ask (zsock_t *reader, char *json, size_t json_size, const char *command, ...)
+{
+    zmsg_t *request = zmsg_new ();
+    zmsg_addstr (request, command);
+    va_list arguments;
+    va_start (arguments, command);
+    for (const char *frame = va_arg (arguments, const char *); frame;
+         frame = va_arg (arguments, const char *))
+        if (*frame == '#')
+            zper_wire_add_int32 (request, atoi (frame + 1));
+        else
+            zmsg_addstr (request, frame);
+    va_end (arguments);
+    zmsg_send (&request, reader);
+    zmsg_t *reply = zmsg_recv (reader);
+    uint8_t status = s_status_of (reply);
+    zframe_t *body = zmsg_size (reply) == 2? zmsg_last (reply): NULL;
+    size_t size = body? zframe_size (body): 0;
+    assert (size < json_size);
+    memcpy (json, body? zframe_data (body): (const uint8_t *) "", size);
+    json [size] = 0;
+    zmsg_destroy (&reply);
+    return status;
+}
+
+//  The cluster commands: 113 on a single node; with a cluster table
+//  (built without etcd), METADATA and CLUSTER answer its JSON, bad
+//  arguments get 103 and admin commands 113 while etcd is unreachable.
+static void
+s_test_cluster_commands (zper_broker_t *broker, zper_config_t *config, zsock_t *reader)
+{
+    char json [4096];
+    assert (s_cluster_ask (reader, json, sizeof json, "METADATA", NULL) == ZPER_STATUS_NO_CLUSTER);
+    assert (s_cluster_ask (reader, json, sizeof json, "CREATE", "orders", "#2", "#2", "#0", NULL)
+            == ZPER_STATUS_NO_CLUSTER);
+    assert (s_cluster_ask (reader, json, sizeof json, "REASSIGN", "orders", "#0", "1,2", NULL)
+            == ZPER_STATUS_NO_CLUSTER);
+    assert (s_cluster_ask (reader, json, sizeof json, "CLUSTER", NULL) == ZPER_STATUS_NO_CLUSTER);
+
+    snprintf (config->cluster_etcd, sizeof config->cluster_etcd, "http://127.0.0.1:1");
+    config->cluster_node = 1;
+    config->cluster_etcd_timeout_ms = 100;
+    broker->cluster = zper_cluster_new (config, broker->log);
+    assert (broker->cluster);
+    assert (s_cluster_ask (reader, json, sizeof json, "METADATA", NULL) == ZPER_STATUS_OK);
+    assert (strstr (json, "\"cluster\":\"zper\"") && strstr (json, "\"node\":1"));
+    assert (s_cluster_ask (reader, json, sizeof json, "METADATA", "nosuch", NULL) == ZPER_STATUS_OK);
+    assert (strstr (json, "\"topics\":{}"));
+    assert (s_cluster_ask (reader, json, sizeof json, "CLUSTER", NULL) == ZPER_STATUS_OK);
+    assert (strstr (json, "\"node\":1"));
+    assert (s_cluster_ask (reader, json, sizeof json, "CLUSTER", "extra", NULL)
+            == ZPER_STATUS_INVALID_ARGUMENT);
+    assert (s_cluster_ask (reader, json, sizeof json, "METADATA", "a", "b", NULL)
+            == ZPER_STATUS_INVALID_ARGUMENT);
+    assert (s_cluster_ask (reader, json, sizeof json, "CREATE", "orders", "#2", "#2", NULL)
+            == ZPER_STATUS_INVALID_ARGUMENT);
+    assert (s_cluster_ask (reader, json, sizeof json, "CREATE", "orders", "#2", "#2", "#-1", NULL)
+            == ZPER_STATUS_INVALID_ARGUMENT);
+    const char *lists [] = { "", "1,1", "1,x", "0", "1,", ",1", "65536", "1 2",
+                             "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", NULL };
+    for (int index = 0; lists [index]; index++)
+        assert (s_cluster_ask (reader, json, sizeof json, "REASSIGN", "orders", "#0",
+                               lists [index], NULL) == ZPER_STATUS_INVALID_ARGUMENT);
+    assert (s_cluster_ask (reader, json, sizeof json, "REASSIGN", "orders", "#-1", "1", NULL)
+            == ZPER_STATUS_INVALID_ARGUMENT);
+    //  Well-formed, but etcd does not answer
+    assert (s_cluster_ask (reader, json, sizeof json, "CREATE", "orders", "#2", "#1", "#0", NULL)
+            == ZPER_STATUS_NO_CLUSTER);
+    assert (s_cluster_ask (reader, json, sizeof json, "REASSIGN", "orders", "#0", "1,2", NULL)
+            == ZPER_STATUS_NO_CLUSTER);
+    zper_cluster_destroy (&broker->cluster);
+    *config->cluster_etcd = 0;
+}
+
 void
 zper_rear_test (bool verbose)
 {
@@ -663,6 +741,7 @@ zper_rear_test (bool verbose)
     zsock_destroy (&peer);
     zsock_destroy (&router);
 
+    s_test_cluster_commands (&broker, &config, reader);
     zsock_destroy (&bus);
     zsock_destroy (&reader);
     zactor_destroy (&rear);

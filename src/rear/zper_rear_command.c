@@ -9,6 +9,11 @@
     so a malformed request can never leave a reader waiting for an answer
     that does not come.
 
+    The cluster commands (METADATA, CREATE, REASSIGN, CLUSTER) ask the
+    node's cluster table (broker->cluster) instead of the log, and answer
+    113 on a single node; CREATE and REASSIGN hold this worker for a few
+    etcd round trips, which an admin command may.
+
     Legacy offsets are byte positions (FETCH, OFFSET); native ones are
     logical offsets (READ, BOUNDS, TIMEOFFSET).
 
@@ -532,6 +537,146 @@ s_stats (zper_broker_t *broker, zmsg_t *request, zper_rear_access_t *access,
     return lister.cut? ZPER_REAR_SILENT: ZPER_REAR_ANSWERED;
 }
 
+//  ---- cluster commands (docs/protocol.md 3.3): 113 on a single node ----
+
+//  A text frame of 1..size-1 bytes without NUL, into text. Returns 0 or -1.
+static int
+s_text_frame (zframe_t *frame, char *text, size_t size)
+{
+    if (!frame || zframe_size (frame) == 0 || zframe_size (frame) >= size
+    ||  memchr (zframe_data (frame), 0, zframe_size (frame)))
+        return -1;
+    memcpy (text, zframe_data (frame), zframe_size (frame));
+    text [zframe_size (frame)] = 0;
+    return 0;
+}
+
+//  A JSON reply the cluster built (NULL: it could not).
+static zper_rear_outcome_t
+s_json_reply (zper_rear_reply_t *reply, char *json)
+{
+    if (!json)
+        return s_status (reply, ZPER_STATUS_INTERNAL_ERROR);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zmsg_addstr (reply->frames, json);
+    freen (json);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  An admin command's refusal, with the cluster's reason in the log when
+//  verbose (the reply is the status alone, as every other refusal).
+static zper_rear_outcome_t
+s_admin_refusal (zper_broker_t *broker, zper_rear_reply_t *reply, const char *command,
+                 uint8_t status, const char *reason)
+{
+    if (broker->verbose)
+        zsys_info ("rear: %s refused (%d): %s", command, status, reason);
+    return s_status (reply, status);
+}
+
+//  METADATA [topic]
+static zper_rear_outcome_t
+s_metadata (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (!broker->cluster)
+        return s_status (reply, ZPER_STATUS_NO_CLUSTER);
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    size_t size = zmsg_size (request);
+    if ((size != 1 && size != 2)
+    ||  (size == 2 && s_text_frame (zmsg_next (request), topic, sizeof topic)))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    return s_json_reply (reply, zper_cluster_metadata_json (broker->cluster,
+                                                            size == 2? topic: NULL));
+}
+
+//  CREATE [topic][partitions:int32][replicas:int32][min_isr:int32]. Blocks
+//  this rear worker for a few etcd round trips (cluster.etcd_timeout_ms
+//  each at most): an admin command, rare.
+static zper_rear_outcome_t
+s_create (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (!broker->cluster)
+        return s_status (reply, ZPER_STATUS_NO_CLUSTER);
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    int32_t partitions, replicas, min_isr;
+    if (zmsg_size (request) != 5 || s_text_frame (zmsg_next (request), topic, sizeof topic)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &partitions)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &replicas)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &min_isr) || min_isr < 0)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    char *layout = NULL;
+    char reason [256] = "";
+    uint8_t status = zper_cluster_create_topic (broker->cluster, topic, partitions, replicas,
+                                                min_isr, &layout, reason, sizeof reason);
+    if (status != ZPER_STATUS_OK) {
+        freen (layout);
+        return s_admin_refusal (broker, reply, "CREATE", status, reason);
+    }
+    return s_json_reply (reply, layout);
+}
+
+//  The replicas of a REASSIGN: "1,2,4", 1..ZPER_CLUSTER_REPLICAS_MAX
+//  distinct node ids. Returns the count, or 0 when the text is not that.
+static size_t
+s_replica_list (const char *text, int *replicas)
+{
+    size_t count = 0;
+    const char *cursor = text;
+    while (true) {
+        if (*cursor < '0' || *cursor > '9' || count == ZPER_CLUSTER_REPLICAS_MAX)
+            return 0;
+        long id = 0;
+        while (*cursor >= '0' && *cursor <= '9' && id <= ZPER_CLUSTER_NODE_MAX)
+            id = id * 10 + (*cursor++ - '0');
+        if (id < 1 || id > ZPER_CLUSTER_NODE_MAX)
+            return 0;
+        for (size_t index = 0; index < count; index++)
+            if (replicas [index] == (int) id)
+                return 0;
+        replicas [count++] = (int) id;
+        if (*cursor == 0)
+            return count;
+        if (*cursor++ != ',')
+            return 0;
+    }
+}
+
+//  REASSIGN [topic][partition:int32][replicas:text]: records the target;
+//  the move itself happens in the background. Blocks as CREATE does.
+static zper_rear_outcome_t
+s_reassign (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (!broker->cluster)
+        return s_status (reply, ZPER_STATUS_NO_CLUSTER);
+    char topic [ZPER_TOPIC_NAME_MAX + 1];
+    char text [ZPER_CLUSTER_REPLICAS_MAX * 6 + 1];      //  "65535," each
+    int32_t partition;
+    int replicas [ZPER_CLUSTER_REPLICAS_MAX];
+    size_t count = 0;
+    if (zmsg_size (request) != 4 || s_text_frame (zmsg_next (request), topic, sizeof topic)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &partition) || partition < 0
+    ||  s_text_frame (zmsg_next (request), text, sizeof text)
+    ||  (count = s_replica_list (text, replicas)) == 0)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    char reason [256] = "";
+    uint8_t status = zper_cluster_reassign (broker->cluster, topic, partition, replicas, count,
+                                            reason, sizeof reason);
+    if (status != ZPER_STATUS_OK)
+        return s_admin_refusal (broker, reply, "REASSIGN", status, reason);
+    return s_status (reply, ZPER_STATUS_OK);
+}
+
+//  CLUSTER: this node's own view of the partitions it holds.
+static zper_rear_outcome_t
+s_cluster (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    if (!broker->cluster)
+        return s_status (reply, ZPER_STATUS_NO_CLUSTER);
+    if (zmsg_size (request) != 1)
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    return s_json_reply (reply, zper_cluster_status_json (broker->cluster));
+}
+
 //  The topic a command names, into topic: a legacy FETCH or OFFSET its
 //  identity's, a native READ, BOUNDS or TIMEOFFSET its first argument.
 //  False when it names none, or none valid (the command answers 103).
@@ -606,6 +751,18 @@ zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *
     else
     if (zframe_streq (command, "STATS"))
         outcome = s_stats (broker, request, access, reply);
+    else
+    if (zframe_streq (command, "METADATA"))
+        outcome = s_metadata (broker, request, reply);
+    else
+    if (zframe_streq (command, "CREATE"))
+        outcome = s_create (broker, request, reply);
+    else
+    if (zframe_streq (command, "REASSIGN"))
+        outcome = s_reassign (broker, request, reply);
+    else
+    if (zframe_streq (command, "CLUSTER"))
+        outcome = s_cluster (broker, request, reply);
     else
         outcome = s_status (reply, ZPER_STATUS_INVALID_COMMAND);
 

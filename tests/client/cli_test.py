@@ -210,6 +210,36 @@ def test_topics_offsets_stats(broker):
           and b"lines" in result.stdout, result.stdout[:200])
 
 
+def test_single_node_cluster_verbs(broker):
+    """On a node without cluster mode the cluster verbs fail with one clear line (113), and
+    the plain verbs keep their meaning."""
+    for case in (("topics", "create", "orders", "--partitions", "3"),
+                 ("topics", "reassign", "orders", "--partition", "0", "--replicas", "1,2"),
+                 ("cluster", "status")):
+        result = broker.zper_run(*case)
+        check("%s on a single node: exit 1, one line, 113 explained" % " ".join(case),
+              result.returncode == 1 and one_line(result)
+              and b"not a cluster node, or etcd unreachable" in result.stderr, result)
+    result = run([broker.zper, "produce", "orders", "--cluster", "--rear", broker.rear,
+                  "--front", broker.front], b"x\n")
+    check("produce --cluster on a single node: exit 1, one line, 113 explained",
+          result.returncode == 1 and one_line(result)
+          and b"not a cluster node, or etcd unreachable" in result.stderr, result)
+    check("topics list is topics", broker.zper_run("topics", "list").stdout
+          == broker.zper_run("topics").stdout != b"")
+    # Given --rear, produce asks METADATA first: a single node answers 113 and it writes as ever
+    result = run([broker.zper, "produce", "plainviarear", "--rear", broker.rear,
+                  "--front", broker.front], b"one\ntwo\n")
+    check("produce with --rear on a single node writes the plain topic", result.returncode == 0
+          and broker.zper_run("consume", "plainviarear").stdout == b"one\ntwo\n", result)
+    for case in (("topics", "create"), ("topics", "create", "bad.name"), ("topics", "reassign", "t"),
+                 ("topics", "create", "t", "--partitions", "many"), ("cluster", "bogus"),
+                 ("produce", "t", "--cluster", "--mode", "2")):
+        result = run([broker.zper, *case, "--rear", broker.rear])
+        check("%s -> exit 2, one line" % " ".join(case), result.returncode == 2 and one_line(result)
+              and result.stderr.startswith(b"zper " + case[0].encode()), result)
+
+
 def test_usage_errors(broker):
     cases = [("produce",), ("produce", "bad-topic"), ("produce", "t", "--mode", "9"),
              ("produce", "t", "--batch", "--mode", "2"), ("consume",), ("consume", "t", "--from", "soon"),
@@ -384,6 +414,7 @@ def main():
         test_modes_frames_and_files(broker)
         test_time_and_follow(broker)
         test_topics_offsets_stats(broker)
+        test_single_node_cluster_verbs(broker)
         test_usage_errors(broker)
         test_example_program(broker, example, guide)
     finally:
