@@ -398,10 +398,12 @@ s_finish_reassignment (coordinator_t *self, zper_cluster_slot_t *slot,
             isr [isr_count++] = partition->isr [index];
     //  The new layout: every partition of the topic as the view has it,
     //  this one with its targets as replicas
-    zper_cluster_slot_t slots [ZPER_CLUSTER_PARTITIONS_MAX];
+    //  On the heap: 1024 slots would take 400 KB of this thread's stack
+    zper_cluster_slot_t *slots = (zper_cluster_slot_t *)
+        zmalloc ((size_t) slot->partitions * sizeof (zper_cluster_slot_t));
     size_t count = 0;
     for (zper_cluster_slot_t *other = (zper_cluster_slot_t *) zlistx_first (view->slots);
-         other && count < ZPER_CLUSTER_PARTITIONS_MAX;
+         other && count < (size_t) slot->partitions;
          other = (zper_cluster_slot_t *) zlistx_next (view->slots))
         if (streq (other->base, slot->base))
             slots [count++] = *other;
@@ -410,6 +412,7 @@ s_finish_reassignment (coordinator_t *self, zper_cluster_slot_t *slot,
     moved->replica_count = slot->target_count;
     moved->target_count = 0;
     char *layout = zper_cluster_layout_json (slots, count);
+    freen (slots);
     char *state = zper_cluster_state_json (partition->epoch, staying? self->node: -1, isr,
                                            isr_count);
     char topic_key [KEY_MAX], leader_key [KEY_MAX], state_key [KEY_MAX];
