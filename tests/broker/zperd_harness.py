@@ -7,6 +7,7 @@ byte below is built from the protocol document."""
 
 import atexit
 import os
+import random
 import shutil
 import signal
 import socket
@@ -114,10 +115,26 @@ def proc_status_bytes(pid, field):
     raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
+# Ports come from below Linux's ephemeral range (32768-60999): a port the kernel picked for us
+# with bind(0) is in that range, and any outgoing connection (an etcd client, a ZeroMQ
+# reconnect) may take it between our probe and zperd's bind.
+PORT_FIRST, PORT_LAST = 20000, 32000
+_ports_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nobody listens on now, never handed out before by this process."""
+    while True:
+        port = random.randrange(PORT_FIRST, PORT_LAST)
+        if port in _ports_handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_handed_out.add(port)
+        return port
 
 
 class Broker:

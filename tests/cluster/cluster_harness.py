@@ -10,6 +10,7 @@ Builds on tests/broker/zperd_harness.py (Broker, identity, the READ batch decode
 
 import atexit
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -252,6 +253,24 @@ class Cluster:
 
     def live(self):
         return [node for node in self.nodes.values() if node.running]
+
+    @contextlib.contextmanager
+    def stopped_after(self, on_failure=None):
+        """Run a test's body, then stop the cluster (checked). On a failure: on_failure() (let
+        go of what the body holds), the cluster's state to stderr, every node and etcd stopped
+        (a failed stop only reported), and the failure raised."""
+        try:
+            yield self
+        except BaseException:
+            if on_failure:
+                on_failure()
+            print(self.dump(), file=sys.stderr)
+            try:
+                self.stop()
+            except AssertionError as error:
+                print("and at stop: %s" % error, file=sys.stderr)
+            raise
+        self.stop()
 
     def dump(self):
         """etcd's /zper keys and each live node's CLUSTER view, for a failure message."""
@@ -546,6 +565,15 @@ class ClusterProducer:
         self._drop_connection()
         if self.failure:
             raise self.failure
+
+    def wait_acks(self, count, what):
+        """Wait (at most WAIT_S) until count writes are acknowledged."""
+        deadline = time.time() + WAIT_S
+        while len(self.acked) < count:
+            assert self.failure is None, self.failure
+            assert time.time() < deadline, "%s: %d of %d acknowledgements (statuses %r)" \
+                % (what, len(self.acked), count, self.statuses)
+            time.sleep(0.05)
 
     def first_ack_after(self, moment, not_leader=None):
         """The time of the first acknowledgement after moment (from a leader other than

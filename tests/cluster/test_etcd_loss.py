@@ -4,7 +4,6 @@ cannot renew its lease must stop acknowledging within the lease TTL + a margin (
 cluster recovers: a leader again, writes acknowledged again, and nothing acknowledged before,
 during or after the outage is lost (READ on every replica)."""
 
-import sys
 import time
 
 import cluster_harness as h
@@ -15,25 +14,16 @@ QUIET_S = 5                                 # after TTL + margin, no acknowledge
 BEFORE, AFTER = 200, 200
 
 
-def wait_acks(producer, count, what):
-    deadline = time.time() + h.WAIT_S
-    while len(producer.acked) < count:
-        assert producer.failure is None, producer.failure
-        assert time.time() < deadline, "%s: %d of %d acknowledgements (statuses %r)" \
-            % (what, len(producer.acked), count, producer.statuses)
-        time.sleep(0.05)
-
-
 def main():
     h.require_etcd()
     cluster = h.Cluster(3).start()
-    try:
+    with cluster.stopped_after():
         reply = cluster.create_topic(TOPIC, 1, 3, 0)
         assert reply[0] == bytes([h.OK]), reply
         cluster.wait_isr(TOPIC, 0, 3)
         _leader, epoch = cluster.leader_of(TOPIC, 0)
         producer = h.ClusterProducer(cluster, TOPIC, 0).start()
-        wait_acks(producer, BEFORE, "before the outage")
+        producer.wait_acks(BEFORE, "before the outage")
 
         paused_at = time.time()
         cluster.etcd.pause()
@@ -47,7 +37,7 @@ def main():
         resumed_at = time.time()
         cluster.etcd.resume()
         cluster.leader_of(TOPIC, 0)
-        wait_acks(producer, acked_in_outage + AFTER, "after etcd came back")
+        producer.wait_acks(acked_in_outage + AFTER, "after etcd came back")
         recovered = producer.first_ack_after(resumed_at)
         producer.stop()
         assert set(producer.statuses) <= {h.NOT_LEADER, h.NOT_ENOUGH_REPLICAS}, producer.statuses
@@ -61,16 +51,6 @@ def main():
               "writes acknowledged again %.2f s after etcd resumed"
               % (len(producer.acked), len(producer.uncertain), producer.statuses, epoch,
                  new_epoch, recovered - resumed_at))
-    except BaseException:
-        if cluster.etcd.paused:
-            cluster.etcd.resume()
-        print(cluster.dump(), file=sys.stderr)
-        try:
-            cluster.stop()
-        except AssertionError as error:
-            print("and at stop: %s" % error, file=sys.stderr)
-        raise
-    cluster.stop()
 
 
 if __name__ == "__main__":

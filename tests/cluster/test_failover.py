@@ -5,7 +5,6 @@ through it, and every acknowledged message must be on every ISR replica exactly 
 order. The old leader restarted on its data truncates what the others never had, catches up
 (its READ equals the leader's) and rejoins the ISR."""
 
-import sys
 import time
 
 import cluster_harness as h
@@ -15,26 +14,17 @@ FAILOVER_BOUND_S = h.LEASE_TTL_S + 15
 BEFORE, AFTER = 300, 300                    # acknowledgements before the kill, after failover
 
 
-def wait_acks(producer, count, what):
-    deadline = time.time() + h.WAIT_S
-    while len(producer.acked) < count:
-        assert producer.failure is None, producer.failure
-        assert time.time() < deadline, "%s: %d of %d acknowledgements (statuses %r)" \
-            % (what, len(producer.acked), count, producer.statuses)
-        time.sleep(0.05)
-
-
 def main():
     h.require_etcd()
     cluster = h.Cluster(3).start()
-    try:
+    with cluster.stopped_after():
         reply = cluster.create_topic(TOPIC, 1, 3, 0)
         assert reply[0] == bytes([h.OK]), reply
         cluster.wait_isr(TOPIC, 0, 3)
         old_leader, old_epoch = cluster.leader_of(TOPIC, 0)
 
         producer = h.ClusterProducer(cluster, TOPIC, 0).start()
-        wait_acks(producer, BEFORE, "before the kill")
+        producer.wait_acks(BEFORE, "before the kill")
         killed_at = time.time()
         cluster.nodes[old_leader].kill9()
         new_leader, new_epoch = cluster.leader_of(TOPIC, 0, above_epoch=old_epoch,
@@ -42,7 +32,7 @@ def main():
         elected_s = time.time() - killed_at
         assert new_epoch > old_epoch and new_leader != old_leader
         acked_at_kill = len(producer.acked)
-        wait_acks(producer, acked_at_kill + AFTER, "after the failover")
+        producer.wait_acks(acked_at_kill + AFTER, "after the failover")
         resumed = producer.first_ack_after(killed_at, not_leader=old_leader)
         assert resumed is not None, "no acknowledgement from the new leader"
         producer.stop()
@@ -73,14 +63,6 @@ def main():
               "elected after %.2f s, writes resumed after %.2f s"
               % (len(producer.acked), len(producer.uncertain), new_leader, old_epoch, new_epoch,
                  elected_s, resumed - killed_at))
-    except BaseException:
-        print(cluster.dump(), file=sys.stderr)
-        try:
-            cluster.stop()
-        except AssertionError as error:
-            print("and at stop: %s" % error, file=sys.stderr)
-        raise
-    cluster.stop()
 
 
 if __name__ == "__main__":

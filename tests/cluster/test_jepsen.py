@@ -35,7 +35,12 @@ def main():
     print("jepsen: %d kills, seed %d" % (kills, seed), flush=True)
     cluster = h.Cluster(3).start()
     producers = []
-    try:
+
+    def stop_producers():
+        for producer in producers:
+            producer.running = False
+
+    with cluster.stopped_after(on_failure=stop_producers):
         reply = cluster.create_topic(TOPIC, PARTITIONS, 3, 2)
         assert reply[0] == bytes([h.OK]), reply
         wait_full_isr(cluster)
@@ -86,16 +91,6 @@ def main():
               % (kills, acked, uncertain, served,
                  statistics.median(failovers) if failovers else 0.0,
                  max(failovers) if failovers else 0.0, seed))
-    except BaseException:
-        for producer in producers:
-            producer.running = False
-        print(cluster.dump(), file=sys.stderr)
-        try:
-            cluster.stop()
-        except AssertionError as error:
-            print("and at stop: %s" % error, file=sys.stderr)
-        raise
-    cluster.stop()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ reference Dafka peer would.
 """
 import os
 import signal
-import socket
+import socket          # re-exported: the tests import * from here
 import struct
 import subprocess
 import sys
@@ -19,13 +19,10 @@ import uuid as uuidlib
 
 import zmq
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "broker"))
+from zperd_harness import free_port  # noqa: E402,F401  (ports below the ephemeral range)
+
 BEACON_INTERVAL_MS = 200
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fail(message):

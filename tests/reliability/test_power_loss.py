@@ -31,14 +31,14 @@ SETTLE_S = 15
 
 
 def records(path):
-    """(file position, size, base_offset, message_count) of each well-formed record header."""
+    """(file position, size, base_offset, message_count) of each whole record on disk."""
     with open(path, "rb") as segment:
         data = segment.read()
     found, cursor = [], 0
     while cursor + HEADER.size <= len(data):
         magic, _crc, payload, count, base_offset, _pos, _ts = HEADER.unpack_from(data, cursor)
-        if magic != MAGIC:
-            break
+        if magic != MAGIC or cursor + HEADER.size + payload > len(data):
+            break                      # not a record, or one the kill cut short: not a whole one
         found.append((cursor, HEADER.size + payload, base_offset, count))
         cursor += HEADER.size + payload
     return found
