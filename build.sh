@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libjansson-dev etcd-server python3 python3-zmq clang"
+PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev etcd-server python3 python3-zmq clang"
 
 install_dependencies () {
     missing=""

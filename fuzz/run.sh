@@ -23,8 +23,8 @@ shift $((OPTIND - 1))
 targets=${*:-"identity rear_command dafka_proto config log_recovery"}
 CC=${CC:-clang}
 flags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-       -D_GNU_SOURCE -UNDEBUG -I$top/include -I$top/fuzz $(pkg-config --cflags libczmq libzmq libcurl jansson)"
-libs="$(pkg-config --libs libczmq libzmq libcurl jansson) -lpthread -lm"
+       -D_GNU_SOURCE -UNDEBUG -I$top/include -I$top/fuzz $(pkg-config --cflags libczmq libzmq libcurl jansson libmicrohttpd)"
+libs="$(pkg-config --libs libczmq libzmq libcurl jansson libmicrohttpd) -lpthread -lm"
 mkdir -p "$build/obj"
 
 #  Objects of the library (every area but the selftest runner), rebuilt only when a source or

@@ -26,7 +26,7 @@ static const char *s_commands [] = {
 static zper_config_t s_config;
 static zper_broker_t s_broker;
 
-//  One log for the whole run, with messages in "fuzz" and "other" (several
+//  One log (and its groups) for the whole run, with messages in "fuzz" and "other" (several
 //  segments), so offsets, positions and times have something to hit.
 static void
 s_broker_once (void)
@@ -41,7 +41,12 @@ s_broker_once (void)
     s_broker.config = &s_config;
     s_broker.log = zper_log_new (&log_config);
     s_broker.stats = zper_stats_new ();
-    assert (s_broker.log && s_broker.stats);
+    char offsets [ZPER_CONFIG_STRING_MAX + 32];
+    snprintf (offsets, sizeof offsets, "%s/%s", s_config.base_dir, ZPER_OFFSETS_FILE);
+    s_broker.offsets = zper_offsets_open (offsets, 1000);
+    assert (s_broker.log && s_broker.stats && s_broker.offsets);
+    //  The group commands (HEARTBEAT, COMMIT...) get fuzzed with real groups
+    s_broker.groups = zper_groups_new (&s_config, s_broker.log, s_broker.offsets, NULL);
     const char *topics [] = { "fuzz", "other" };
     for (size_t topic = 0; topic < 2; topic++) {
         zper_partition_t *partition = zper_log_partition (s_broker.log, topics [topic], "0", true);

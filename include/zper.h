@@ -301,6 +301,100 @@ int
 char *
     zper_consumer_cluster (zper_consumer_t *self);
 
+//  ---- committed offsets and groups (docs/client.md, Groups) ------------------
+//  COMMIT offset (the next offset to read) for (group, topic), topic a
+//  stored topic ("orders.3"), as a standalone reader: taken only while the
+//  group has no live members. Returns 0 once durable, or -1 (errno and
+//  zper_consumer_error from the status).
+int
+    zper_consumer_commit (zper_consumer_t *self, const char *group, const char *topic,
+                          int64_t offset);
+
+//  COMMITTED: the offset committed for (group, topic), -1 when none, or
+//  -2 on error.
+int64_t
+    zper_consumer_committed (zper_consumer_t *self, const char *group, const char *topic);
+
+//  GROUPS: every consumer group (only group when not NULL) as one JSON
+//  object: members, assignments, committed offsets and lag (docs/protocol.md
+//  3.3). NULL on error; the caller frees it (zstr_free).
+char *
+    zper_consumer_groups (zper_consumer_t *self, const char *group);
+
+//  ---- group consumer (docs/client.md, Groups) -------------------------------
+//  A member of a consumer group reading topic T: the broker shares T's
+//  partitions ("T.0".."T.n", or T alone) among the group's members. It
+//  heartbeats from within recv (call recv at least every session timeout:
+//  a member that does not is taken out of the group and its partitions
+//  given to others), delivers messages of the partitions it holds, starting
+//  at their committed offsets (the earliest retained when none), and
+//  commits what it delivered: at least once. A partition taken away is
+//  committed and let go before the broker gives it to another member.
+typedef struct _zper_group_consumer_t zper_group_consumer_t;
+
+//  A member of group reading topic at the broker's rear endpoint. It joins
+//  on the first recv. Returns NULL on bad arguments or out of memory.
+zper_group_consumer_t *
+    zper_group_consumer_new (const char *endpoint, const char *group, const char *topic);
+
+//  Commit what was delivered, leave the group, and destroy. Idempotent;
+//  nulls *self_p.
+void
+    zper_group_consumer_destroy (zper_group_consumer_t **self_p);
+
+//  CURVE, as zper_consumer_set_curve; before the first recv.
+int
+    zper_group_consumer_set_curve (zper_group_consumer_t *self, const char *server_key,
+                                   const char *cert_path);
+
+//  Session timeout asked of the broker (default ZPER_GROUP_SESSION_MS).
+void
+    zper_group_consumer_set_session (zper_group_consumer_t *self, int session_ms);
+
+//  Auto-commit: every commit_ms, recv commits the offsets of the messages
+//  it returned before this call (the application is done with them: at
+//  least once). 0 commits at every recv ("commit after processing": at
+//  most one message per partition is delivered again after a crash); -1
+//  never (call zper_group_consumer_commit). Default ZPER_GROUP_COMMIT_INTERVAL_MS.
+void
+    zper_group_consumer_set_commit_interval (zper_group_consumer_t *self, int commit_ms);
+
+//  How long a request to the broker may take (default ZPER_CLIENT_TIMEOUT_MS).
+void
+    zper_group_consumer_set_timeout (zper_group_consumer_t *self, int timeout_ms);
+
+//  The next message of a partition this member holds, waiting up to
+//  max_wait_ms, or NULL (nothing came, or an error: zper_group_consumer_error
+//  is then non-empty). The message is the caller's.
+zmsg_t *
+    zper_group_consumer_recv (zper_group_consumer_t *self, int max_wait_ms);
+
+//  The partition (stored topic) and offset of the message recv last returned.
+const char *
+    zper_group_consumer_topic (zper_group_consumer_t *self);
+int64_t
+    zper_group_consumer_offset (zper_group_consumer_t *self);
+//  ... and its timestamp (ms since the epoch), as zper_consumer_timestamp.
+int64_t
+    zper_group_consumer_timestamp (zper_group_consumer_t *self);
+
+//  Commit, now, the offsets after every message recv returned. Returns 0
+//  or -1 (a member that lost a partition meanwhile gets -1 with errno
+//  EBUSY for it: its next owner will deliver from the last commit).
+int
+    zper_group_consumer_commit (zper_group_consumer_t *self);
+
+//  This member's id ("" before it joined), and the partitions it holds
+//  now (a list the member owns; do not destroy).
+const char *
+    zper_group_consumer_member (zper_group_consumer_t *self);
+zlistx_t *
+    zper_group_consumer_assigned (zper_group_consumer_t *self);
+
+//  A one-line description of the last error (empty string if none).
+const char *
+    zper_group_consumer_error (zper_group_consumer_t *self);
+
 //  ---- cluster producer (docs/cluster.md) -----------------------------------
 //  Writes a clustered topic T: partition i is the topic "T.i" on the node
 //  that leads it. It asks METADATA of the first bootstrap node that
@@ -407,6 +501,8 @@ void
     zper_consumer_test (bool verbose);
 void
     zper_cluster_producer_test (bool verbose);
+void
+    zper_group_consumer_test (bool verbose);
 
 #ifdef __cplusplus
 }

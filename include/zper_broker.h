@@ -39,6 +39,8 @@
 #include "zper_guard.h"
 #include "zper_gate.h"
 #include "zper_cluster.h"
+#include "zper_offsets.h"
+#include "zper_groups.h"
 
 //  Front workers push the acks of newly durable messages here (ack binds).
 #define ZPER_INPROC_NOTES       "inproc://zper-notes"
@@ -59,6 +61,8 @@ typedef struct {
                                         //  ack actor keeps it, front workers ask it
     zper_security_t *security;          //  CURVE and ZAP (security.curve = 1), else NULL
     zper_cluster_t *cluster;            //  cluster mode (cluster.etcd set, docs/cluster.md), else NULL
+    zper_offsets_t *offsets;            //  consumer groups' committed offsets (base_dir/__consumer_offsets)
+    zper_groups_t *groups;              //  consumer groups: members and assignments
 } zper_broker_t;
 
 //  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
@@ -79,6 +83,13 @@ typedef struct {
 //  the data folder); nothing is then left to close.
 int
     zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose);
+
+//  The STATS object (docs/protocol.md 3.1): zper_stats_json_filtered's
+//  counters and topics (only those listed says yes to; all when NULL),
+//  with the consumer groups as "groups" (zper_groups_json). What the rear
+//  answers STATS with and what the metrics endpoint renders. Caller frees.
+char *
+    zper_broker_stats_json (zper_broker_t *self, zper_stats_topic_fn *listed, void *argument);
 
 //  Close what zper_broker_open opened, once every component has stopped
 //  (security last: their sockets are closed). Safe to call again.

@@ -70,6 +70,17 @@ typedef struct {
     int64_t cluster_default_replicas;
     int64_t cluster_max_partitions;
     int64_t cluster_etcd_timeout_ms;
+    //  Consumer groups (docs/client.md, Groups)
+    int64_t groups_max_groups;
+    int64_t groups_max_members;
+    int64_t groups_max_partitions;
+    int64_t groups_max_offsets;
+    int64_t groups_min_session_ms;
+    int64_t groups_max_session_ms;
+    //  Metrics (docs/operations.md, Metrics)
+    char metrics_listen [ZPER_CONFIG_STRING_MAX];   //  host:port; "" no HTTP endpoint
+    int64_t metrics_max_clients;
+    int64_t metrics_max_peers;
 } zper_config_t;
 
 //  Fill config with the built-in defaults (zper_defaults.h).

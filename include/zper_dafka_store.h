@@ -41,7 +41,8 @@ typedef struct {
 
 //  Start a store with the settings of config (beacon/..., store/...): opens
 //  (and recovers) the log at store/db. Returns once the tower welcomed both
-//  halves, or NULL (log cannot open, socket cannot bind, interrupted).
+//  halves, or NULL (log cannot open, socket cannot bind, interrupted, the
+//  metrics endpoint store/metrics/listen cannot listen: logged).
 zper_dafka_store_t *
     zper_dafka_store_new (zconfig_t *config);
 
@@ -58,6 +59,11 @@ const char *
 //  Copy the counters into stats.
 void
     zper_dafka_store_stats (zper_dafka_store_t *self, zper_dafka_store_stats_t *stats);
+
+//  The counters as Prometheus text (format 0.0.4, zper_dafka_store_* series;
+//  docs/dafka.md, Metrics): what store/metrics/listen serves. Caller frees (free).
+char *
+    zper_dafka_store_metrics (zper_dafka_store_t *self);
 
 //  The store's actor, to poll for its death (it never sends otherwise).
 zactor_t *

@@ -213,6 +213,35 @@
 #define ZPER_CLUSTER_PRODUCER_BACKOFF_MS 1500                   //  between refreshes of one partition: 20 x 1.5 s = 30 s
 #define ZPER_CLI_REASSIGN_WAIT_MS       600000                  //  zper topics reassign --wait gives up after this
 #define ZPER_CLI_REASSIGN_POLL_MS       500                     //  ... asking METADATA this often
+//  Consumer groups (docs/client.md, Groups; docs/protocol.md 3.3)
+#define ZPER_DEFAULT_GROUPS_MAX_GROUPS  10000                   //  groups.max_groups: groups with members or committed offsets
+#define ZPER_DEFAULT_GROUPS_MAX_MEMBERS 1000                    //  groups.max_members: live members of one group
+#define ZPER_DEFAULT_GROUPS_MAX_PARTITIONS 1024                 //  groups.max_partitions: partitions one group shares out
+#define ZPER_DEFAULT_GROUPS_MAX_OFFSETS 100000                  //  groups.max_offsets: committed (group, topic) entries kept
+#define ZPER_DEFAULT_GROUPS_MIN_SESSION_MS 1000                 //  groups.min_session_ms: shortest session a member may ask
+#define ZPER_DEFAULT_GROUPS_MAX_SESSION_MS 300000               //  groups.max_session_ms: longest session a member may ask
+#define ZPER_GROUP_MEMBER_ID_MAX        64                      //  bytes of a member id
+#define ZPER_GROUP_NAME_MAX             249                     //  bytes of a group name (a topic's characters)
+#define ZPER_GROUP_PARTITION_REFRESH_MS 1000                    //  a group's partition list is looked up again at most this often
+#define ZPER_OFFSETS_FILE               "__consumer_offsets"    //  in base_dir: the committed offsets (docs/storage.md)
+#define ZPER_OFFSETS_COMPACT_SLACK      1024                    //  offsets file compacted when records > 2 x entries + this
+#define ZPER_OFFSETS_COMPACT_RETRY      64                      //  after a failed compaction: records appended before it is tried again
+#define ZPER_OFFSETS_REWRITE_BUFFER     (64 * 1024)             //  compaction writes the new file in pieces of this size
+#define ZPER_GROUP_SESSION_MS           10000                   //  libzper group consumer: session timeout it asks for
+#define ZPER_GROUP_COMMIT_INTERVAL_MS   1000                    //  libzper group consumer: auto-commit interval
+#define ZPER_GROUP_POLL_WAIT_MS         100                     //  libzper group consumer: long poll on one partition when all were empty
+//  Metrics (docs/operations.md, Metrics)
+#define ZPER_DEFAULT_METRICS_LISTEN     ""                      //  metrics.listen: host:port of the Prometheus endpoint; "" off
+#define ZPER_DEFAULT_METRICS_MAX_CLIENTS 16                     //  metrics.max_clients: HTTP connections at once
+#define ZPER_DEFAULT_METRICS_MAX_PEERS  100                     //  metrics.max_peers: per-connection series (the busiest)
+#define ZPER_METRICS_TIMEOUT_S          10                      //  an idle HTTP connection is closed after this
+#define ZPER_OUTPUT_SOCKET_MAX          16                      //  bytes of an output's socket label ("relay.pub") with its NUL
+#define ZPER_OUTPUT_PEER_MAX            (2 * 255 + 1)           //  bytes of an output's peer label: a routing id in hex, with its NUL
+//  fdatasync latency histogram of segment syncs (STATS "fsync"): upper bounds of its buckets, in us
+#define ZPER_SYNC_HISTOGRAM_BUCKETS     12
+#define ZPER_SYNC_HISTOGRAM_BOUNDS_US   { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, \
+                                          100000, 250000, 1000000 }
+#define ZPER_TOP_INTERVAL_MS            1000                    //  zper top: refresh period
 #define ZPER_EXIT_USAGE                 2                       //  bad arguments or configuration
 #define ZPER_EXIT_UNRESPONSIVE          3                       //  a component stopped answering
 #define ZPER_EXIT_SECOND_SIGNAL         130                     //  like a shell's interrupted command

@@ -68,8 +68,9 @@ void
 
 //  Is this a valid topic (or partition) name? Letters, digits, '.', '_',
 //  '-'; 1..ZPER_TOPIC_NAME_MAX bytes; never ".", ".." or ZPER_DIR_LOCK_FILE
-//  (the data folder's lock). Such a name can never produce a path outside
-//  base_dir.
+//  (the data folder's lock), nor ZPER_OFFSETS_FILE or its ".tmp" (consumer
+//  groups' offsets, files beside the topic folders). Such a name can never
+//  produce a path outside base_dir.
 bool
     zper_log_name_valid (const char *name);
 
@@ -142,6 +143,20 @@ int
 void
     zper_log_counts (zper_log_t *self, size_t *topics, size_t *open_partitions,
                      uint64_t *closed_partitions);
+
+//  The latency of the segment data syncs (fdatasync, the flush that makes
+//  appends durable) of every log of the process so far, in microseconds.
+typedef struct {
+    uint64_t count;                     //  syncs
+    uint64_t sum_us;                    //  their total time
+    int64_t bounds_us [ZPER_SYNC_HISTOGRAM_BUCKETS];    //  ZPER_SYNC_HISTOGRAM_BOUNDS_US
+    uint64_t buckets [ZPER_SYNC_HISTOGRAM_BUCKETS];     //  cumulative: syncs <= bounds_us [i]
+} zper_log_sync_histogram_t;
+
+//  Fill histogram. Lock-free (atomics), any thread; a sync that ends while
+//  it is read may be in count and not yet in its bucket, never the reverse.
+void
+    zper_log_sync_histogram (zper_log_sync_histogram_t *histogram);
 
 //  Self test of this class
 void

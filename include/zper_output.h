@@ -10,12 +10,17 @@
     with the pipe of a peer that left. A sender asks zper_output_full
     before each message; what one output holds is then at most its budget
     plus one message (docs/operations.md, Limits and Memory).
+
+    Every output of the process is also listed, with a label (which socket,
+    which peer), its queued bytes and its drops, so that STATS can show the
+    busiest connections (zper_output_snapshot).
     ========================================================================= */
 
 #ifndef ZPER_OUTPUT_H_INCLUDED
 #define ZPER_OUTPUT_H_INCLUDED
 
 #include <czmq.h>
+#include "zper_defaults.h"
 
 typedef struct _zper_output_t zper_output_t;
 
@@ -69,6 +74,52 @@ int
 //  message follows with ordinary sends.
 int
     zper_output_publish_first (void *xpub, const void *data, size_t size);
+
+//  Label the output for STATS: socket is the broker socket's name ("rear",
+//  "relay", "ack", "relay.pub", "front"), peer who it queues for (a routing
+//  id in hex; "*" for the subscribers of a PUB, who share one output).
+//  Both are copied, cut to ZPER_OUTPUT_SOCKET_MAX / ZPER_OUTPUT_PEER_MAX,
+//  and any byte outside [A-Za-z0-9._*-] becomes '_' (labels go into JSON
+//  and Prometheus text as they are). peer may be NULL.
+void
+    zper_output_set_label (zper_output_t *self, const char *socket, const char *peer);
+
+//  The same, peer given as the bytes of a routing id (written in hex).
+void
+    zper_output_set_label_id (zper_output_t *self, const char *socket, const void *routing_id,
+                              size_t routing_id_size);
+
+//  Count count messages a sender dropped for this output's peer (its queue
+//  or budget was full). Any thread.
+void
+    zper_output_dropped (zper_output_t *self, uint64_t count);
+
+//  Messages dropped for this output's peer so far.
+uint64_t
+    zper_output_drops (zper_output_t *self);
+
+//  One output in a snapshot.
+typedef struct {
+    char socket [ZPER_OUTPUT_SOCKET_MAX];
+    char peer [ZPER_OUTPUT_PEER_MAX];
+    int64_t queued_bytes;               //  zper_output_held
+    uint64_t dropped;
+} zper_output_peer_t;
+
+//  What every output of the process holds together.
+typedef struct {
+    size_t count;                       //  live outputs (an output lives until libzmq released
+                                        //  all it was charged, after its owner let go)
+    int64_t queued_bytes;               //  bytes they hold
+    uint64_t dropped;                   //  messages dropped for any peer since the process started
+} zper_output_totals_t;
+
+//  Fill totals, and return the busiest outputs (most queued bytes first,
+//  then most drops): a new array of *listed = at most max_peers entries,
+//  which the caller frees (free), or NULL when it lists none. Costs
+//  O(outputs log outputs) under the registry's mutex.
+zper_output_peer_t *
+    zper_output_snapshot (zper_output_totals_t *totals, size_t max_peers, size_t *listed);
 
 //  Self test of this class
 void

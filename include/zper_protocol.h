@@ -33,6 +33,9 @@
 #define ZPER_STATUS_FENCED              112     //  cluster replication: the leader epochs differ
 #define ZPER_STATUS_NO_CLUSTER          113     //  a cluster command on a single node, or etcd unreachable
 #define ZPER_STATUS_TOPIC_EXISTS        114     //  CREATE of a topic that exists
+#define ZPER_STATUS_UNKNOWN_MEMBER      115     //  groups: no such live member (session expired?): rejoin
+#define ZPER_STATUS_NOT_ASSIGNED        116     //  groups: a commit for a partition not this member's now
+#define ZPER_STATUS_GROUP_LIMIT         117     //  groups.max_* reached: the group, member or offset was refused
 #define ZPER_STATUS_INTERNAL_ERROR      255
 
 //  ---- client identity (section 1) -----------------------------------------

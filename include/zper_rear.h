@@ -12,7 +12,7 @@
         thread -> worker  REQUEST [env][command][args...]
                           CREDIT / GONE (stream) [env]    (stream flow control)
         worker -> thread  REPLY [env][frames...]
-                          CHUNK (stream) [env][view]      a window of a stream
+                          CHUNK (stream) [env][topic][view]   a window of a stream
                           DROP (stream) [env]             the stream ended (a new request)
     (A stream's envelope is the routing id alone: streams are DEALER only.)
     A REQUEST hands the worker, with security on, the sender's frame (a

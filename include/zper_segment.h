@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "zper_defaults.h"
+#include "zper_log.h"
 
 #define ZPER_RECORD_MAGIC           0x3152505Au     //  "ZPR1" on disk: format version 1
 #define ZPER_RECORD_HEADER_SIZE     40
@@ -184,9 +185,14 @@ int
 int
     zper_segment_index_record (zper_segment_t *self, const zper_record_t *record);
 
-//  fdatasync the record file. 0 or -1 with errno.
+//  fdatasync the record file, timed into the process's sync histogram.
+//  0 or -1 with errno.
 int
     zper_segment_sync (zper_segment_t *self);
+
+//  The process's sync histogram (what zper_log_sync_histogram returns).
+void
+    zper_segment_sync_histogram (zper_log_sync_histogram_t *histogram);
 
 //  Seal: add the final time index entry (the newest timestamp), sync both
 //  indexes and close the writing descriptors. 0 or -1 with errno.

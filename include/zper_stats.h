@@ -1,16 +1,20 @@
 /*  =========================================================================
     zper_stats - the broker's counters: per topic and broker-wide
 
-    Front workers count what they store and what they refuse, the manager
-    turns counts into rates on its timer, the rear serves it all as one JSON
-    object (STATS, docs/protocol.md). Thread-safe: one mutex, held for a few
-    additions at a time.
+    Front workers count what they store and what they refuse, the rear and
+    relay what they send readers, the manager turns counts into rates on
+    its timer, the rear serves it all as one JSON object (STATS,
+    docs/protocol.md 3.1) with what the process knows besides: reply
+    statuses, fdatasync latency, the log's descriptors and the connections'
+    output budgets. Thread-safe: one mutex, held for a few additions at a
+    time; reply statuses are atomics.
     ========================================================================= */
 
 #ifndef ZPER_STATS_H_INCLUDED
 #define ZPER_STATS_H_INCLUDED
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "zper_log.h"
 
@@ -47,6 +51,13 @@ typedef enum {
     ZPER_COUNTER_COUNT
 } zper_counter_t;
 
+//  The sockets whose replies are counted by status.
+typedef enum {
+    ZPER_STATS_FRONT,                   //  replies to writers (a mode 1/2 success counts as 100)
+    ZPER_STATS_REAR,                    //  replies to reader commands
+    ZPER_STATS_SOCKETS
+} zper_stats_socket_t;
+
 //  Create empty stats. Returns NULL only on allocation failure.
 zper_stats_t *
     zper_stats_new (void);
@@ -58,6 +69,27 @@ void
 //  Count messages and bytes (their storage encoding) durably written to topic.
 void
     zper_stats_written (zper_stats_t *self, const char *topic, uint64_t messages, uint64_t bytes);
+
+//  Count messages and bytes (their storage encoding) sent to readers of
+//  topic: READ, FETCH, streaming FETCH, relay. Nothing for 0 messages.
+void
+    zper_stats_read (zper_stats_t *self, const char *topic, uint64_t messages, uint64_t bytes);
+
+//  Count acks published for topic on the ack socket.
+void
+    zper_stats_acked (zper_stats_t *self, const char *topic, uint64_t acks);
+
+//  Count one reply with status sent on socket, and read the count.
+//  Lock-free: one atomic addition.
+void
+    zper_stats_status (zper_stats_t *self, zper_stats_socket_t socket, uint8_t status);
+uint64_t
+    zper_stats_statuses (zper_stats_t *self, zper_stats_socket_t socket, uint8_t status);
+
+//  How many connections STATS lists one by one (the busiest; config
+//  metrics.max_peers, ZPER_DEFAULT_METRICS_MAX_PEERS until set).
+void
+    zper_stats_set_max_peers (zper_stats_t *self, size_t max_peers);
 
 //  Add one to a broker-wide counter, and read it.
 void
@@ -75,8 +107,10 @@ void
 void
     zper_stats_tick (zper_stats_t *self, int64_t now_ms);
 
-//  One JSON object: counters, and for every topic of log its write counts,
-//  rates and bounds. Caller frees the string (zstr_free).
+//  One JSON object: counters, for every topic of log its write and read
+//  counts, rates, acks and bounds, reply statuses, fsync latency, the
+//  log's counts and descriptors, connections (docs/protocol.md 3.1).
+//  Caller frees the string (zstr_free).
 char *
     zper_stats_json (zper_stats_t *self, zper_log_t *log);
 

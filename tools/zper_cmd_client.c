@@ -2,7 +2,8 @@
     zper_cmd_client - the client verbs of the zper tool
 
         zper produce TOPIC [FILE...]   one message per input line
-        zper consume TOPIC             print messages, from an offset or a time
+        zper consume TOPIC             print messages, from an offset or a time,
+                                       or as a member of a consumer group (--group)
         zper topics                    list the broker's (or the cluster's) topics
         zper topics create|reassign    clustered topics (docs/cluster.md)
         zper cluster status            nodes, partitions, leaders, ISR, lag
@@ -18,6 +19,8 @@
     With --server-key and --cert (or ZPER_SERVER_KEY and ZPER_CERT in the
     environment) every verb talks CURVE to the broker (docs/security.md).
     Exit codes: 0 success, 1 failure (the broker or the data), 2 usage.
+    The broker options and the option helpers every client verb file uses
+    (tools/zper_cmd_client_*.c) are defined here, declared in tools/zper_cli.h.
     ========================================================================= */
 
 #include "zper_cli.h"
@@ -30,49 +33,13 @@
 #include <unistd.h>
 #include <jansson.h>
 
-#define S_STRING_(x)    #x
-#define S_STRING(x)     S_STRING_(x)    //  a macro's value as a string literal
 #define S_EXIT_OK       0
 #define S_EXIT_FAILURE  1
 #define S_EXIT_USAGE    2
-//  Long options without a short letter
-enum { S_OPT_BROKER = 256, S_OPT_FRONT, S_OPT_REAR, S_OPT_TIMEOUT, S_OPT_FROM, S_OPT_RAW,
-       S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP, S_OPT_SERVER_KEY, S_OPT_CERT, S_OPT_CLUSTER,
-       S_OPT_KEY };
-//  The environment's defaults for --server-key and --cert
-#define S_ENV_SERVER_KEY    "ZPER_SERVER_KEY"
-#define S_ENV_CERT          "ZPER_CERT"
-#define S_BROKER_OPTIONS \
-    { "broker", required_argument, NULL, S_OPT_BROKER }, \
-    { "front", required_argument, NULL, S_OPT_FRONT }, \
-    { "rear", required_argument, NULL, S_OPT_REAR }, \
-    { "timeout", required_argument, NULL, S_OPT_TIMEOUT }, \
-    { "server-key", required_argument, NULL, S_OPT_SERVER_KEY }, \
-    { "cert", required_argument, NULL, S_OPT_CERT }, \
-    { "help", no_argument, NULL, 'h' }
-#define S_BROKER_HELP \
-    "  --broker HOST         broker host for every port (default 127.0.0.1)\n" \
-    "  --front URL           front (write) endpoint (default " ZPER_DEFAULT_FRONT_BIND ")\n" \
-    "  --rear URL            rear (read) endpoint (default " ZPER_DEFAULT_REAR_BIND ")\n" \
-    "  --timeout MS          report a broker that does not answer after MS ms (default " \
-    S_STRING (ZPER_CLIENT_TIMEOUT_MS) ")\n" \
-    "  --server-key KEY|FILE CURVE: the broker's public key (Z85) or public certificate file\n" \
-    "                        (default $" S_ENV_SERVER_KEY "); needs --cert\n" \
-    "  --cert FILE           CURVE: this client's certificate from zper keygen, its secret in\n" \
-    "                        FILE_secret (default $" S_ENV_CERT ")\n" \
-    "  -h, --help            this help\n"
-#define S_HELP_SHOWN    -1          //  not an exit code: --help was answered
+//  Long options without a short letter (after the broker options' ids)
+enum { S_OPT_FROM = ZPER_CLI_OPT_END, S_OPT_RAW, S_OPT_PRINT_OFFSET, S_OPT_PRINT_TIMESTAMP,
+       S_OPT_CLUSTER, S_OPT_KEY, S_OPT_GROUP, S_OPT_COMMIT_INTERVAL, S_OPT_SESSION };
 #define S_READ_CHUNK    65536       //  bytes produce reads from its input at a time
-
-//  Where the broker is, from the common options
-typedef struct {
-    char *front;
-    char *rear;
-    int timeout_ms;
-    char *server_key;               //  CURVE when both are set
-    char *cert;
-    bool rear_given;                //  --rear or --broker: a node to ask METADATA
-} s_broker_t;
 
 //  An environment variable's value, or NULL when unset or empty
 static char *
@@ -82,18 +49,18 @@ s_env_dup (const char *name)
     return value && *value? strdup (value): NULL;
 }
 
-static void
-s_broker_init (s_broker_t *broker)
+void
+zper_cli_broker_init (zper_cli_broker_t *broker)
 {
     broker->front = strdup (ZPER_DEFAULT_FRONT_BIND);
     broker->rear = strdup (ZPER_DEFAULT_REAR_BIND);
     broker->timeout_ms = ZPER_CLIENT_TIMEOUT_MS;
-    broker->server_key = s_env_dup (S_ENV_SERVER_KEY);
-    broker->cert = s_env_dup (S_ENV_CERT);
+    broker->server_key = s_env_dup (ZPER_CLI_ENV_SERVER_KEY);
+    broker->cert = s_env_dup (ZPER_CLI_ENV_CERT);
 }
 
-static void
-s_broker_free (s_broker_t *broker)
+void
+zper_cli_broker_free (zper_cli_broker_t *broker)
 {
     zstr_free (&broker->front);
     zstr_free (&broker->rear);
@@ -109,10 +76,8 @@ s_with_host (const char *endpoint, const char *host)
 }
 
 //  One line on stderr: "zper VERB: what is wrong (try 'zper VERB --help')".
-static int
-s_usage_error (const char *verb, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
-static int
-s_usage_error (const char *verb, const char *format, ...)
+int
+zper_cli_usage_error (const char *verb, const char *format, ...)
 {
     va_list arguments;
     va_start (arguments, format);
@@ -124,8 +89,8 @@ s_usage_error (const char *verb, const char *format, ...)
 }
 
 //  Parse a whole decimal number into *value. Returns 0 or -1.
-static int
-s_parse_number (const char *text, int64_t minimum, int64_t *value)
+int
+zper_cli_parse_number (const char *text, int64_t minimum, int64_t *value)
 {
     char *end;
     errno = 0;
@@ -137,52 +102,53 @@ s_parse_number (const char *text, int64_t minimum, int64_t *value)
 }
 
 //  Handle one of the common options. Returns 0, or the usage exit code.
-static int
-s_broker_option (const char *verb, int option, const char *argument, s_broker_t *broker)
+int
+zper_cli_broker_option (const char *verb, int option, const char *argument,
+                        zper_cli_broker_t *broker)
 {
     int64_t number;
     switch (option) {
-        case S_OPT_BROKER:
+        case ZPER_CLI_OPT_BROKER:
             zstr_free (&broker->front);
             zstr_free (&broker->rear);
             broker->front = s_with_host (ZPER_DEFAULT_FRONT_BIND, argument);
             broker->rear = s_with_host (ZPER_DEFAULT_REAR_BIND, argument);
             broker->rear_given = true;
             return 0;
-        case S_OPT_FRONT:
+        case ZPER_CLI_OPT_FRONT:
             zstr_free (&broker->front);
             broker->front = strdup (argument);
             return 0;
-        case S_OPT_REAR:
+        case ZPER_CLI_OPT_REAR:
             zstr_free (&broker->rear);
             broker->rear = strdup (argument);
             broker->rear_given = true;
             return 0;
-        case S_OPT_TIMEOUT:
-            if (s_parse_number (argument, 1, &number) || number > INT32_MAX)
-                return s_usage_error (verb, "--timeout needs a positive number of ms, not '%s'",
+        case ZPER_CLI_OPT_TIMEOUT:
+            if (zper_cli_parse_number (argument, 1, &number) || number > INT32_MAX)
+                return zper_cli_usage_error (verb, "--timeout needs a positive number of ms, not '%s'",
                                       argument);
             broker->timeout_ms = (int) number;
             return 0;
-        case S_OPT_SERVER_KEY:
+        case ZPER_CLI_OPT_SERVER_KEY:
             zstr_free (&broker->server_key);
             broker->server_key = strdup (argument);
             return 0;
-        case S_OPT_CERT:
+        case ZPER_CLI_OPT_CERT:
             zstr_free (&broker->cert);
             broker->cert = strdup (argument);
             return 0;
         default:
-            return s_usage_error (verb, "unknown or incomplete option '%s'", argument);
+            return zper_cli_usage_error (verb, "unknown or incomplete option '%s'", argument);
     }
 }
 
 //  After the options: CURVE needs both halves. Returns 0 or the usage exit code.
-static int
-s_broker_check (const char *verb, s_broker_t *broker)
+int
+zper_cli_broker_check (const char *verb, zper_cli_broker_t *broker)
 {
     if (!broker->server_key != !broker->cert)
-        return s_usage_error (verb, "%s needs %s too", broker->cert? "--cert": "--server-key",
+        return zper_cli_usage_error (verb, "%s needs %s too", broker->cert? "--cert": "--server-key",
                               broker->cert? "--server-key": "--cert");
     return 0;
 }
@@ -190,7 +156,7 @@ s_broker_check (const char *verb, s_broker_t *broker)
 //  Put CURVE on a new client object when asked to. Returns 0, or the
 //  failure exit code after one line naming the problem.
 static int
-s_producer_curve (const char *verb, s_broker_t *broker, zper_producer_t *producer)
+s_producer_curve (const char *verb, zper_cli_broker_t *broker, zper_producer_t *producer)
 {
     if (!broker->cert || zper_producer_set_curve (producer, broker->server_key, broker->cert) == 0)
         return 0;
@@ -199,7 +165,7 @@ s_producer_curve (const char *verb, s_broker_t *broker, zper_producer_t *produce
 }
 
 static int
-s_consumer_curve (const char *verb, s_broker_t *broker, zper_consumer_t *consumer)
+s_consumer_curve (const char *verb, zper_cli_broker_t *broker, zper_consumer_t *consumer)
 {
     if (!broker->cert || zper_consumer_set_curve (consumer, broker->server_key, broker->cert) == 0)
         return 0;
@@ -208,8 +174,8 @@ s_consumer_curve (const char *verb, s_broker_t *broker, zper_consumer_t *consume
 }
 
 //  getopt_long with our own messages: returns the option, -1 at the end.
-static int
-s_next_option (int argc, char *argv [], const char *letters, const struct option *options,
+int
+zper_cli_next_option (int argc, char *argv [], const char *letters, const struct option *options,
                const char **bad)
 {
     opterr = 0;
@@ -363,7 +329,7 @@ s_produce_usage (FILE *stream, int rc)
         "                        (asks METADATA at --rear; also chosen when --rear or --broker\n"
         "                        is given, TOPIC has no '.', and the cluster has TOPIC)\n"
         "  --key K               the partition of every line: FNV-1a of K (default: round-robin)\n"
-        S_BROKER_HELP
+        ZPER_CLI_BROKER_HELP
         "Exit status: 0 every message stored (or sent, in mode 0), 1 failure, 2 usage.\n");
     return rc;
 }
@@ -397,7 +363,7 @@ s_produce_inputs (zper_producer_t *producer, int count, char *names [], const ch
 
 //  What produce was asked to do
 typedef struct {
-    s_broker_t broker;
+    zper_cli_broker_t broker;
     int64_t mode;
     bool batch;
     const char *separator;
@@ -405,29 +371,29 @@ typedef struct {
     const char *key;
 } s_produce_options_t;
 
-//  Parse produce's options. Returns 0, S_HELP_SHOWN or the usage exit code.
+//  Parse produce's options. Returns 0, ZPER_CLI_HELP_SHOWN or the usage exit code.
 static int
 s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
 {
     static const struct option table [] = {
         { "mode", required_argument, NULL, 'm' }, { "batch", no_argument, NULL, 'b' },
         { "frames-sep", required_argument, NULL, 'F' }, { "cluster", no_argument, NULL, S_OPT_CLUSTER },
-        { "key", required_argument, NULL, S_OPT_KEY }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "key", required_argument, NULL, S_OPT_KEY }, ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *bad = NULL;
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "m:bF:h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "m:bF:h", table, &bad)) != -1) {
         if (option == 'h')
-            return s_produce_usage (stdout, S_HELP_SHOWN);
-        if (option == 'm' && (s_parse_number (optarg, 0, &options->mode) || options->mode > ZPER_MODE_REQ))
-            rc = s_usage_error ("produce", "--mode must be 0, 1 or 2, not '%s'", optarg);
+            return s_produce_usage (stdout, ZPER_CLI_HELP_SHOWN);
+        if (option == 'm' && (zper_cli_parse_number (optarg, 0, &options->mode) || options->mode > ZPER_MODE_REQ))
+            rc = zper_cli_usage_error ("produce", "--mode must be 0, 1 or 2, not '%s'", optarg);
         else
         if (option == 'b')
             options->batch = true;
         else
         if (option == 'F' && !*optarg)
-            rc = s_usage_error ("produce", "--frames-sep needs a separator");
+            rc = zper_cli_usage_error ("produce", "--frames-sep needs a separator");
         else
         if (option == 'F')
             options->separator = optarg;
@@ -441,16 +407,16 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
         }
         else
         if (option != 'm')
-            rc = s_broker_option ("produce", option, bad? bad: optarg, &options->broker);
+            rc = zper_cli_broker_option ("produce", option, bad? bad: optarg, &options->broker);
     }
     if (rc == 0)
-        rc = s_broker_check ("produce", &options->broker);
+        rc = zper_cli_broker_check ("produce", &options->broker);
     if (rc == 0 && optind >= argc)
-        rc = s_usage_error ("produce", "missing TOPIC");
+        rc = zper_cli_usage_error ("produce", "missing TOPIC");
     if (rc == 0 && options->batch && options->mode == ZPER_MODE_REQ)
-        rc = s_usage_error ("produce", "--batch works with --mode 0 or 1");
+        rc = zper_cli_usage_error ("produce", "--batch works with --mode 0 or 1");
     if (rc == 0 && options->cluster && options->mode != ZPER_MODE_ACK)
-        rc = s_usage_error ("produce", "--cluster works with --mode 1 (and --batch)");
+        rc = zper_cli_usage_error ("produce", "--cluster works with --mode 1 (and --batch)");
     if (rc == 0 && !s_topic_ok ("produce", argv [optind]))
         rc = S_EXIT_USAGE;
     return rc;
@@ -462,7 +428,7 @@ s_produce_parse (int argc, char *argv [], s_produce_options_t *options)
 //  plain produce of topic goes through its partitions. Any failure (a
 //  single node answers 113) means no.
 static bool
-s_cluster_has (s_broker_t *broker, const char *topic)
+s_cluster_has (zper_cli_broker_t *broker, const char *topic)
 {
     if (!broker->rear_given || strchr (topic, '.'))
         return false;
@@ -515,7 +481,7 @@ s_produce_cluster (int argc, char *argv [], s_produce_options_t *options, int mo
 {
     const char *topic = argv [optind];
     if (strchr (topic, '.') || strlen (topic) > ZPER_CLUSTER_BASE_NAME_MAX)
-        return s_usage_error ("produce", "--cluster needs a clustered topic's name, not '%s'", topic);
+        return zper_cli_usage_error ("produce", "--cluster needs a clustered topic's name, not '%s'", topic);
     zper_cluster_producer_t *producer = zper_cluster_producer_new (options->broker.rear, topic, mode);
     if (!producer) {
         if (errno == ENXIO)
@@ -566,7 +532,7 @@ int
 zper_cmd_produce (int argc, char *argv [])
 {
     s_produce_options_t options = { .mode = ZPER_MODE_ACK };
-    s_broker_init (&options.broker);
+    zper_cli_broker_init (&options.broker);
     int rc = s_produce_parse (argc, argv, &options);
     int mode = (int) options.mode;
     if (options.batch)
@@ -575,7 +541,7 @@ zper_cmd_produce (int argc, char *argv [])
                     || ((mode == ZPER_MODE_ACK || mode == ZPER_MODE_BATCH_ACK)
                         && s_cluster_has (&options.broker, argv [optind])))) {
         rc = s_produce_cluster (argc, argv, &options, mode);
-        s_broker_free (&options.broker);
+        zper_cli_broker_free (&options.broker);
         return rc;
     }
     zper_producer_t *producer = rc? NULL: zper_producer_new (options.broker.front, argv [optind], mode);
@@ -593,8 +559,8 @@ zper_cmd_produce (int argc, char *argv [])
                                idle_ms) == 0? S_EXIT_OK: S_EXIT_FAILURE;
     }
     zper_producer_destroy (&producer);
-    s_broker_free (&options.broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&options.broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 //  ---- consume -------------------------------------------------------------------
@@ -628,12 +594,12 @@ s_print_escaped (const uint8_t *data, size_t size)
 }
 
 static void
-s_print_message (zper_consumer_t *consumer, zmsg_t *msg, const s_format_t *format)
+s_print_message (int64_t offset, int64_t timestamp, zmsg_t *msg, const s_format_t *format)
 {
     if (format->print_offset)
-        printf ("%" PRId64 "\t", zper_consumer_offset (consumer));
+        printf ("%" PRId64 "\t", offset);
     if (format->print_timestamp)
-        printf ("%" PRId64 "\t", zper_consumer_timestamp (consumer));
+        printf ("%" PRId64 "\t", timestamp);
     bool first = true;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), first = false) {
         if (!first)
@@ -659,7 +625,18 @@ s_consume_usage (FILE *stream, int rc)
         "  --raw                 write bytes as they are (default: escape \\\\, \\t, \\n, \\r, \\xHH)\n"
         "  --print-offset        start each line with the message's offset and a tab\n"
         "  --print-timestamp     then its timestamp (ms since the epoch) and a tab\n"
-        S_BROKER_HELP);
+        "  --group G             read as a member of consumer group G: the group's members share\n"
+        "                        TOPIC's partitions (TOPIC.0..TOPIC.n); each starts at the group's\n"
+        "                        committed offset (else the earliest) and what is printed is\n"
+        "                        committed (at least once); not with --from. Without -f it stops\n"
+        "                        once nothing came for " ZPER_CLI_STRING (ZPER_CLIENT_FOLLOW_WAIT_MS) " ms\n"
+        "  --commit-interval MS  with --group: commit every MS ms (default "
+        ZPER_CLI_STRING (ZPER_GROUP_COMMIT_INTERVAL_MS) "); 0: after every\n"
+        "                        message (a crash prints at most one message per partition again)\n"
+        "  --session MS          with --group: the broker gives this member's partitions to others\n"
+        "                        when it was not heard from for MS ms (default "
+        ZPER_CLI_STRING (ZPER_GROUP_SESSION_MS) ")\n"
+        ZPER_CLI_BROKER_HELP);
     return rc;
 }
 
@@ -675,13 +652,13 @@ s_seek (zper_consumer_t *consumer, const char *from)
     if (streq (from, "latest"))
         rc = zper_consumer_seek (consumer, ZPER_OFFSET_LATEST);
     else
-    if (*from == '@' && s_parse_number (from + 1, 0, &value) == 0)
+    if (*from == '@' && zper_cli_parse_number (from + 1, 0, &value) == 0)
         rc = zper_consumer_seek_time (consumer, value);
     else
-    if (s_parse_number (from, 0, &value) == 0)
+    if (zper_cli_parse_number (from, 0, &value) == 0)
         rc = zper_consumer_seek (consumer, value);
     else
-        return s_usage_error ("consume", "--from must be earliest, latest, an offset or "
+        return zper_cli_usage_error ("consume", "--from must be earliest, latest, an offset or "
                               "@TIMESTAMP_MS, not '%s'", from);
     if (rc == -1)
         fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
@@ -702,7 +679,8 @@ s_consume_loop (zper_consumer_t *consumer, int64_t count, bool follow, const s_f
             fprintf (stderr, "zper: %s\n", zper_consumer_error (consumer));
             return -1;
         }
-        s_print_message (consumer, msg, format);
+        s_print_message (zper_consumer_offset (consumer), zper_consumer_timestamp (consumer),
+                         msg, format);
         zmsg_destroy (&msg);
         if (follow)
             fflush (stdout);
@@ -712,14 +690,29 @@ s_consume_loop (zper_consumer_t *consumer, int64_t count, bool follow, const s_f
 
 //  What consume was asked to do
 typedef struct {
-    s_broker_t broker;
+    zper_cli_broker_t broker;
     s_format_t format;
     const char *from;
+    bool from_given;
     bool follow;
     int64_t count;
+    const char *group;              //  --group: a group consumer
+    int64_t commit_ms;
+    int64_t session_ms;
+    bool group_option_given;        //  --commit-interval or --session
 } s_consume_options_t;
 
-//  Parse consume's options. Returns 0, S_HELP_SHOWN or the usage exit code.
+//  A consume option's number of ms, at least minimum. Returns 0 or the usage exit code.
+static int
+s_parse_ms (const char *option, const char *text, int64_t minimum, int64_t *value)
+{
+    if (zper_cli_parse_number (text, minimum, value) == 0 && *value <= INT32_MAX)
+        return 0;
+    return zper_cli_usage_error ("consume", "%s needs a number of ms (>= %d), not '%s'", option,
+                                 (int) minimum, text);
+}
+
+//  Parse consume's options. Returns 0, ZPER_CLI_HELP_SHOWN or the usage exit code.
 static int
 s_consume_parse (int argc, char *argv [], s_consume_options_t *options)
 {
@@ -729,43 +722,119 @@ s_consume_parse (int argc, char *argv [], s_consume_options_t *options)
         { "raw", no_argument, NULL, S_OPT_RAW },
         { "print-offset", no_argument, NULL, S_OPT_PRINT_OFFSET },
         { "print-timestamp", no_argument, NULL, S_OPT_PRINT_TIMESTAMP },
-        S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "group", required_argument, NULL, S_OPT_GROUP },
+        { "commit-interval", required_argument, NULL, S_OPT_COMMIT_INTERVAL },
+        { "session", required_argument, NULL, S_OPT_SESSION },
+        ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *bad = NULL;
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "fn:F:h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "fn:F:h", table, &bad)) != -1) {
         switch (option) {
-            case 'h':                   return s_consume_usage (stdout, S_HELP_SHOWN);
-            case S_OPT_FROM:            options->from = optarg; break;
+            case 'h':                   return s_consume_usage (stdout, ZPER_CLI_HELP_SHOWN);
+            case S_OPT_FROM:            options->from = optarg; options->from_given = true; break;
+            case S_OPT_GROUP:           options->group = optarg; break;
+            case S_OPT_COMMIT_INTERVAL:
+                options->group_option_given = true;
+                rc = s_parse_ms ("--commit-interval", optarg, 0, &options->commit_ms);
+                break;
+            case S_OPT_SESSION:
+                options->group_option_given = true;
+                rc = s_parse_ms ("--session", optarg, 1, &options->session_ms);
+                break;
             case 'f':                   options->follow = true; break;
             case 'F':                   options->format.separator = optarg; break;
             case S_OPT_RAW:             options->format.raw = true; break;
             case S_OPT_PRINT_OFFSET:    options->format.print_offset = true; break;
             case S_OPT_PRINT_TIMESTAMP: options->format.print_timestamp = true; break;
             case 'n':
-                if (s_parse_number (optarg, 0, &options->count))
-                    rc = s_usage_error ("consume", "-n needs a count, not '%s'", optarg);
+                if (zper_cli_parse_number (optarg, 0, &options->count))
+                    rc = zper_cli_usage_error ("consume", "-n needs a count, not '%s'", optarg);
                 break;
             default:
-                rc = s_broker_option ("consume", option, bad? bad: optarg, &options->broker);
+                rc = zper_cli_broker_option ("consume", option, bad? bad: optarg, &options->broker);
         }
     }
     if (rc == 0)
-        rc = s_broker_check ("consume", &options->broker);
+        rc = zper_cli_broker_check ("consume", &options->broker);
+    if (rc == 0 && options->group && options->from_given)
+        rc = zper_cli_usage_error ("consume", "--from makes no sense with --group: a group member "
+                                   "starts where the group committed");
+    if (rc == 0 && !options->group && options->group_option_given)
+        rc = zper_cli_usage_error ("consume", "--commit-interval and --session need --group");
     if (rc == 0 && optind != argc - 1)
-        rc = s_usage_error ("consume", optind >= argc? "missing TOPIC": "one TOPIC only");
+        rc = zper_cli_usage_error ("consume", optind >= argc? "missing TOPIC": "one TOPIC only");
     if (rc == 0 && !s_topic_ok ("consume", argv [optind]))
         rc = S_EXIT_USAGE;
+    return rc;
+}
+
+//  As s_consume_loop, for a member of a group: every message printed is
+//  flushed at once, as the next recv may commit it (a process killed after
+//  that must have shown it).
+static int
+s_consume_group_loop (zper_group_consumer_t *consumer, int64_t count, bool follow,
+                      const s_format_t *format)
+{
+    for (int64_t printed = 0; count < 0 || printed < count; printed++) {
+        zmsg_t *msg = zper_group_consumer_recv (consumer, ZPER_CLIENT_FOLLOW_WAIT_MS);
+        while (!msg && errno == EAGAIN && follow && !zsys_interrupted)
+            msg = zper_group_consumer_recv (consumer, ZPER_CLIENT_FOLLOW_WAIT_MS);
+        if (!msg && (errno == EAGAIN || zsys_interrupted))
+            return 0;
+        if (!msg) {
+            fprintf (stderr, "zper: %s\n", zper_group_consumer_error (consumer));
+            return -1;
+        }
+        s_print_message (zper_group_consumer_offset (consumer),
+                         zper_group_consumer_timestamp (consumer), msg, format);
+        zmsg_destroy (&msg);
+        fflush (stdout);
+    }
+    return 0;
+}
+
+//  zper consume --group: returns the exit code.
+static int
+s_consume_group (const char *topic, s_consume_options_t *options)
+{
+    zper_cli_broker_t *broker = &options->broker;
+    zper_group_consumer_t *consumer = zper_group_consumer_new (broker->rear, options->group, topic);
+    if (!consumer) {
+        fprintf (stderr, "zper consume: invalid group '%s' (1..%d letters, digits, '.', '_', '-') "
+                 "or rear endpoint '%s'\n", options->group, ZPER_GROUP_NAME_MAX, broker->rear);
+        return S_EXIT_USAGE;
+    }
+    int rc = S_EXIT_OK;
+    if (broker->cert && zper_group_consumer_set_curve (consumer, broker->server_key, broker->cert)) {
+        fprintf (stderr, "zper consume: %s\n", zper_group_consumer_error (consumer));
+        rc = S_EXIT_FAILURE;
+    }
+    if (rc == S_EXIT_OK) {
+        zper_group_consumer_set_timeout (consumer, broker->timeout_ms);
+        zper_group_consumer_set_commit_interval (consumer, (int) options->commit_ms);
+        zper_group_consumer_set_session (consumer, (int) options->session_ms);
+        if (s_consume_group_loop (consumer, options->count, options->follow, &options->format))
+            rc = S_EXIT_FAILURE;
+    }
+    zper_group_consumer_destroy (&consumer);        //  commits what was printed, leaves
     return rc;
 }
 
 int
 zper_cmd_consume (int argc, char *argv [])
 {
-    s_consume_options_t options = { .format = { .separator = "\t" }, .from = "earliest", .count = -1 };
-    s_broker_init (&options.broker);
+    s_consume_options_t options = { .format = { .separator = "\t" }, .from = "earliest", .count = -1,
+                                    .commit_ms = ZPER_GROUP_COMMIT_INTERVAL_MS,
+                                    .session_ms = ZPER_GROUP_SESSION_MS };
+    zper_cli_broker_init (&options.broker);
     int rc = s_consume_parse (argc, argv, &options);
+    if (rc == 0 && options.group) {
+        rc = s_consume_group (argv [optind], &options);
+        zper_cli_broker_free (&options.broker);
+        return rc;
+    }
     zper_consumer_t *consumer = rc? NULL: zper_consumer_new (options.broker.rear, argv [optind]);
     if (rc == 0 && !consumer) {
         fprintf (stderr, "zper consume: invalid rear endpoint '%s'\n", options.broker.rear);
@@ -782,32 +851,32 @@ zper_cmd_consume (int argc, char *argv [])
             rc = S_EXIT_FAILURE;
     }
     zper_consumer_destroy (&consumer);
-    s_broker_free (&options.broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&options.broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 //  ---- topics, offsets, stats ---------------------------------------------------
 
 //  Parse the options of a verb that takes only the broker options and
-//  topic_count topics. Returns 0, S_HELP_SHOWN, or the usage exit code.
+//  topic_count topics. Returns 0, ZPER_CLI_HELP_SHOWN, or the usage exit code.
 static int
-s_parse_simple (int argc, char *argv [], int topic_count, const char *usage, s_broker_t *broker)
+s_parse_simple (int argc, char *argv [], int topic_count, const char *usage, zper_cli_broker_t *broker)
 {
-    static const struct option options [] = { S_BROKER_OPTIONS, { NULL, 0, NULL, 0 } };
+    static const struct option options [] = { ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 } };
     const char *verb = argv [0], *bad = NULL;
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "h", options, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "h", options, &bad)) != -1) {
         if (option == 'h') {
-            printf ("usage: zper %s %s\n%s", verb, usage, S_BROKER_HELP);
-            return S_HELP_SHOWN;
+            printf ("usage: zper %s %s\n%s", verb, usage, ZPER_CLI_BROKER_HELP);
+            return ZPER_CLI_HELP_SHOWN;
         }
-        rc = s_broker_option (verb, option, bad? bad: optarg, broker);
+        rc = zper_cli_broker_option (verb, option, bad? bad: optarg, broker);
     }
     if (rc == 0)
-        rc = s_broker_check (verb, broker);
+        rc = zper_cli_broker_check (verb, broker);
     if (rc == 0 && argc - optind != topic_count)
-        rc = s_usage_error (verb, topic_count? "needs one TOPIC": "takes no argument");
+        rc = zper_cli_usage_error (verb, topic_count? "needs one TOPIC": "takes no argument");
     if (rc == 0 && topic_count && !s_topic_ok (verb, argv [optind]))
         rc = S_EXIT_USAGE;
     return rc;
@@ -819,8 +888,8 @@ static int
 s_run_simple (int argc, char *argv [], int topic_count, const char *usage,
               int (*action) (zper_consumer_t *consumer, const char *topic))
 {
-    s_broker_t broker;
-    s_broker_init (&broker);
+    zper_cli_broker_t broker;
+    zper_cli_broker_init (&broker);
     int rc = s_parse_simple (argc, argv, topic_count, usage, &broker);
     if (rc == 0) {
         zper_consumer_t *consumer = zper_consumer_new (broker.rear, NULL);
@@ -836,8 +905,8 @@ s_run_simple (int argc, char *argv [], int topic_count, const char *usage,
             rc = S_EXIT_USAGE;
         }
     }
-    s_broker_free (&broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 static int s_print_cluster_topics (const char *metadata);
@@ -1014,8 +1083,8 @@ s_print_cluster_topics (const char *metadata)
 
 //  A consumer on the bootstrap rear with the common options, or NULL
 //  after one line on stderr.
-static zper_consumer_t *
-s_admin_consumer (const char *verb, s_broker_t *broker)
+zper_consumer_t *
+zper_cli_rear_consumer (const char *verb, zper_cli_broker_t *broker)
 {
     zper_consumer_t *consumer = zper_consumer_new (broker->rear, NULL);
     if (!consumer) {
@@ -1051,7 +1120,7 @@ s_create_usage (FILE *stream, int rc)
         "  --replicas R          nodes holding each partition\n"
         "  --min-isr M           in-sync replicas an acknowledgement needs (default 2 when\n"
         "                        R >= 3, else 1)\n"
-        S_BROKER_HELP, ZPER_CLUSTER_BASE_NAME_MAX, ZPER_CLUSTER_PARTITIONS_MAX);
+        ZPER_CLI_BROKER_HELP, ZPER_CLUSTER_BASE_NAME_MAX, ZPER_CLUSTER_PARTITIONS_MAX);
     return rc;
 }
 
@@ -1075,35 +1144,35 @@ s_topics_create (int argc, char *argv [])
     static const struct option table [] = {
         { "partitions", required_argument, NULL, S_OPT_PARTITIONS },
         { "replicas", required_argument, NULL, S_OPT_REPLICAS },
-        { "min-isr", required_argument, NULL, S_OPT_MIN_ISR }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "min-isr", required_argument, NULL, S_OPT_MIN_ISR }, ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *verb = "topics create", *bad = NULL;
     int64_t counts [3] = { 0, 0, 0 };           //  partitions, replicas, min-isr
-    s_broker_t broker;
-    s_broker_init (&broker);
+    zper_cli_broker_t broker;
+    zper_cli_broker_init (&broker);
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "h", table, &bad)) != -1) {
         if (option == 'h') {
-            rc = s_create_usage (stdout, S_HELP_SHOWN);
+            rc = s_create_usage (stdout, ZPER_CLI_HELP_SHOWN);
             break;
         }
         if (option >= S_OPT_PARTITIONS && option <= S_OPT_MIN_ISR) {
-            if (s_parse_number (optarg, 0, &counts [option - S_OPT_PARTITIONS])
+            if (zper_cli_parse_number (optarg, 0, &counts [option - S_OPT_PARTITIONS])
             ||  counts [option - S_OPT_PARTITIONS] > INT32_MAX)
-                rc = s_usage_error (verb, "--%s needs a number, not '%s'",
+                rc = zper_cli_usage_error (verb, "--%s needs a number, not '%s'",
                                     table [option - S_OPT_PARTITIONS].name, optarg);
         }
         else
-            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+            rc = zper_cli_broker_option (verb, option, bad? bad: optarg, &broker);
     }
     if (rc == 0)
-        rc = s_broker_check (verb, &broker);
+        rc = zper_cli_broker_check (verb, &broker);
     if (rc == 0 && argc - optind != 1)
-        rc = s_usage_error (verb, "needs one topic NAME");
+        rc = zper_cli_usage_error (verb, "needs one topic NAME");
     if (rc == 0 && !s_base_name_ok (verb, argv [optind]))
         rc = S_EXIT_USAGE;
-    zper_consumer_t *consumer = rc? NULL: s_admin_consumer (verb, &broker);
+    zper_consumer_t *consumer = rc? NULL: zper_cli_rear_consumer (verb, &broker);
     if (rc == 0 && !consumer)
         rc = S_EXIT_FAILURE;
     if (consumer) {
@@ -1117,8 +1186,8 @@ s_topics_create (int argc, char *argv [])
             rc = s_admin_failed (verb, consumer);
     }
     zper_consumer_destroy (&consumer);
-    s_broker_free (&broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 static int
@@ -1131,7 +1200,7 @@ s_reassign_usage (FILE *stream, int rc)
         "  --partition I         the partition (0..P-1)\n"
         "  --replicas IDS        the node ids, comma-separated, the preferred leader first\n"
         "  --wait                wait until the move is done (at most %d s)\n"
-        S_BROKER_HELP, ZPER_CLI_REASSIGN_WAIT_MS / 1000);
+        ZPER_CLI_BROKER_HELP, ZPER_CLI_REASSIGN_WAIT_MS / 1000);
     return rc;
 }
 
@@ -1169,22 +1238,22 @@ s_topics_reassign (int argc, char *argv [])
     static const struct option table [] = {
         { "partition", required_argument, NULL, S_OPT_PARTITION },
         { "replicas", required_argument, NULL, S_OPT_REPLICAS },
-        { "wait", no_argument, NULL, S_OPT_WAIT }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "wait", no_argument, NULL, S_OPT_WAIT }, ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *verb = "topics reassign", *bad = NULL, *replicas = NULL;
     int64_t partition = -1;
     bool wait = false;
-    s_broker_t broker;
-    s_broker_init (&broker);
+    zper_cli_broker_t broker;
+    zper_cli_broker_init (&broker);
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "h", table, &bad)) != -1) {
         if (option == 'h')
-            rc = s_reassign_usage (stdout, S_HELP_SHOWN);
+            rc = s_reassign_usage (stdout, ZPER_CLI_HELP_SHOWN);
         else
         if (option == S_OPT_PARTITION) {
-            if (s_parse_number (optarg, 0, &partition) || partition >= ZPER_CLUSTER_PARTITIONS_MAX)
-                rc = s_usage_error (verb, "--partition needs a partition number, not '%s'", optarg);
+            if (zper_cli_parse_number (optarg, 0, &partition) || partition >= ZPER_CLUSTER_PARTITIONS_MAX)
+                rc = zper_cli_usage_error (verb, "--partition needs a partition number, not '%s'", optarg);
         }
         else
         if (option == S_OPT_REPLICAS)
@@ -1193,17 +1262,17 @@ s_topics_reassign (int argc, char *argv [])
         if (option == S_OPT_WAIT)
             wait = true;
         else
-            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+            rc = zper_cli_broker_option (verb, option, bad? bad: optarg, &broker);
     }
     if (rc == 0)
-        rc = s_broker_check (verb, &broker);
+        rc = zper_cli_broker_check (verb, &broker);
     if (rc == 0 && argc - optind != 1)
-        rc = s_usage_error (verb, "needs one topic NAME");
+        rc = zper_cli_usage_error (verb, "needs one topic NAME");
     if (rc == 0 && (partition < 0 || !replicas))
-        rc = s_usage_error (verb, "needs --partition I and --replicas IDS");
+        rc = zper_cli_usage_error (verb, "needs --partition I and --replicas IDS");
     if (rc == 0 && !s_base_name_ok (verb, argv [optind]))
         rc = S_EXIT_USAGE;
-    zper_consumer_t *consumer = rc? NULL: s_admin_consumer (verb, &broker);
+    zper_consumer_t *consumer = rc? NULL: zper_cli_rear_consumer (verb, &broker);
     if (rc == 0 && !consumer)
         rc = S_EXIT_FAILURE;
     if (consumer && zper_consumer_reassign (consumer, argv [optind], (int) partition, replicas) == -1)
@@ -1225,14 +1294,14 @@ s_topics_reassign (int argc, char *argv [])
         printf ("%s.%d: replicas %s%s\n", argv [optind], (int) partition, replicas,
                 wait? "": " (moving in the background)");
     zper_consumer_destroy (&consumer);
-    s_broker_free (&broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 //  cluster status: METADATA, then CLUSTER of every node, as
 //  {"metadata":{..},"nodes":{"1":{..CLUSTER..} or {"error":".."}}}.
 static json_t *
-s_cluster_gather (zper_consumer_t *bootstrap, s_broker_t *broker)
+s_cluster_gather (zper_consumer_t *bootstrap, zper_cli_broker_t *broker)
 {
     char *metadata = zper_consumer_metadata (bootstrap, NULL);
     json_t *merged = metadata? json_object (): NULL;
@@ -1323,7 +1392,7 @@ s_cluster_usage (FILE *stream, int rc)
         "leader, epoch, replicas, in-sync replicas, the leader's log end and high-watermark,\n"
         "and its slowest follower's lag (-1: none, or the leader did not answer).\n"
         "  --json                print the merged JSON {\"metadata\":..,\"nodes\":{id:CLUSTER}}\n"
-        S_BROKER_HELP);
+        ZPER_CLI_BROKER_HELP);
     return rc;
 }
 
@@ -1331,28 +1400,28 @@ int
 zper_cmd_cluster (int argc, char *argv [])
 {
     static const struct option table [] = {
-        { "json", no_argument, NULL, S_OPT_JSON }, S_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
+        { "json", no_argument, NULL, S_OPT_JSON }, ZPER_CLI_BROKER_OPTIONS, { NULL, 0, NULL, 0 }
     };
     const char *verb = "cluster", *bad = NULL;
     bool as_json = false;
-    s_broker_t broker;
-    s_broker_init (&broker);
+    zper_cli_broker_t broker;
+    zper_cli_broker_init (&broker);
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "h", table, &bad)) != -1) {
         if (option == 'h')
-            rc = s_cluster_usage (stdout, S_HELP_SHOWN);
+            rc = s_cluster_usage (stdout, ZPER_CLI_HELP_SHOWN);
         else
         if (option == S_OPT_JSON)
             as_json = true;
         else
-            rc = s_broker_option (verb, option, bad? bad: optarg, &broker);
+            rc = zper_cli_broker_option (verb, option, bad? bad: optarg, &broker);
     }
     if (rc == 0)
-        rc = s_broker_check (verb, &broker);
+        rc = zper_cli_broker_check (verb, &broker);
     if (rc == 0 && (argc - optind != 1 || !streq (argv [optind], "status")))
-        rc = s_usage_error (verb, "the only sub-verb is 'status'");
-    zper_consumer_t *consumer = rc? NULL: s_admin_consumer ("cluster status", &broker);
+        rc = zper_cli_usage_error (verb, "the only sub-verb is 'status'");
+    zper_consumer_t *consumer = rc? NULL: zper_cli_rear_consumer ("cluster status", &broker);
     if (rc == 0 && !consumer)
         rc = S_EXIT_FAILURE;
     json_t *merged = consumer? s_cluster_gather (consumer, &broker): NULL;
@@ -1368,8 +1437,8 @@ zper_cmd_cluster (int argc, char *argv [])
         s_cluster_print (merged);
     json_decref (merged);
     zper_consumer_destroy (&consumer);
-    s_broker_free (&broker);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    zper_cli_broker_free (&broker);
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }
 
 //  ---- keygen ----------------------------------------------------------------------
@@ -1422,7 +1491,7 @@ s_patterns (const char *option, const char *text)
         size_t name_size = size && item [size - 1] == '*'? size - 1: size;
         valid = size > 0 && strspn (item, S_PATTERN_CHARS) == name_size && name_size <= ZPER_TOPIC_NAME_MAX;
         if (!valid)
-            s_usage_error ("keygen", "bad pattern '%s' in %s: a topic name, or a prefix and one "
+            zper_cli_usage_error ("keygen", "bad pattern '%s' in %s: a topic name, or a prefix and one "
                            "final *", item, option);
         else {
             if (count++)
@@ -1431,7 +1500,7 @@ s_patterns (const char *option, const char *text)
         }
     }
     if (valid && count == 0) {
-        s_usage_error ("keygen", "%s needs at least one pattern", option);
+        zper_cli_usage_error ("keygen", "%s needs at least one pattern", option);
         valid = false;
     }
     free (copy);
@@ -1477,10 +1546,10 @@ s_keygen_parse (int argc, char *argv [], s_keygen_options_t *options)
     const char *bad = NULL;
     int option, rc = 0;
     optind = 1;
-    while (rc == 0 && (option = s_next_option (argc, argv, "h", table, &bad)) != -1) {
+    while (rc == 0 && (option = zper_cli_next_option (argc, argv, "h", table, &bad)) != -1) {
         char **grant = option == S_OPT_WRITE? &options->write: &options->read;
         if (option == 'h')
-            return s_keygen_usage (stdout, S_HELP_SHOWN);
+            return s_keygen_usage (stdout, ZPER_CLI_HELP_SHOWN);
         else
         if (option == S_OPT_WRITE || option == S_OPT_READ) {
             zstr_free (grant);
@@ -1489,17 +1558,17 @@ s_keygen_parse (int argc, char *argv [], s_keygen_options_t *options)
         }
         else
         if (option == S_OPT_NAME && !*optarg)
-            rc = s_usage_error ("keygen", "--name needs a text");
+            rc = zper_cli_usage_error ("keygen", "--name needs a text");
         else
         if (option == S_OPT_NAME)
             options->name = optarg;
         else
-            rc = s_usage_error ("keygen", "unknown or incomplete option '%s'", bad? bad: optarg);
+            rc = zper_cli_usage_error ("keygen", "unknown or incomplete option '%s'", bad? bad: optarg);
     }
     if (rc == 0 && argc - optind != 1)
-        rc = s_usage_error ("keygen", optind >= argc? "missing NAME": "one NAME only");
+        rc = zper_cli_usage_error ("keygen", optind >= argc? "missing NAME": "one NAME only");
     if (rc == 0 && !*argv [optind])
-        rc = s_usage_error ("keygen", "NAME is empty");
+        rc = zper_cli_usage_error ("keygen", "NAME is empty");
     return rc;
 }
 
@@ -1550,5 +1619,5 @@ zper_cmd_keygen (int argc, char *argv [])
     }
     zstr_free (&options.write);
     zstr_free (&options.read);
-    return rc == S_HELP_SHOWN? S_EXIT_OK: rc;
+    return rc == ZPER_CLI_HELP_SHOWN? S_EXIT_OK: rc;
 }

@@ -117,6 +117,9 @@ s_parse (s_options_t *options, int argc, char *argv [])
         if (streq (option, "--db") && value && streq (options->verb, "store"))
             zper_dafka_config_set (options->config, "store/db", value);
         else
+        if (streq (option, "--metrics") && value && streq (options->verb, "store"))
+            zper_dafka_config_set (options->config, "store/metrics/listen", value);
+        else
         if (streq (option, "--count") && s_number (value, &options->count) && !tower)
             ;
         else
@@ -226,7 +229,10 @@ zper_cmd_tower (int argc, char *argv [])
 int
 zper_cmd_store (int argc, char *argv [])
 {
-    s_options_t options = { .verb = "store", .role = "store", .usage = " [--db DIR]\n  --db DIR         where the log lives (store/db, default storedb)" };
+    s_options_t options = { .verb = "store", .role = "store", .usage = " [--db DIR] [--metrics HOST:PORT]\n"
+        "  --db DIR         where the log lives (store/db, default storedb)\n"
+        "  --metrics HOST:PORT\n"
+        "                   serve Prometheus metrics on GET /metrics (store/metrics/listen)" };
     int rc = s_parse (&options, argc, argv);
     if (rc == S_HELP_SHOWN) {
         s_options_destroy (&options);

@@ -18,6 +18,7 @@
 
 #include "zper_client_wire.h"
 #include "zper_security.h"
+#include "zper_zmtp.h"
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -39,6 +40,9 @@ zper_client_status_errno (int status)
         case ZPER_STATUS_FENCED:            return ESTALE;
         case ZPER_STATUS_NO_CLUSTER:        return ENXIO;
         case ZPER_STATUS_TOPIC_EXISTS:      return EEXIST;
+        case ZPER_STATUS_UNKNOWN_MEMBER:    return ENOENT;
+        case ZPER_STATUS_NOT_ASSIGNED:      return EBUSY;
+        case ZPER_STATUS_GROUP_LIMIT:       return EUSERS;
         default:                            return EPROTO;
     }
 }
@@ -62,6 +66,9 @@ zper_status_name (int status)
         case ZPER_STATUS_FENCED:            return "FENCED";
         case ZPER_STATUS_NO_CLUSTER:        return "NO_CLUSTER";
         case ZPER_STATUS_TOPIC_EXISTS:      return "TOPIC_EXISTS";
+        case ZPER_STATUS_UNKNOWN_MEMBER:    return "UNKNOWN_MEMBER";
+        case ZPER_STATUS_NOT_ASSIGNED:      return "NOT_ASSIGNED";
+        case ZPER_STATUS_GROUP_LIMIT:       return "GROUP_LIMIT";
         case ZPER_STATUS_INTERNAL_ERROR:    return "INTERNAL_ERROR";
         default:                            return "UNKNOWN";
     }
@@ -132,6 +139,12 @@ zper_client_status_hint (int status)
             return " (not a cluster node, or etcd unreachable)";
         case ZPER_STATUS_TOPIC_EXISTS:
             return " (the topic exists already)";
+        case ZPER_STATUS_UNKNOWN_MEMBER:
+            return " (the member's session expired: it joins again)";
+        case ZPER_STATUS_NOT_ASSIGNED:
+            return " (the partition is no longer this member's: its next owner goes on from the last commit)";
+        case ZPER_STATUS_GROUP_LIMIT:
+            return " (groups.max_groups, max_members or max_offsets reached on the broker)";
         default:
             return "";
     }
@@ -189,6 +202,110 @@ zper_client_socket (int type, const char *endpoint, zframe_t *identity, int ling
         return NULL;
     }
     return socket;
+}
+
+//  ---- requests and READ batches -------------------------------------------------
+
+//  Wait for the reply to the request just sent, at most wait_ms. On a
+//  timeout or an interruption the socket is thrown away: its reply may
+//  still come and must not be read as the next request's.
+static zmsg_t *
+s_await_reply (zsock_t **socket_p, const char *endpoint, const char *command, int wait_ms,
+               char *error)
+{
+    int waited = zper_client_wait_readable (*socket_p, wait_ms);
+    if (waited == 1)
+        return zmsg_recv (*socket_p);
+    zsock_destroy (socket_p);
+    if (waited == 0) {
+        zper_client_error_set (error, "no answer from %s to %s within %d ms "
+                               "(is zperd running?)", endpoint, command, wait_ms);
+        errno = ETIMEDOUT;
+    }
+    else {
+        zper_client_error_set (error, "interrupted while waiting for %s to answer %s",
+                               endpoint, command);
+        errno = EINTR;
+    }
+    return NULL;
+}
+
+zmsg_t *
+zper_client_request (zsock_t **socket_p, const char *endpoint, const zper_client_curve_t *curve,
+                     int timeout_ms, int extra_wait_ms, zmsg_t **request_p, int *status_p,
+                     char *error)
+{
+    int unused_status;
+    if (!status_p)
+        status_p = &unused_status;
+    *status_p = -1;
+    //  The command's name, for error messages
+    zframe_t *name = zmsg_first (*request_p);
+    char command [16];
+    snprintf (command, sizeof command, "%.*s", (int) zframe_size (name), (char *) zframe_data (name));
+    if (!*socket_p)
+        *socket_p = zper_client_socket (ZMQ_DEALER, endpoint, NULL, 0, timeout_ms, curve);
+    if (!*socket_p || zmsg_send (request_p, *socket_p) == -1) {
+        zmsg_destroy (request_p);
+        zper_client_error_set (error, "no connection to %s within %d ms (%s)", endpoint, timeout_ms,
+                               zper_client_diagnose (endpoint, curve, timeout_ms));
+        errno = EHOSTUNREACH;
+        return NULL;
+    }
+    zmsg_t *reply = s_await_reply (socket_p, endpoint, command, timeout_ms + extra_wait_ms, error);
+    if (!reply)
+        return NULL;
+    zframe_t *status = zmsg_pop (reply);
+    int code = status && zframe_size (status) == ZPER_WIRE_STATUS_SIZE? *zframe_data (status): -1;
+    zframe_destroy (&status);
+    *status_p = code;
+    if (code == ZPER_STATUS_OK)
+        return reply;
+    zmsg_destroy (&reply);
+    if (code == -1)
+        zper_client_error_set (error, "%s answered %s without a status", endpoint, command);
+    else
+        zper_client_error_set (error, "%s refused %s: %s%s", endpoint, command,
+                               zper_status_name (code), zper_client_status_hint (code));
+    errno = code == -1? EPROTO: zper_client_status_errno (code);
+    return NULL;
+}
+
+int
+zper_client_batch_check (const uint8_t *data, size_t size)
+{
+    const uint8_t *cursor = data, *end = data + size;
+    int count = 0;
+    while (cursor < end) {
+        if ((size_t) (end - cursor) < ZPER_CLIENT_RECORD_HEADER_SIZE)
+            return -1;
+        int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
+        cursor += ZPER_CLIENT_RECORD_HEADER_SIZE;
+        if (length <= 0 || (size_t) length > (size_t) (end - cursor)
+        ||  zper_zmtp_message_length (cursor, (size_t) length, NULL) != length)
+            return -1;
+        cursor += length;
+        count++;
+    }
+    return count;
+}
+
+zmsg_t *
+zper_client_record_decode (const uint8_t **cursor_p, int64_t *offset, int64_t *timestamp)
+{
+    const uint8_t *cursor = *cursor_p;
+    *offset = zper_wire_get_int64 (cursor);
+    *timestamp = zper_wire_get_int64 (cursor + ZPER_WIRE_INT64_SIZE);
+    int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
+    cursor += ZPER_CLIENT_RECORD_HEADER_SIZE;
+    const uint8_t *end = cursor + length;
+    zmsg_t *msg = zmsg_new ();
+    zper_frame_t frame;
+    bool more = true;
+    while (more && zper_zmtp_decode (&cursor, end, &frame, &more) == 0)
+        zmsg_addmem (msg, frame.data, frame.size);
+    *cursor_p = end;
+    return msg;
 }
 
 //  The handshake events a probe waits for: any of them says how it went.
@@ -440,6 +557,29 @@ zper_client_wire_test (bool verbose)
     assert (zper_client_status_errno (ZPER_STATUS_MESSAGE_TOO_LARGE) == EMSGSIZE);
     assert (streq (zper_status_name (ZPER_STATUS_INVALID_OFFSET), "INVALID_OFFSET"));
     assert (streq (zper_status_name (7), "UNKNOWN"));
+    assert (zper_client_status_errno (ZPER_STATUS_UNKNOWN_MEMBER) == ENOENT);
+    assert (zper_client_status_errno (ZPER_STATUS_NOT_ASSIGNED) == EBUSY);
+    assert (streq (zper_status_name (ZPER_STATUS_GROUP_LIMIT), "GROUP_LIMIT"));
+
+    //  A READ batch: one record of two frames is taken; a length that lies is not
+    uint8_t batch [ZPER_CLIENT_RECORD_HEADER_SIZE + 16];
+    zper_frame_t frames [2] = { { "id", 2 }, { "body", 4 } };
+    int32_t encoded = (int32_t) zper_zmtp_encode (frames, 2, batch + ZPER_CLIENT_RECORD_HEADER_SIZE);
+    zper_wire_put_int64 (batch, 7);
+    zper_wire_put_int64 (batch + ZPER_WIRE_INT64_SIZE, 1234);
+    zper_wire_put_int32 (batch + 2 * ZPER_WIRE_INT64_SIZE, encoded);
+    size_t size = ZPER_CLIENT_RECORD_HEADER_SIZE + (size_t) encoded;
+    assert (zper_client_batch_check (batch, size) == 1);
+    assert (zper_client_batch_check (batch, size - 1) == -1);
+    assert (zper_client_batch_check (batch, 0) == 0);
+    const uint8_t *cursor = batch;
+    int64_t offset, timestamp;
+    zmsg_t *record = zper_client_record_decode (&cursor, &offset, &timestamp);
+    assert (offset == 7 && timestamp == 1234 && cursor == batch + size);
+    assert (zmsg_size (record) == 2 && zframe_streq (zmsg_last (record), "body"));
+    zmsg_destroy (&record);
+    zper_wire_put_int32 (batch + 2 * ZPER_WIRE_INT64_SIZE, encoded + 1);
+    assert (zper_client_batch_check (batch, size) == -1);
 
     //  A wait on a socket nobody answers ends at its deadline.
     char *unused = zper_client_unused_endpoint ();

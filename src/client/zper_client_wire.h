@@ -69,6 +69,31 @@ const char *
 bool
     zper_client_endpoint_valid (const char *endpoint);
 
+//  Send request (destroyed) on *socket_p, made (connected to endpoint, with
+//  curve) when NULL, and wait for the reply at most timeout_ms +
+//  extra_wait_ms (a READ's long poll). Returns the reply without its status
+//  frame, or NULL with errno, error and (when not NULL) *status_p set: the
+//  refusing status, or -1 when no status came. Lazy pirate: on a timeout
+//  the socket is destroyed, as its late reply would be taken for the next
+//  request's (the protocol has no request ids).
+zmsg_t *
+    zper_client_request (zsock_t **socket_p, const char *endpoint, const zper_client_curve_t *curve,
+                         int timeout_ms, int extra_wait_ms, zmsg_t **request_p, int *status_p,
+                         char *error);
+
+//  A READ record's header: offset, timestamp, size (docs/protocol.md 3).
+#define ZPER_CLIENT_RECORD_HEADER_SIZE (2 * ZPER_WIRE_INT64_SIZE + ZPER_WIRE_INT32_SIZE)
+
+//  Count the records of a READ batch, checking that each one's length fits
+//  and holds whole ZMTP/2.0 frames. Returns the count, or -1.
+int
+    zper_client_batch_check (const uint8_t *data, size_t size);
+
+//  The record at *cursor_p of a batch zper_client_batch_check accepted, as
+//  a new message; sets *offset and *timestamp and moves *cursor_p past it.
+zmsg_t *
+    zper_client_record_decode (const uint8_t **cursor_p, int64_t *offset, int64_t *timestamp);
+
 //  Print a one-line message into error (ZPER_CLIENT_ERROR_MAX bytes).
 void
     zper_client_error_set (char *error, const char *format, ...) __attribute__ ((format (printf, 2, 3)));

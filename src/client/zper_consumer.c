@@ -23,7 +23,7 @@
 #include "zper_zmtp.h"
 
 //  A READ record header: offset, timestamp, size.
-#define ZPER_RECORD_HEADER_SIZE (2 * ZPER_WIRE_INT64_SIZE + ZPER_WIRE_INT32_SIZE)
+#define ZPER_RECORD_HEADER_SIZE ZPER_CLIENT_RECORD_HEADER_SIZE
 
 struct _zper_consumer_t {
     char *endpoint;
@@ -105,66 +105,14 @@ zper_consumer_set_max_bytes (zper_consumer_t *self, int max_bytes)
 
 //  ---- requests ----------------------------------------------------------------
 
-//  Wait for the reply to the request just sent, at most wait_ms. On a
-//  timeout or an interruption the socket is thrown away: its reply may
-//  still come and must not be read as the next request's.
-static zmsg_t *
-s_await_reply (zper_consumer_t *self, const char *command, int wait_ms)
-{
-    int waited = zper_client_wait_readable (self->socket, wait_ms);
-    if (waited == 1)
-        return zmsg_recv (self->socket);
-    zsock_destroy (&self->socket);
-    if (waited == 0) {
-        zper_client_error_set (self->error, "no answer from %s to %s within %d ms "
-                               "(is zperd running?)", self->endpoint, command, wait_ms);
-        errno = ETIMEDOUT;
-    }
-    else {
-        zper_client_error_set (self->error, "interrupted while waiting for %s to answer %s",
-                               self->endpoint, command);
-        errno = EINTR;
-    }
-    return NULL;
-}
-
 //  Send request (destroyed) and return the reply without its status frame,
 //  or NULL with errno and self->error set. The reply may take extra_wait_ms
 //  more than the timeout (a READ's long poll).
 static zmsg_t *
 s_request (zper_consumer_t *self, zmsg_t **request_p, int extra_wait_ms)
 {
-    //  The command's name, for error messages
-    zframe_t *name = zmsg_first (*request_p);
-    char command [16];
-    snprintf (command, sizeof command, "%.*s", (int) zframe_size (name), (char *) zframe_data (name));
-    if (!self->socket)
-        self->socket = zper_client_socket (ZMQ_DEALER, self->endpoint, NULL, 0, self->timeout_ms,
-                                           &self->curve);
-    if (!self->socket || zmsg_send (request_p, self->socket) == -1) {
-        zmsg_destroy (request_p);
-        zper_client_error_set (self->error, "no connection to %s within %d ms (%s)",
-                               self->endpoint, self->timeout_ms,
-                               zper_client_diagnose (self->endpoint, &self->curve, self->timeout_ms));
-        errno = EHOSTUNREACH;
-        return NULL;
-    }
-    zmsg_t *reply = s_await_reply (self, command, self->timeout_ms + extra_wait_ms);
-    if (!reply)
-        return NULL;
-    zframe_t *status = zmsg_pop (reply);
-    int code = status && zframe_size (status) == ZPER_WIRE_STATUS_SIZE? *zframe_data (status): -1;
-    zframe_destroy (&status);
-    if (code == ZPER_STATUS_OK)
-        return reply;
-    zmsg_destroy (&reply);
-    if (code == -1)
-        zper_client_error_set (self->error, "%s answered %s without a status", self->endpoint, command);
-    else
-        zper_client_error_set (self->error, "%s refused %s: %s%s", self->endpoint, command,
-                               zper_status_name (code), zper_client_status_hint (code));
-    errno = code == -1? EPROTO: zper_client_status_errno (code);
-    return NULL;
+    return zper_client_request (&self->socket, self->endpoint, &self->curve, self->timeout_ms,
+                                extra_wait_ms, request_p, NULL, self->error);
 }
 
 //  A request [command][topic] (topic left out when NULL).
@@ -286,27 +234,6 @@ s_buffered (zper_consumer_t *self)
     return self->batch && self->cursor < zframe_data (self->batch) + zframe_size (self->batch);
 }
 
-//  Count the records of a READ batch, checking that each one's length fits
-//  and holds whole ZMTP/2.0 frames. Returns the count, or -1.
-static int
-s_batch_check (const uint8_t *data, size_t size)
-{
-    const uint8_t *cursor = data, *end = data + size;
-    int count = 0;
-    while (cursor < end) {
-        if ((size_t) (end - cursor) < ZPER_RECORD_HEADER_SIZE)
-            return -1;
-        int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
-        cursor += ZPER_RECORD_HEADER_SIZE;
-        if (length <= 0 || (size_t) length > (size_t) (end - cursor)
-        ||  zper_zmtp_message_length (cursor, (size_t) length, NULL) != length)
-            return -1;
-        cursor += length;
-        count++;
-    }
-    return count;
-}
-
 int
 zper_consumer_fetch (zper_consumer_t *self, int max_wait_ms)
 {
@@ -335,7 +262,7 @@ zper_consumer_fetch (zper_consumer_t *self, int max_wait_ms)
         return -1;
     zframe_t *batch = zmsg_size (reply) == 1? zmsg_pop (reply): NULL;
     zmsg_destroy (&reply);
-    int count = batch? s_batch_check (zframe_data (batch), zframe_size (batch)): -1;
+    int count = batch? zper_client_batch_check (zframe_data (batch), zframe_size (batch)): -1;
     if (count == -1) {
         zframe_destroy (&batch);
         zper_client_error_set (self->error, "%s sent a malformed READ reply", self->endpoint);
@@ -348,22 +275,11 @@ zper_consumer_fetch (zper_consumer_t *self, int max_wait_ms)
     return count;
 }
 
-//  The next buffered record as a message (s_batch_check vouched for it).
+//  The next buffered record as a message (zper_client_batch_check vouched for it).
 static zmsg_t *
 s_next_record (zper_consumer_t *self)
 {
-    const uint8_t *cursor = self->cursor;
-    self->offset = zper_wire_get_int64 (cursor);
-    self->timestamp = zper_wire_get_int64 (cursor + ZPER_WIRE_INT64_SIZE);
-    int32_t length = zper_wire_get_int32 (cursor + 2 * ZPER_WIRE_INT64_SIZE);
-    cursor += ZPER_RECORD_HEADER_SIZE;
-    const uint8_t *end = cursor + length;
-    zmsg_t *msg = zmsg_new ();
-    zper_frame_t frame;
-    bool more = true;
-    while (more && zper_zmtp_decode (&cursor, end, &frame, &more) == 0)
-        zmsg_addmem (msg, frame.data, frame.size);
-    self->cursor = end;
+    zmsg_t *msg = zper_client_record_decode (&self->cursor, &self->offset, &self->timestamp);
     self->position = self->offset + 1;
     return msg;
 }
@@ -505,6 +421,62 @@ zper_consumer_cluster (zper_consumer_t *self)
     return s_json_reply (self, s_request (self, &request, 0), "CLUSTER");
 }
 
+//  ---- committed offsets (docs/client.md, Groups) ----------------------------------
+
+int
+zper_consumer_commit (zper_consumer_t *self, const char *group, const char *topic, int64_t offset)
+{
+    assert (self);
+    if (!group || !*group || !topic || !*topic || offset < 0) {
+        zper_client_error_set (self->error, "COMMIT needs a group, a topic and an offset >= 0");
+        errno = EINVAL;
+        return -1;
+    }
+    zmsg_t *request = s_request_new ("COMMIT", group);
+    zmsg_addstr (request, topic);
+    zper_wire_add_int64 (request, offset);
+    zmsg_t *reply = s_request (self, &request, 0);
+    if (!reply)
+        return -1;
+    zmsg_destroy (&reply);
+    return 0;
+}
+
+int64_t
+zper_consumer_committed (zper_consumer_t *self, const char *group, const char *topic)
+{
+    assert (self);
+    if (!group || !*group || !topic || !*topic) {
+        zper_client_error_set (self->error, "COMMITTED needs a group and a topic");
+        errno = EINVAL;
+        return -2;
+    }
+    zmsg_t *request = s_request_new ("COMMITTED", group);
+    zmsg_addstr (request, topic);
+    zmsg_t *reply = s_request (self, &request, 0);
+    if (!reply)
+        return -2;
+    int64_t offset = -2, timestamp;
+    bool valid = zmsg_size (reply) == 2
+              && zper_wire_frame_int64 (zmsg_first (reply), &offset) == 0
+              && zper_wire_frame_int64 (zmsg_next (reply), &timestamp) == 0 && offset >= -1;
+    zmsg_destroy (&reply);
+    if (!valid) {
+        zper_client_error_set (self->error, "%s sent a malformed COMMITTED reply", self->endpoint);
+        errno = EPROTO;
+        return -2;
+    }
+    return offset;
+}
+
+char *
+zper_consumer_groups (zper_consumer_t *self, const char *group)
+{
+    assert (self);
+    zmsg_t *request = s_request_new ("GROUPS", group);
+    return s_json_reply (self, s_request (self, &request, 0), "GROUPS");
+}
+
 const char *
 zper_consumer_error (zper_consumer_t *self)
 {
@@ -610,6 +582,14 @@ s_test_answer (zmsg_t *request, zmsg_t *reply)
         zmsg_addstr (reply, "{\"topics\":2}");
     }
     else
+    if (streq (command, "GROUPS")) {
+        //  The group asked for, if any, comes back as the only key
+        char *group = zmsg_popstr (request);
+        zmsg_addmem (reply, &ok, 1);
+        zmsg_addstrf (reply, group? "{\"%s\":{}}": "{}", group);
+        zstr_free (&group);
+    }
+    else
     if (!streq (command, "SILENT"))
         zmsg_addmem (reply, &(uint8_t) { ZPER_STATUS_INVALID_COMMAND }, 1);
     zstr_free (&command);
@@ -698,6 +678,12 @@ s_test_describing (const char *endpoint)
     char *stats = zper_consumer_stats (consumer);
     assert (stats && streq (stats, "{\"topics\":2}"));
     zstr_free (&stats);
+    char *groups = zper_consumer_groups (consumer, NULL);
+    assert (groups && streq (groups, "{}"));
+    zstr_free (&groups);
+    groups = zper_consumer_groups (consumer, "billing");
+    assert (groups && streq (groups, "{\"billing\":{}}"));
+    zstr_free (&groups);
     zper_consumer_destroy (&consumer);
 
     //  A batch whose record length lies is refused, not trusted.

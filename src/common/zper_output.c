@@ -13,11 +13,16 @@
     A charge wraps the message: the new message points at the same data,
     and its free function closes the original (which frees or unlends the
     data as the original would have) and gives the bytes back.
+
+    The registry (every output of the process, for STATS) is a list under
+    one mutex, touched when an output is made or finally freed and when
+    STATS takes a snapshot, never per message: counts stay atomics.
     ========================================================================= */
 
 #include "zper_output.h"
 #include "zper_defaults.h"
 #include <assert.h>
+#include <pthread.h>
 
 struct _zper_output_t {
     int64_t budget;
@@ -25,7 +30,18 @@ struct _zper_output_t {
     int references;                     //  atomic: the owner, and one per charged message
     int64_t uncharged;                  //  the sender's: sent, to be charged with a later message
     int64_t step;                       //  charge at least this much at once (batched)
+    uint64_t dropped;                   //  atomic: messages dropped for its peer
+    char socket [ZPER_OUTPUT_SOCKET_MAX];   //  label, under s_registry.mutex
+    char peer [ZPER_OUTPUT_PEER_MAX];
+    zper_output_t *previous, *next;     //  in s_registry, under its mutex
 };
+
+static struct {
+    pthread_mutex_t mutex;
+    zper_output_t *first;
+    size_t count;
+    uint64_t dropped;                   //  atomic: every drop since the process started
+} s_registry = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 
 typedef struct {
     zper_output_t *output;
@@ -37,20 +53,39 @@ zper_output_t *
 zper_output_new (int64_t budget)
 {
     zper_output_t *self = (zper_output_t *) malloc (sizeof (zper_output_t));
-    if (self)
-        //  A step is small next to the budget, so that what is not charged
-        //  yet never decides whether a peer is slow
-        *self = (zper_output_t) { .budget = budget, .held = 0, .references = 1, .uncharged = 0,
-                                  .step = budget / 8 < ZPER_OUTPUT_CHARGE_STEP?
-                                          budget / 8: ZPER_OUTPUT_CHARGE_STEP };
+    if (!self)
+        return NULL;
+    //  A step is small next to the budget, so that what is not charged
+    //  yet never decides whether a peer is slow
+    *self = (zper_output_t) { .budget = budget, .held = 0, .references = 1, .uncharged = 0,
+                              .step = budget / 8 < ZPER_OUTPUT_CHARGE_STEP?
+                                      budget / 8: ZPER_OUTPUT_CHARGE_STEP,
+                              .socket = "unlabeled" };
+    pthread_mutex_lock (&s_registry.mutex);
+    self->next = s_registry.first;
+    if (self->next)
+        self->next->previous = self;
+    s_registry.first = self;
+    s_registry.count++;
+    pthread_mutex_unlock (&s_registry.mutex);
     return self;
 }
 
 static void
 s_unref (zper_output_t *self)
 {
-    if (__atomic_sub_fetch (&self->references, 1, __ATOMIC_ACQ_REL) == 0)
-        free (self);
+    if (__atomic_sub_fetch (&self->references, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    pthread_mutex_lock (&s_registry.mutex);
+    if (self->previous)
+        self->previous->next = self->next;
+    else
+        s_registry.first = self->next;
+    if (self->next)
+        self->next->previous = self->previous;
+    s_registry.count--;
+    pthread_mutex_unlock (&s_registry.mutex);
+    free (self);
 }
 
 void
@@ -135,6 +170,118 @@ zper_output_charge_batched (zper_output_t *self, zmq_msg_t *msg, size_t data_byt
         return -1;
     }
     return 0;
+}
+
+//  Copy a label into target (size bytes with its NUL), safe for JSON and
+//  Prometheus text as it is.
+static void
+s_label_copy (char *target, size_t size, const char *label)
+{
+    size_t length = 0;
+    for (; label && label [length] && length + 1 < size; length++) {
+        char c = label [length];
+        target [length] = isalnum ((unsigned char) c) || c == '.' || c == '_' || c == '-'
+                       || c == '*'? c: '_';
+    }
+    target [length] = 0;
+}
+
+void
+zper_output_set_label (zper_output_t *self, const char *socket, const char *peer)
+{
+    assert (self);
+    pthread_mutex_lock (&s_registry.mutex);
+    s_label_copy (self->socket, sizeof self->socket, socket);
+    s_label_copy (self->peer, sizeof self->peer, peer);
+    pthread_mutex_unlock (&s_registry.mutex);
+}
+
+void
+zper_output_set_label_id (zper_output_t *self, const char *socket, const void *routing_id,
+                          size_t routing_id_size)
+{
+    static const char hex [] = "0123456789ABCDEF";
+    char peer [ZPER_OUTPUT_PEER_MAX];
+    size_t length = 0;
+    const uint8_t *bytes = (const uint8_t *) routing_id;
+    for (size_t index = 0; index < routing_id_size && length + 2 < sizeof peer; index++) {
+        peer [length++] = hex [bytes [index] >> 4];
+        peer [length++] = hex [bytes [index] & 15];
+    }
+    peer [length] = 0;
+    zper_output_set_label (self, socket, peer);
+}
+
+void
+zper_output_dropped (zper_output_t *self, uint64_t count)
+{
+    assert (self);
+    __atomic_add_fetch (&self->dropped, count, __ATOMIC_RELAXED);
+    __atomic_add_fetch (&s_registry.dropped, count, __ATOMIC_RELAXED);
+}
+
+uint64_t
+zper_output_drops (zper_output_t *self)
+{
+    assert (self);
+    return __atomic_load_n (&self->dropped, __ATOMIC_RELAXED);
+}
+
+//  An output's counts, read once: the sort must not see them move.
+typedef struct {
+    zper_output_t *output;
+    int64_t queued_bytes;
+    uint64_t dropped;
+} snapshot_entry_t;
+
+static int
+s_busier_first (const void *left, const void *right)
+{
+    const snapshot_entry_t *one = (const snapshot_entry_t *) left;
+    const snapshot_entry_t *other = (const snapshot_entry_t *) right;
+    if (one->queued_bytes != other->queued_bytes)
+        return one->queued_bytes > other->queued_bytes? -1: 1;
+    if (one->dropped != other->dropped)
+        return one->dropped > other->dropped? -1: 1;
+    return 0;
+}
+
+zper_output_peer_t *
+zper_output_snapshot (zper_output_totals_t *totals, size_t max_peers, size_t *listed)
+{
+    assert (totals && listed);
+    *totals = (zper_output_totals_t) { 0 };
+    *listed = 0;
+    zper_output_peer_t *peers = NULL;
+    pthread_mutex_lock (&s_registry.mutex);
+    size_t count = s_registry.count;
+    snapshot_entry_t *entries = count && max_peers
+        ? (snapshot_entry_t *) malloc (count * sizeof (snapshot_entry_t)): NULL;
+    for (zper_output_t *output = s_registry.first; output; output = output->next) {
+        snapshot_entry_t entry = { output, zper_output_held (output), zper_output_drops (output) };
+        if (entries)
+            entries [totals->count] = entry;
+        totals->count++;
+        totals->queued_bytes += entry.queued_bytes;
+    }
+    size_t wanted = max_peers < count? max_peers: count;
+    if (entries)
+        peers = (zper_output_peer_t *) malloc (wanted * sizeof (zper_output_peer_t));
+    if (peers) {
+        qsort (entries, count, sizeof (snapshot_entry_t), s_busier_first);
+        for (size_t index = 0; index < wanted; index++) {
+            zper_output_peer_t *peer = &peers [index];
+            memcpy (peer->socket, entries [index].output->socket, sizeof peer->socket);
+            memcpy (peer->peer, entries [index].output->peer, sizeof peer->peer);
+            peer->queued_bytes = entries [index].queued_bytes;
+            peer->dropped = entries [index].dropped;
+        }
+        *listed = wanted;
+    }
+    free (entries);
+    pthread_mutex_unlock (&s_registry.mutex);
+    totals->dropped = __atomic_load_n (&s_registry.dropped, __ATOMIC_RELAXED);
+    return peers;
 }
 
 int
@@ -255,6 +402,60 @@ zper_output_test (bool verbose)
     assert (missed > 0);
     zsock_destroy (&sub);
     zsock_destroy (&xpub);
+
+    //  The registry lists every output with its label, queued bytes and
+    //  drops, busiest first; an output leaves it once finally freed
+    zper_output_totals_t totals;
+    size_t listed;
+    assert (zper_output_snapshot (&totals, 0, &listed) == NULL && listed == 0);
+    size_t count_before = totals.count;
+    uint64_t dropped_before = totals.dropped;
+    zper_output_t *quiet = zper_output_new (1000);
+    zper_output_t *dropping = zper_output_new (1000);
+    zper_output_t *queued = zper_output_new (1000);
+    zper_output_set_label (quiet, "ack", "*");
+    zper_output_set_label_id (dropping, "rear", "\x01\xAB", 2);
+    zper_output_set_label (queued, "relay.pub", "a b\"c");    //  not JSON-safe: cleaned
+    zper_output_dropped (dropping, 3);
+    assert (zper_output_drops (dropping) == 3 && zper_output_drops (quiet) == 0);
+    zmq_msg_init_size (&msg, 100);
+    assert (zper_output_charge (queued, &msg, 100, 1) == 0);
+    size_t room = count_before + 3;
+    zper_output_peer_t *peers = zper_output_snapshot (&totals, room + 10, &listed);
+    assert (peers && listed == room && totals.count == room);
+    assert (totals.queued_bytes >= 100 + ZPER_OUTPUT_FRAME_COST);
+    assert (totals.dropped == dropped_before + 3);
+    int where_queued = -1, where_dropping = -1, where_quiet = -1;
+    for (size_t index = 0; index < listed; index++) {
+        if (streq (peers [index].socket, "relay.pub") && streq (peers [index].peer, "a_b_c")) {
+            assert (peers [index].queued_bytes == 100 + ZPER_OUTPUT_FRAME_COST);
+            where_queued = (int) index;
+        }
+        if (streq (peers [index].socket, "rear") && streq (peers [index].peer, "01AB")) {
+            assert (peers [index].dropped == 3 && peers [index].queued_bytes == 0);
+            where_dropping = (int) index;
+        }
+        if (streq (peers [index].socket, "ack") && streq (peers [index].peer, "*"))
+            where_quiet = (int) index;
+    }
+    //  Queued bytes first, then drops
+    assert (where_queued >= 0 && where_dropping > where_queued && where_quiet > where_dropping);
+    //  At most max_peers: the busiest
+    free (peers);
+    peers = zper_output_snapshot (&totals, 1, &listed);
+    assert (peers && listed == 1 && streq (peers [0].peer, "a_b_c"));
+    free (peers);
+    //  The owner let go but libzmq holds a message: still listed until released
+    zper_output_destroy (&queued);
+    zper_output_snapshot (&totals, 0, &listed);
+    assert (totals.count == count_before + 3);
+    zmq_msg_close (&msg);
+    zper_output_snapshot (&totals, 0, &listed);
+    assert (totals.count == count_before + 2);
+    zper_output_destroy (&quiet);
+    zper_output_destroy (&dropping);
+    zper_output_snapshot (&totals, 0, &listed);
+    assert (totals.count == count_before && totals.dropped == dropped_before + 3);
     if (verbose)
-        zsys_info ("zper_output: charges, release and PUB drops checked");
+        zsys_info ("zper_output: charges, release, PUB drops and the registry checked");
 }

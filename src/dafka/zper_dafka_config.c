@@ -8,6 +8,7 @@
 
 #include "zper_dafka_config.h"
 #include "zper_dafka_security.h"
+#include "zper_metrics.h"
 #include <stdlib.h>
 
 static const char *s_numeric_keys [] = {
@@ -17,7 +18,7 @@ static const char *s_numeric_keys [] = {
     "consumer/verbose", "consumer/high_watermark", "consumer/fetch_timeout",
     "store/verbose", "store/high_watermark", "store/flush_messages", "store/flush_interval",
     "store/segment_size", "store/retention_ms",
-    "store/max_partitions", "store/fetch_give_up", "store/max_fetches",
+    "store/max_partitions", "store/fetch_give_up", "store/max_fetches", "store/metrics/max_clients",
     "security/curve", "security/reload_ms", "security/verbose",
     NULL
 };
@@ -50,10 +51,28 @@ s_check_numbers (zconfig_t *config, const char *name)
     return 0;
 }
 
+//  The store's Prometheus endpoint: "" (off) or host:port, at least one client.
+static int
+s_check_metrics (zconfig_t *config, const char *name)
+{
+    const char *listen = zconfig_get (config, "store/metrics/listen", "");
+    char reason [256];
+    if (*listen && zper_metrics_listen_check (listen, reason, sizeof reason)) {
+        fprintf (stderr, "%s: store/metrics/listen: %s\n", name, reason);
+        return -1;
+    }
+    if (zper_dafka_config_number (config, "store/metrics/max_clients", 1) < 1) {
+        fprintf (stderr, "%s: store/metrics/max_clients: must be at least 1\n", name);
+        return -1;
+    }
+    return 0;
+}
+
 int
 zper_dafka_config_check (zconfig_t *config, const char *name)
 {
-    return s_check_numbers (config, name) || zper_dafka_security_check (config, name)? -1: 0;
+    return s_check_numbers (config, name) || s_check_metrics (config, name)
+        || zper_dafka_security_check (config, name)? -1: 0;
 }
 
 zconfig_t *
@@ -108,6 +127,11 @@ zper_dafka_config_test (bool verbose)
     assert (zper_dafka_config_number (config, "beacon/timeout", 4000) == 4000);
     assert (streq (zper_dafka_config_string (config, "beacon/address", ""), "127.0.0.1"));
     assert (streq (zper_dafka_config_string (config, "consumer/offset/reset", "latest"), "earliest"));
+    zper_dafka_config_set (config, "store/metrics/listen", "127.0.0.1:9101");
+    assert (zper_dafka_config_check (config, "test") == 0);
+    zper_dafka_config_set (config, "store/metrics/listen", "9101");
+    assert (zper_dafka_config_check (config, "test (expected)") == -1);
+    zper_dafka_config_set (config, "store/metrics/listen", "");
     zper_dafka_config_set (config, "producer/head_interval", "x10");
     assert (zper_dafka_config_check (config, "test") == -1);
     zconfig_destroy (&config);

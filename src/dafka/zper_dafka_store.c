@@ -31,6 +31,10 @@
     Both halves share one thread, so the reader sees the writer's log
     without locks beyond the log's own.
 
+    With store/metrics/listen set, a Prometheus endpoint (zper_metrics)
+    serves the counters below as zper_dafka_store_* series; it reads them
+    atomically from its own thread, so it never waits for the store's loop.
+
     With CURVE (security/curve = 1) the store binds its two SUBs as CURVE
     servers (the writer's, which also takes the DIRECT_RECORDs for it, and
     the reader's) and announces them; its writer PUB and reader XPUB
@@ -55,6 +59,7 @@
 #include "zper_dafka_security.h"
 #include "zper_partition.h"
 #include "zper_dir_lock.h"
+#include "zper_metrics.h"
 #include "zper_defaults.h"
 #include <inttypes.h>
 #include <string.h>
@@ -152,6 +157,7 @@ struct _zper_dafka_store_t {
     char writer_uuid [ZPER_DAFKA_UUID_SIZE + 1];
     char reader_uuid [ZPER_DAFKA_UUID_SIZE + 1];
     zper_dafka_store_stats_t stats;
+    zper_metrics_t *metrics;            //  store/metrics/listen set, else NULL
 };
 
 typedef struct {
@@ -1158,6 +1164,41 @@ s_new_uuid (char *target, size_t size)
     zuuid_destroy (&uuid);
 }
 
+char *
+zper_dafka_store_metrics (zper_dafka_store_t *self)
+{
+    zper_dafka_store_stats_t stats;
+    zper_dafka_store_stats (self, &stats);
+    zper_metrics_counter_t counters [] = {
+        { "zper_dafka_store_stored_total", "counter", "Records appended to the store's log.",
+          stats.stored },
+        { "zper_dafka_store_acked_total", "counter", "ACK messages sent.", stats.acked },
+        { "zper_dafka_store_served_total", "counter", "DIRECT_RECORDs sent in answer to FETCH.",
+          stats.served },
+        { "zper_dafka_store_malformed_total", "counter", "Messages dropped as malformed.",
+          stats.malformed },
+        { "zper_dafka_store_refused_total", "counter",
+          "HEAD/RECORDs refused: names too long once encoded, or a partition that cannot open.",
+          stats.refused },
+        { "zper_dafka_store_table_full_total", "counter",
+          "HEAD/RECORDs of new partitions refused: store/max_partitions reached.",
+          stats.table_full },
+        { "zper_dafka_store_given_up_total", "counter",
+          "Partitions no longer fetched: silent for store/fetch_give_up.", stats.given_up },
+        { "zper_dafka_store_fetch_dropped_total", "counter",
+          "FETCHes dropped: store/max_fetches answers were pending.", stats.fetch_dropped },
+        { "zper_dafka_store_forged_total", "counter",
+          "With CURVE: RECORD/HEADs from a key their partition is not bound to.", stats.forged },
+    };
+    return zper_metrics_counters (counters, sizeof counters / sizeof counters [0]);
+}
+
+static char *
+s_metrics_render (void *argument)
+{
+    return zper_dafka_store_metrics ((zper_dafka_store_t *) argument);
+}
+
 zper_dafka_store_t *
 zper_dafka_store_new (zconfig_t *config)
 {
@@ -1166,8 +1207,20 @@ zper_dafka_store_new (zconfig_t *config)
     s_new_uuid (self->reader_uuid, sizeof self->reader_uuid);
     s_arguments_t arguments = { config, self };
     self->actor = zactor_new (s_store_actor, &arguments);
-    if (zsock_wait (self->actor) != 0)
+    if (zsock_wait (self->actor) != 0) {
         zper_dafka_store_destroy (&self);
+        return NULL;
+    }
+    const char *listen = zper_dafka_config_string (config, "store/metrics/listen", "");
+    if (*listen) {
+        self->metrics = zper_metrics_new (listen, (int) zper_dafka_config_number (
+            config, "store/metrics/max_clients", ZPER_DEFAULT_METRICS_MAX_CLIENTS),
+            s_metrics_render, self);
+        if (!self->metrics) {
+            zsys_error ("store/metrics/listen: %s", zper_metrics_reason ());
+            zper_dafka_store_destroy (&self);
+        }
+    }
     return self;
 }
 
@@ -1175,6 +1228,7 @@ void
 zper_dafka_store_destroy (zper_dafka_store_t **self_p)
 {
     if (self_p && *self_p) {
+        zper_metrics_destroy (&(*self_p)->metrics);     //  it reads the counters
         zactor_destroy (&(*self_p)->actor);
         free (*self_p);
         *self_p = NULL;
@@ -1270,6 +1324,14 @@ s_test_quiet_flush (zconfig_t *config)
     zper_dafka_store_stats_t stats;
     zper_dafka_store_stats (store, &stats);
     assert (stats.stored == (uint64_t) records && stats.acked > 0);
+    //  The same counters as Prometheus text, each series typed
+    char *text = zper_dafka_store_metrics (store);
+    char expected [128];
+    snprintf (expected, sizeof expected, "\nzper_dafka_store_stored_total %d\n", records);
+    assert (strstr (text, expected));
+    assert (strstr (text, "# TYPE zper_dafka_store_acked_total counter\n"));
+    assert (strstr (text, "\nzper_dafka_store_malformed_total 0\n"));
+    free (text);
     zper_dafka_producer_destroy (&producer);
     zper_dafka_store_destroy (&store);
 }

@@ -40,17 +40,19 @@ typedef struct {
 } ack_t;
 
 //  Publish one ack, unless the budget is spent; count it when some
-//  subscriber misses it.
-static void
+//  subscriber misses it. Returns whether it was published.
+static bool
 s_ack_publish (ack_t *self, const char *topic, size_t topic_size, const uint8_t *id,
                uint32_t id_size, const uint8_t *position)
 {
     int missed = zper_output_full (self->output)? -1
                : zper_output_publish_first (self->publisher, topic, topic_size);
-    if (missed)
+    if (missed) {
         zper_stats_count (self->broker->stats, ZPER_COUNTER_ACK_DROPPED);
+        zper_output_dropped (self->output, 1);
+    }
     if (missed == -1)
-        return;
+        return false;
     zmq_msg_t id_frame;
     zmq_msg_init_size (&id_frame, id_size);
     memcpy (zmq_msg_data (&id_frame), id, id_size);
@@ -61,28 +63,37 @@ s_ack_publish (ack_t *self, const char *topic, size_t topic_size, const uint8_t 
     if (zmq_msg_send (&id_frame, self->publisher, ZMQ_SNDMORE) == -1)
         zmq_msg_close (&id_frame);
     zmq_send (self->publisher, position, ZPER_WIRE_INT64_SIZE, 0);
+    return true;
 }
 
 //  Publish the acks packed in one frame: [id size:u32][id][position:8]...
-//  Returns -1 if the frame does not hold whole entries.
+//  and count those published (once per frame, not per ack). Returns -1 if
+//  the frame does not hold whole entries.
 static int
 s_acks_publish (ack_t *self, const char *topic, zframe_t *acks)
 {
     size_t topic_size = strlen (topic);
     const uint8_t *cursor = zframe_data (acks);
     const uint8_t *end = cursor + zframe_size (acks);
+    uint64_t published = 0;
+    int rc = 0;
     while (cursor < end) {
         uint32_t id_size;
-        if ((size_t) (end - cursor) < sizeof id_size)
-            return -1;
+        if ((size_t) (end - cursor) < sizeof id_size) {
+            rc = -1;
+            break;
+        }
         memcpy (&id_size, cursor, sizeof id_size);
         cursor += sizeof id_size;
-        if ((size_t) (end - cursor) < (size_t) id_size + ZPER_WIRE_INT64_SIZE)
-            return -1;
-        s_ack_publish (self, topic, topic_size, cursor, id_size, cursor + id_size);
+        if ((size_t) (end - cursor) < (size_t) id_size + ZPER_WIRE_INT64_SIZE) {
+            rc = -1;
+            break;
+        }
+        published += s_ack_publish (self, topic, topic_size, cursor, id_size, cursor + id_size);
         cursor += id_size + ZPER_WIRE_INT64_SIZE;
     }
-    return 0;
+    zper_stats_acked (self->broker->stats, topic, published);
+    return rc;
 }
 
 //  Receive one [topic][packed acks] from a worker and publish its acks.
@@ -151,6 +162,7 @@ zper_ack_actor (zsock_t *pipe, void *args)
     zmq_setsockopt (zsock_resolve (publisher), ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
     ack_t self = { .broker = broker, .publisher = zsock_resolve (publisher),
                    .output = zper_output_new (broker->config->ack_output_budget) };
+    zper_output_set_label (self.output, "ack", "*");     //  its subscribers share it
     if (broker->security) {
         self.guard = zper_broker_guard_new (broker);
         self.gate = zper_gate_new (self.publisher, broker->acks_wanted,

@@ -215,6 +215,7 @@ s_reply_writer (front_t *self, const uint8_t *routing_id, size_t size, bool crea
         writer->key = (routing_key_t) { writer->routing_id, size };
         writer->output = zper_output_new (self->broker->config->front_reply_budget);
         assert (writer->output);
+        zper_output_set_label_id (writer->output, "front", routing_id, size);
         zhashx_insert (self->writers, &writer->key, writer);
     }
     if (writer)
@@ -270,6 +271,7 @@ static void
 s_reply_drop (front_t *self, reply_writer_t *writer)
 {
     zper_stats_count (self->broker->stats, ZPER_COUNTER_REPLY_DROPPED);
+    zper_output_dropped (writer->output, 1);
     if (!writer->slow) {
         writer->slow = true;
         self->slow_writers++;
@@ -394,6 +396,7 @@ s_reject_identity (front_t *self, const uint8_t *routing_id, size_t routing_id_s
     reply.count++;
     zmq_msg_init_size (&frames [reply.count], 1);
     *(uint8_t *) zmq_msg_data (&frames [reply.count++]) = ZPER_STATUS_INVALID_ARGUMENT;
+    zper_stats_status (self->broker->stats, ZPER_STATS_FRONT, ZPER_STATUS_INVALID_ARGUMENT);
     s_reply_load (self, &reply);
     s_reply_deliver (self, &reply);
     s_skip_rest (self);

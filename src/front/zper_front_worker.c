@@ -155,6 +155,7 @@ s_reply (worker_t *self, const record_t *record, const uint8_t *routing_id, cons
 {
     if (!s_mode_replies (record->mode))
         return;
+    zper_stats_status (self->broker->stats, ZPER_STATS_FRONT, status);
     void *socket = zsock_resolve (self->replies);
     zmq_send (socket, routing_id, record->routing_id_size, ZMQ_SNDMORE);
     if (record->flags & ZPER_FRONT_ENTRY_REQ)

@@ -17,6 +17,7 @@
 #include "zper_log.h"
 #include "zper_dir_lock.h"
 #include "zper_partition.h"
+#include "zper_segment.h"
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
@@ -59,9 +60,11 @@ zper_log_name_valid (const char *name)
     if (!name)
         return false;
     size_t length = strlen (name);
-    //  The lock file shares base_dir with the topic folders: its name is never a topic's
+    //  The lock and offsets files share base_dir with the topic folders: their
+    //  names are never a topic's (nor a group's)
     if (length == 0 || length > ZPER_TOPIC_NAME_MAX || streq (name, ".") || streq (name, "..")
-    ||  streq (name, ZPER_DIR_LOCK_FILE))
+    ||  streq (name, ZPER_DIR_LOCK_FILE) || streq (name, ZPER_OFFSETS_FILE)
+    ||  streq (name, ZPER_OFFSETS_FILE ".tmp"))
         return false;
     for (size_t index = 0; index < length; index++) {
         char character = name [index];
@@ -399,6 +402,13 @@ zper_log_counts (zper_log_t *self, size_t *topics, size_t *open_partitions,
     zper_partition_lru_counts (self->lru, open_partitions, closed_partitions);
 }
 
+void
+zper_log_sync_histogram (zper_log_sync_histogram_t *histogram)
+{
+    assert (histogram);
+    zper_segment_sync_histogram (histogram);
+}
+
 //  Descriptors this process holds now
 static size_t
 s_test_descriptors (void)
@@ -489,7 +499,8 @@ zper_log_test (bool verbose)
     //  Names that could escape base_dir, or are not names, are refused
     assert (zper_log_name_valid ("orders") && zper_log_name_valid ("a.b_c-D9"));
     assert (zper_log_name_valid ("..."));
-    const char *refused [] = { "", ".", "..", ZPER_DIR_LOCK_FILE, "../x", "a/b", "/abs", "a b", "caf\xc3\xa9", "a\\b", NULL };
+    const char *refused [] = { "", ".", "..", ZPER_DIR_LOCK_FILE, ZPER_OFFSETS_FILE,
+                               ZPER_OFFSETS_FILE ".tmp", "../x", "a/b", "/abs", "a b", "caf\xc3\xa9", "a\\b", NULL };
     for (int index = 0; refused [index]; index++)
         assert (!zper_log_name_valid (refused [index]));
     assert (!zper_log_name_valid (NULL));

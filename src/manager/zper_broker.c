@@ -63,17 +63,59 @@ zper_broker_open (zper_broker_t *self, const zper_config_t *config, bool verbose
         zper_security_destroy (&self->security);
         return -1;
     }
+    //  Beside the topic folders, under the log's lock (zper_log_name_valid
+    //  keeps its name from ever being a topic's)
+    char *offsets_path = zsys_sprintf ("%s/%s", config->base_dir, ZPER_OFFSETS_FILE);
+    self->offsets = zper_offsets_open (offsets_path, (size_t) config->groups_max_offsets);
+    if (!self->offsets) {
+        zsys_error ("cannot open the consumer offsets file %s: %s", offsets_path,
+                    strerror (errno));
+        zstr_free (&offsets_path);
+        zper_log_destroy (&self->log);
+        zper_security_destroy (&self->security);
+        return -1;
+    }
+    zstr_free (&offsets_path);
     self->stats = zper_stats_new ();
+    zper_stats_set_max_peers (self->stats, (size_t) config->metrics_max_peers);
     self->acks_wanted = zper_subscriptions_new ();
     //  NULL unless cluster.etcd is set: a single node has no cluster at all
     self->cluster = zper_cluster_new (config, self->log);
+    self->groups = zper_groups_new (config, self->log, self->offsets, self->cluster);
     return 0;
+}
+
+char *
+zper_broker_stats_json (zper_broker_t *self, zper_stats_topic_fn *listed, void *argument)
+{
+    if (self->security) {
+        zper_stats_set (self->stats, ZPER_COUNTER_AUTH_REFUSED_MECHANISM,
+                        zper_security_refused (self->security, ZPER_REFUSED_MECHANISM));
+        zper_stats_set (self->stats, ZPER_COUNTER_AUTH_REFUSED_KEY,
+                        zper_security_refused (self->security, ZPER_REFUSED_KEY));
+    }
+    char *stats = zper_stats_json_filtered (self->stats, self->log, listed, argument);
+    char *groups = stats && self->groups
+                 ? zper_groups_json_filtered (self->groups, NULL, zclock_time (), listed, argument)
+                 : NULL;
+    char *end = stats? strrchr (stats, '}'): NULL;
+    if (!groups || !end) {
+        zstr_free (&groups);
+        return stats;
+    }
+    //  zper_stats' object always has members: the groups go after them
+    char *joined = zsys_sprintf ("%.*s,\"groups\":%s}", (int) (end - stats), stats, groups);
+    zstr_free (&stats);
+    zstr_free (&groups);
+    return joined;
 }
 
 void
 zper_broker_close (zper_broker_t *self)
 {
+    zper_groups_destroy (&self->groups);       //  it uses the offsets, log and cluster
     zper_cluster_destroy (&self->cluster);     //  its epochs files, before the log
+    zper_offsets_destroy (&self->offsets);
     zper_log_destroy (&self->log);
     zper_stats_destroy (&self->stats);
     zper_subscriptions_destroy (&self->acks_wanted);

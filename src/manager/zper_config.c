@@ -10,6 +10,7 @@
     ========================================================================= */
 
 #include "zper_config.h"
+#include "zper_metrics.h"
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -102,9 +103,19 @@ static const key_t_ s_keys [] = {
       ZPER_CLUSTER_REPLICAS_MAX, 45 },
     { "cluster.max_partitions", NULL, TYPE_INT64, FIELD (cluster_max_partitions), 1, INT32_MAX, 46 },
     { "cluster.etcd_timeout_ms", NULL, TYPE_INT64, FIELD (cluster_etcd_timeout_ms), 1, INT32_MAX, 47 },
+    //  Consumer groups and metrics
+    { "groups.max_groups", NULL, TYPE_INT64,   FIELD (groups_max_groups), 1, INT32_MAX, 48 },
+    { "groups.max_members", NULL, TYPE_INT64,  FIELD (groups_max_members), 1, INT32_MAX, 49 },
+    { "groups.max_partitions", NULL, TYPE_INT64, FIELD (groups_max_partitions), 1, 65536, 50 },
+    { "groups.max_offsets", NULL, TYPE_INT64,  FIELD (groups_max_offsets), 1, INT32_MAX, 51 },
+    { "groups.min_session_ms", NULL, TYPE_INT64, FIELD (groups_min_session_ms), 1, INT32_MAX, 52 },
+    { "groups.max_session_ms", NULL, TYPE_INT64, FIELD (groups_max_session_ms), 1, INT32_MAX, 53 },
+    { "metrics.listen",   NULL, TYPE_STRING,   FIELD (metrics_listen), 0, 0, 54 },
+    { "metrics.max_clients", NULL, TYPE_INT64, FIELD (metrics_max_clients), 1, 1024, 55 },
+    { "metrics.max_peers", NULL, TYPE_INT64,   FIELD (metrics_max_peers), 0, 100000, 56 },
 };
 #define KEY_COUNT (sizeof s_keys / sizeof s_keys [0])
-#define SLOT_COUNT 48
+#define SLOT_COUNT 57
 
 void
 zper_config_init (zper_config_t *config)
@@ -155,6 +166,15 @@ zper_config_init (zper_config_t *config)
     config->cluster_default_replicas = ZPER_DEFAULT_CLUSTER_REPLICAS;
     config->cluster_max_partitions = ZPER_DEFAULT_CLUSTER_MAX_PARTITIONS;
     config->cluster_etcd_timeout_ms = ZPER_DEFAULT_ETCD_TIMEOUT_MS;
+    config->groups_max_groups = ZPER_DEFAULT_GROUPS_MAX_GROUPS;
+    config->groups_max_members = ZPER_DEFAULT_GROUPS_MAX_MEMBERS;
+    config->groups_max_partitions = ZPER_DEFAULT_GROUPS_MAX_PARTITIONS;
+    config->groups_max_offsets = ZPER_DEFAULT_GROUPS_MAX_OFFSETS;
+    config->groups_min_session_ms = ZPER_DEFAULT_GROUPS_MIN_SESSION_MS;
+    config->groups_max_session_ms = ZPER_DEFAULT_GROUPS_MAX_SESSION_MS;
+    snprintf (config->metrics_listen, sizeof config->metrics_listen, "%s", ZPER_DEFAULT_METRICS_LISTEN);
+    config->metrics_max_clients = ZPER_DEFAULT_METRICS_MAX_CLIENTS;
+    config->metrics_max_peers = ZPER_DEFAULT_METRICS_MAX_PEERS;
 }
 
 //  Edit distance, for "did you mean": keys are short, so the quadratic
@@ -449,6 +469,19 @@ s_cluster_check (const zper_config_t *config, char *problem, size_t problem_size
     return 0;
 }
 
+//  metrics.listen is "" (off) or host:port; checked here so that a typo
+//  stops zperd at start-up with the file's name, not at the first scrape.
+static int
+s_metrics_check (const zper_config_t *config, char *problem, size_t problem_size)
+{
+    char reason [ZPER_CONFIG_LINE_MAX];
+    if (!*config->metrics_listen
+    ||  zper_metrics_listen_check (config->metrics_listen, reason, sizeof reason) == 0)
+        return 0;
+    snprintf (problem, problem_size, "metrics.listen: %.400s", reason);
+    return -1;
+}
+
 int
 zper_config_advertised (const zper_config_t *config, const char *endpoint, char *out,
                         size_t out_size)
@@ -493,6 +526,17 @@ zper_config_parse (zper_config_t *config, const char *name, const char *text,
     }
     if (s_cluster_check (config, problem, sizeof problem)) {
         snprintf (error, error_size, "%s: %s", name, problem);
+        return -1;
+    }
+    if (s_metrics_check (config, problem, sizeof problem)) {
+        snprintf (error, error_size, "%s: %s", name, problem);
+        return -1;
+    }
+    if (config->groups_min_session_ms > config->groups_max_session_ms) {
+        snprintf (error, error_size, "%s: groups.min_session_ms (%lld) is above "
+                  "groups.max_session_ms (%lld): lower the one or raise the other", name,
+                  (long long) config->groups_min_session_ms,
+                  (long long) config->groups_max_session_ms);
         return -1;
     }
     return 0;
@@ -652,6 +696,11 @@ zper_config_test (bool verbose)
     assert (s_try (&config, "writer.reply_budget = 1048576\nfront.queue_bytes = 2048\n", error) == 0);
     assert (config.front_reply_budget == 1048576 && config.front_queue_bytes == 2048);
     assert (s_try (&config, "segment_size = -5\n", error) == -1);
+    assert (s_try (&config, "groups.min_session_ms = 5000\ngroups.max_session_ms = 4000\n",
+                   error) == -1);
+    assert (strstr (error, "test.conf: groups.min_session_ms (5000) is above"));
+    assert (s_try (&config, "groups.min_session_ms = 4000\ngroups.max_session_ms = 4000\n",
+                   error) == 0);
     assert (s_try (&config, "segment_size = 99999999999999999999999\n", error) == -1);
     assert (s_try (&config, "front.bind = localhost:5555\n", error) == -1);
     assert (strstr (error, "not an endpoint"));
@@ -732,6 +781,15 @@ zper_config_test (bool verbose)
     assert (strstr (error, "cluster.lease_ttl: '1' is not an integer in [2, 60]"));
     assert (s_try (&config, "cluster.lease_ttl = 61\n", error) == -1);
     assert (s_try (&config, "cluster.replication.bind = 5560\n", error) == -1);
+    //  Metrics: off by default; the address must be host:port
+    zper_config_init (&config);
+    assert (*config.metrics_listen == 0);
+    assert (s_try (&config, "metrics.listen = 127.0.0.1:9100\nmetrics.max_clients = 4\n", error) == 0);
+    assert (streq (config.metrics_listen, "127.0.0.1:9100") && config.metrics_max_clients == 4);
+    assert (s_try (&config, "metrics.listen = 9100\n", error) == -1);
+    assert (strstr (error, "test.conf: metrics.listen: '9100' is not host:port"));
+    assert (s_try (&config, "metrics.listen = example.com:9100\n", error) == -1);
+    assert (s_try (&config, "metrics.max_clients = 0\n", error) == -1);
     const char *wildcard = "cluster.etcd = http://127.0.0.1:2379\ncluster.node = 1\n";
     char text [512];
     const char *binds [] = { "front.bind = tcp://*:5555", "rear.bind = tcp://0.0.0.0:5556",

@@ -15,6 +15,9 @@
     ZPER_EXIT_UNRESPONSIVE; zperd then stops as cleanly as it can (with a
     deadline) and exits 3, for the service supervisor to restart the
     process; the log's recovery does the rest.
+
+    The Prometheus endpoint (metrics.listen) starts after the components
+    and stops before them: it only reads the broker, on its own thread.
     ========================================================================= */
 
 #include "zper_manager.h"
@@ -25,6 +28,7 @@
 #include "zper_replication.h"
 #include "zper_coordinator.h"
 #include "zper_wire.h"
+#include "zper_metrics.h"
 #include <assert.h>
 
 
@@ -49,7 +53,19 @@ struct _zper_manager_t {
     zper_broker_t broker;
     zactor_t *components [COMPONENT_COUNT];
     int64_t pong_ms [COMPONENT_COUNT];
+    zper_metrics_t *metrics;            //  metrics.listen set, else NULL
 };
+
+//  One scrape, on the metrics server's thread: the STATS object rendered.
+static char *
+s_render_metrics (void *argument)
+{
+    zper_broker_t *broker = (zper_broker_t *) argument;
+    char *stats = zper_broker_stats_json (broker, NULL, NULL);
+    char *text = zper_metrics_from_stats (stats);
+    zstr_free (&stats);
+    return text;
+}
 
 zper_manager_t *
 zper_manager_new (const zper_config_t *config, bool verbose)
@@ -72,6 +88,18 @@ zper_manager_new (const zper_config_t *config, bool verbose)
         if (verbose)
             zsys_info ("%s: started", s_component_names [index]);
     }
+    if (*self->config.metrics_listen) {
+        self->metrics = zper_metrics_new (self->config.metrics_listen,
+                                          (int) self->config.metrics_max_clients,
+                                          s_render_metrics, &self->broker);
+        if (!self->metrics) {
+            zsys_error ("metrics.listen: %s", zper_metrics_reason ());
+            zper_manager_destroy (&self);
+            return NULL;
+        }
+        if (verbose)
+            zsys_info ("metrics: serving GET /metrics on %s", self->config.metrics_listen);
+    }
     return self;
 }
 
@@ -81,6 +109,7 @@ zper_manager_destroy (zper_manager_t **self_p)
     assert (self_p);
     zper_manager_t *self = *self_p;
     if (self) {
+        zper_metrics_destroy (&self->metrics);
         for (int index = COMPONENT_COUNT - 1; index >= 0; index--)     //  NULL ones skipped
             zactor_destroy (&self->components [index]);
         zper_broker_close (&self->broker);

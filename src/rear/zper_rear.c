@@ -52,6 +52,7 @@ typedef struct {
     zmsg_t *reply;                      //  [envelope][frames...], or NULL
     zper_view_t *view;                  //  the chunk, or NULL
     uint32_t stream;                    //  the chunk's stream
+    char topic [ZPER_TOPIC_NAME_MAX + 1];   //  the chunk's topic: what is sent is counted under it
     zper_message_t message;             //  the next message of the chunk, when started
     bool started;
     zper_rear_retry_t retry;            //  retry.at_ms is 0 while not stalled
@@ -130,6 +131,8 @@ s_output (rear_t *self, zframe_t *routing_id)
     zper_output_t *output = (zper_output_t *) zhashx_lookup (self->outputs, routing_id);
     if (!output) {
         output = zper_output_new (self->broker->config->rear_output_budget);
+        zper_output_set_label_id (output, "rear", zframe_data (routing_id),
+                                  zframe_size (routing_id));
         zhashx_insert (self->outputs, routing_id, output);
         if (!self->next_sweep_ms)
             self->next_sweep_ms = zclock_mono () + ZPER_OUTPUT_SWEEP_MS;
@@ -300,25 +303,29 @@ s_outbox_send (rear_t *self, outbox_t *outbox)
         return -1;
     }
     zmsg_destroy (&outbox->reply);      //  sent, or its reader is gone
-    bool progress = false;
+    uint64_t sent = 0, bytes = 0;
+    int rc = 0;
     while (outbox->view && (outbox->started || zper_view_next (outbox->view, &outbox->message))) {
         outbox->started = true;
         if (zper_rear_send_message (router, zframe_data (outbox->routing_id),
                                     zframe_size (outbox->routing_id), outbox->view,
                                     &outbox->message, output) == -1) {
-            if (zmq_errno () != EAGAIN) {
+            if (zmq_errno () != EAGAIN)
                 s_chunk_done (self, outbox, ZPER_REAR_GONE);
-                return 0;
+            else {
+                s_outbox_stall (self, outbox, sent > 0);
+                rc = -1;
             }
-            s_outbox_stall (self, outbox, progress);
-            return -1;
+            break;
         }
         outbox->started = false;
-        progress = true;
+        sent++;
+        bytes += outbox->message.size;
     }
-    if (outbox->view)
+    if (rc == 0 && outbox->view)
         s_chunk_done (self, outbox, ZPER_REAR_CREDIT);
-    return 0;
+    zper_stats_read (self->broker->stats, outbox->topic, sent, bytes);
+    return rc;
 }
 
 //  Send an outbox now; forget it once it is empty.
@@ -353,8 +360,10 @@ s_reply (rear_t *self, zmsg_t **msg_p)
         s_outbox_flush (self, key, outbox);
     }
     else
-    if (outbox)
+    if (outbox) {
         zper_stats_count (self->broker->stats, ZPER_COUNTER_REAR_REPLY_DROPPED);
+        zper_output_dropped (s_output (self, zmsg_first (*msg_p)), 1);
+    }
     zstr_free (&key);
 }
 
@@ -383,6 +392,11 @@ s_chunk (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
     outbox->view = view;
     outbox->started = false;
     outbox->stream = header->stream;
+    zframe_t *topic = zmsg_size (msg) == 3? zmsg_next (msg): NULL;
+    size_t topic_size = topic && zframe_size (topic) < sizeof outbox->topic? zframe_size (topic): 0;
+    if (topic_size)
+        memcpy (outbox->topic, zframe_data (topic), topic_size);
+    outbox->topic [topic_size] = 0;
     if (!outbox->retry.at_ms)
         s_outbox_flush (self, key, outbox);
     zstr_free (&key);

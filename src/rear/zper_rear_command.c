@@ -14,6 +14,10 @@
     113 on a single node; CREATE and REASSIGN hold this worker for a few
     etcd round trips, which an admin command may.
 
+    The consumer group commands (HEARTBEAT, LEAVE, COMMIT, COMMITTED,
+    GROUPS) check their frames here and hand the rest to broker->groups,
+    which keeps what outlives a request (members, assignments).
+
     Legacy offsets are byte positions (FETCH, OFFSET); native ones are
     logical offsets (READ, BOUNDS, TIMEOFFSET).
 
@@ -271,6 +275,7 @@ s_fetch (zper_broker_t *broker, const char *topic, zmsg_t *request, bool is_req,
             return s_status (reply, s_read_status (errno));
         zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
         s_super_frame (view, reply);
+        zper_stats_read (broker->stats, topic, zper_view_count (view), zper_view_bytes (view));
         zper_view_destroy (&view);
         return ZPER_REAR_ANSWERED;
     }
@@ -395,6 +400,7 @@ zper_rear_command_read (zper_broker_t *broker, const char *topic, int64_t offset
         memcpy (target + READ_RECORD_HEADER, message.data, message.size);
         target += READ_RECORD_HEADER + message.size;
     }
+    zper_stats_read (broker->stats, topic, zper_view_count (view), zper_view_bytes (view));
     zper_view_destroy (&view);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
     zmsg_append (reply->frames, &batch);
@@ -523,21 +529,140 @@ s_stats (zper_broker_t *broker, zmsg_t *request, zper_rear_access_t *access,
 {
     if (zmsg_size (request) != 1)
         return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
-    if (broker->security) {
-        zper_stats_set (broker->stats, ZPER_COUNTER_AUTH_REFUSED_MECHANISM,
-                        zper_security_refused (broker->security, ZPER_REFUSED_MECHANISM));
-        zper_stats_set (broker->stats, ZPER_COUNTER_AUTH_REFUSED_KEY,
-                        zper_security_refused (broker->security, ZPER_REFUSED_KEY));
-    }
     lister_t lister = { broker, access, false };
-    char *json = zper_stats_json_filtered (broker->stats, broker->log, s_listed, &lister);
+    char *json = zper_broker_stats_json (broker, s_listed, &lister);
     zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
     zmsg_addstr (reply->frames, json);
     zstr_free (&json);
     return lister.cut? ZPER_REAR_SILENT: ZPER_REAR_ANSWERED;
 }
 
-//  ---- cluster commands (docs/protocol.md 3.3): 113 on a single node ----
+//  ---- consumer group commands (docs/protocol.md 3.3) ----------------------
+
+//  A member id frame: 0..ZPER_GROUP_MEMBER_ID_MAX bytes without NUL (empty
+//  only where allowed: a join). Returns 0 or -1.
+static int
+s_member_frame (zframe_t *frame, char *member, bool empty_allowed)
+{
+    if (!frame || zframe_size (frame) > ZPER_GROUP_MEMBER_ID_MAX
+    ||  (zframe_size (frame) == 0 && !empty_allowed)
+    ||  memchr (zframe_data (frame), 0, zframe_size (frame)))
+        return -1;
+    memcpy (member, zframe_data (frame), zframe_size (frame));
+    member [zframe_size (frame)] = 0;
+    return 0;
+}
+
+//  HEARTBEAT [group][topic][member][session_ms:int32][owned-partition]...
+//  A group name follows a topic name's rules (ZPER_GROUP_NAME_MAX is
+//  ZPER_TOPIC_NAME_MAX), so s_topic_frame checks both.
+static zper_rear_outcome_t
+s_heartbeat (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char group [ZPER_TOPIC_NAME_MAX + 1], topic [ZPER_TOPIC_NAME_MAX + 1];
+    char member [ZPER_GROUP_MEMBER_ID_MAX + 1], partition [ZPER_TOPIC_NAME_MAX + 1];
+    int32_t session_ms;
+    size_t size = zmsg_size (request);
+    if (size < 5 || (int64_t) (size - 5) > broker->config->groups_max_partitions
+    ||  s_topic_frame (zmsg_next (request), group) || s_topic_frame (zmsg_next (request), topic)
+    ||  s_member_frame (zmsg_next (request), member, true)
+    ||  zper_wire_frame_int32 (zmsg_next (request), &session_ms))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zlistx_t *owned = zper_groups_names_new ();
+    for (zframe_t *frame = zmsg_next (request); frame; frame = zmsg_next (request)) {
+        if (s_topic_frame (frame, partition)) {
+            zlistx_destroy (&owned);
+            return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+        }
+        zlistx_add_end (owned, partition);
+    }
+    zper_groups_answer_t answer;
+    uint8_t status = zper_groups_heartbeat (broker->groups, group, topic, member, session_ms,
+                                            owned, zclock_time (), &answer);
+    zlistx_destroy (&owned);
+    if (status != ZPER_STATUS_OK)
+        return s_status (reply, status);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zmsg_addstr (reply->frames, answer.member);
+    zper_wire_add_int32 (reply->frames, answer.generation);
+    zper_wire_add_int32 (reply->frames, answer.heartbeat_ms);
+    for (const char *name = (const char *) zlistx_first (answer.assigned); name;
+         name = (const char *) zlistx_next (answer.assigned))
+        zmsg_addstr (reply->frames, name);
+    zlistx_destroy (&answer.assigned);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  LEAVE [group][member]
+static zper_rear_outcome_t
+s_leave (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char group [ZPER_TOPIC_NAME_MAX + 1], member [ZPER_GROUP_MEMBER_ID_MAX + 1];
+    if (zmsg_size (request) != 3 || s_topic_frame (zmsg_next (request), group)
+    ||  s_member_frame (zmsg_next (request), member, false))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    return s_status (reply, zper_groups_leave (broker->groups, group, member, zclock_time ()));
+}
+
+//  COMMIT [group][topic][offset:int64] ([member][generation:int32])?
+//  Answers once the offset is durable (zper_offsets).
+static zper_rear_outcome_t
+s_commit (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char group [ZPER_TOPIC_NAME_MAX + 1], topic [ZPER_TOPIC_NAME_MAX + 1];
+    char member [ZPER_GROUP_MEMBER_ID_MAX + 1];
+    int64_t offset;
+    int32_t generation = 0;
+    size_t size = zmsg_size (request);
+    if ((size != 4 && size != 6)
+    ||  s_topic_frame (zmsg_next (request), group) || s_topic_frame (zmsg_next (request), topic)
+    ||  zper_wire_frame_int64 (zmsg_next (request), &offset) || offset < 0
+    ||  (size == 6 && (s_member_frame (zmsg_next (request), member, false)
+                       || zper_wire_frame_int32 (zmsg_next (request), &generation))))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    return s_status (reply, zper_groups_commit (broker->groups, group, topic, offset,
+                                                size == 6? member: NULL, generation,
+                                                zclock_time ()));
+}
+
+//  COMMITTED [group][topic] -> [100][offset:int64][timestamp_ms:int64]
+static zper_rear_outcome_t
+s_committed (zper_broker_t *broker, zmsg_t *request, zper_rear_reply_t *reply)
+{
+    char group [ZPER_TOPIC_NAME_MAX + 1], topic [ZPER_TOPIC_NAME_MAX + 1];
+    if (zmsg_size (request) != 3
+    ||  s_topic_frame (zmsg_next (request), group) || s_topic_frame (zmsg_next (request), topic))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    zper_committed_t committed = { -1, 0 };
+    zper_offsets_committed (broker->offsets, group, topic, &committed);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zper_wire_add_int64 (reply->frames, committed.offset);
+    zper_wire_add_int64 (reply->frames, committed.timestamp_ms);
+    return ZPER_REAR_ANSWERED;
+}
+
+//  GROUPS [group]? -> [100][json]: with security on, only the groups (and
+//  partitions) whose topics the asker's key may read.
+static zper_rear_outcome_t
+s_groups (zper_broker_t *broker, zmsg_t *request, zper_rear_access_t *access,
+          zper_rear_reply_t *reply)
+{
+    char group [ZPER_TOPIC_NAME_MAX + 1];
+    size_t size = zmsg_size (request);
+    if ((size != 1 && size != 2) || (size == 2 && s_topic_frame (zmsg_next (request), group)))
+        return s_status (reply, ZPER_STATUS_INVALID_ARGUMENT);
+    lister_t lister = { broker, access, false };
+    char *json = zper_groups_json_filtered (broker->groups, size == 2? group: NULL,
+                                            zclock_time (), s_listed, &lister);
+    if (!json)
+        return s_status (reply, ZPER_STATUS_INTERNAL_ERROR);
+    zper_wire_add_status (reply->frames, ZPER_STATUS_OK);
+    zmsg_addstr (reply->frames, json);
+    zstr_free (&json);
+    return lister.cut? ZPER_REAR_SILENT: ZPER_REAR_ANSWERED;
+}
+
+//  ---- cluster commands (docs/protocol.md 3.2): 113 on a single node ----
 
 //  A text frame of 1..size-1 bytes without NUL, into text. Returns 0 or -1.
 static int
@@ -692,6 +817,12 @@ s_named_topic (zframe_t *routing_id, zmsg_t *request, char *topic)
     if (zframe_streq (command, "READ") || zframe_streq (command, "BOUNDS")
     ||  zframe_streq (command, "TIMEOFFSET"))
         named = s_topic_frame (zmsg_next (request), topic) == 0;
+    else
+    if (zframe_streq (command, "HEARTBEAT") || zframe_streq (command, "COMMIT")
+    ||  zframe_streq (command, "COMMITTED")) {
+        zmsg_next (request);            //  the group: the topic after it is what is read
+        named = s_topic_frame (zmsg_next (request), topic) == 0;
+    }
     zmsg_first (request);
     return named;
 }
@@ -763,6 +894,21 @@ zper_rear_command_execute (zper_broker_t *broker, zframe_t *routing_id, zmsg_t *
     else
     if (zframe_streq (command, "CLUSTER"))
         outcome = s_cluster (broker, request, reply);
+    else
+    if (zframe_streq (command, "HEARTBEAT"))
+        outcome = s_heartbeat (broker, request, reply);
+    else
+    if (zframe_streq (command, "LEAVE"))
+        outcome = s_leave (broker, request, reply);
+    else
+    if (zframe_streq (command, "COMMIT"))
+        outcome = s_commit (broker, request, reply);
+    else
+    if (zframe_streq (command, "COMMITTED"))
+        outcome = s_committed (broker, request, reply);
+    else
+    if (zframe_streq (command, "GROUPS"))
+        outcome = s_groups (broker, request, access, reply);
     else
         outcome = s_status (reply, ZPER_STATUS_INVALID_COMMAND);
 

@@ -97,6 +97,9 @@ s_output (worker_t *self, uint8_t kind, uint32_t stream, zmsg_t *envelope, zmsg_
 static void
 s_reply (worker_t *self, zmsg_t *envelope, zper_rear_reply_t *reply)
 {
+    zframe_t *status = zmsg_first (reply->frames);
+    if (status && zframe_size (status) == 1)
+        zper_stats_status (self->broker->stats, ZPER_STATS_REAR, zframe_data (status) [0]);
     s_output (self, ZPER_REAR_REPLY, 0, envelope, &reply->frames, &reply->lent,
               reply->has_lent? 1: 0);
 }
@@ -135,7 +138,9 @@ s_stream_pump (worker_t *self, stream_t *stream)
     zmq_msg_t pointer;
     zmq_msg_init_size (&pointer, sizeof view);
     memcpy (zmq_msg_data (&pointer), &view, sizeof view);
-    s_output (self, ZPER_REAR_CHUNK, stream->number, stream->envelope, NULL, &pointer, 1);
+    zmsg_t *topic = zmsg_new ();       //  the thread counts what it sends under it
+    zmsg_addstr (topic, stream->topic);
+    s_output (self, ZPER_REAR_CHUNK, stream->number, stream->envelope, &topic, &pointer, 1);
 }
 
 //  Answer a poll with what is there now (maybe nothing) and forget it.

@@ -131,17 +131,19 @@ s_reader_read (relay_t *self, reader_t *reader)
     return reader->view != NULL;
 }
 
-//  Send a reader what its queue takes, up to one turn, and set its state.
-//  A reader that keeps up keeps its view between turns, so that catching
-//  up reads (and checks) each record once, not once per turn; one whose
-//  queue stays full holds nothing. Returns false when the reader is gone
-//  and must be forgotten.
+//  Send a reader what its queue takes, up to one turn, and set its state;
+//  *sent and *bytes count what was sent. A reader that keeps up keeps its
+//  view between turns, so that catching up reads (and checks) each record
+//  once, not once per turn; one whose queue stays full holds nothing.
+//  Returns false when the reader is gone and must be forgotten.
 static bool
-s_reader_pump (relay_t *self, reader_t *reader)
+s_reader_turn (relay_t *self, reader_t *reader, size_t *sent_p, uint64_t *bytes_p)
 {
     void *router = zsock_resolve (self->router);
     reader->state = READER_IDLE;
     size_t sent = 0;
+    *sent_p = 0;
+    *bytes_p = 0;
     while (sent < ZPER_RELAY_WINDOW_MESSAGES) {
         if (!reader->view && !s_reader_read (self, reader))
             return true;                //  at the visible end
@@ -168,24 +170,40 @@ s_reader_pump (relay_t *self, reader_t *reader)
         reader->started = false;
         reader->next_offset = reader->message.offset + 1;
         sent++;
+        *sent_p = sent;
+        *bytes_p += reader->message.size;
     }
     reader->state = READER_MORE;
     return true;
 }
 
+//  A reader's turn (s_reader_turn), counted once per turn, not per message.
+static bool
+s_reader_pump (relay_t *self, reader_t *reader)
+{
+    size_t sent;
+    uint64_t bytes;
+    bool alive = s_reader_turn (self, reader, &sent, &bytes);
+    zper_stats_read (self->broker->stats, reader->topic, sent, bytes);
+    return alive;
+}
+
 //  Publish one message on PUB, unless the budget is spent; count it when
-//  some subscriber misses it.
-static void
+//  some subscriber misses it. Returns whether it was published.
+static bool
 s_publish_message (relay_t *self, const char *topic, zper_view_t *view,
                    const zper_message_t *message)
 {
     void *publisher = zsock_resolve (self->publisher);
     int missed = zper_output_full (self->published_output)? -1
                : zper_output_publish_first (publisher, topic, strlen (topic));
-    if (missed)
+    if (missed) {
         zper_stats_count (self->broker->stats, ZPER_COUNTER_RELAY_PUB_DROPPED);
+        zper_output_dropped (self->published_output, 1);
+    }
     if (missed != -1)
         zper_rear_send_frames (publisher, view, message, self->published_output);
+    return missed != -1;
 }
 
 //  Publish on PUB what notes made visible since the last wake-up.
@@ -193,11 +211,13 @@ static void
 s_publish (relay_t *self, const char *topic, published_t *published)
 {
     zper_partition_t *partition = s_partition (self, topic);
+    uint64_t sent = 0, bytes = 0;
     while (published->next_offset < published->visible_offset) {
         if (zper_output_full (self->published_output)) {
             //  Spent: what is left is dropped without reading the log
-            zper_stats_add (self->broker->stats, ZPER_COUNTER_RELAY_PUB_DROPPED,
-                            (uint64_t) (published->visible_offset - published->next_offset));
+            uint64_t dropped = (uint64_t) (published->visible_offset - published->next_offset);
+            zper_stats_add (self->broker->stats, ZPER_COUNTER_RELAY_PUB_DROPPED, dropped);
+            zper_output_dropped (self->published_output, dropped);
             published->next_offset = published->visible_offset;
             break;
         }
@@ -208,7 +228,10 @@ s_publish (relay_t *self, const char *topic, published_t *published)
         zper_message_t message;
         bool any = false;
         while (zper_view_next (view, &message) && message.offset < published->visible_offset) {
-            s_publish_message (self, topic, view, &message);
+            if (s_publish_message (self, topic, view, &message)) {
+                sent++;
+                bytes += message.size;
+            }
             published->next_offset = message.offset + 1;
             any = true;
         }
@@ -216,6 +239,7 @@ s_publish (relay_t *self, const char *topic, published_t *published)
         if (!any)
             break;
     }
+    zper_stats_read (self->broker->stats, topic, sent, bytes);
 }
 
 //  A note: the PUB side may publish up to it, and the topic's idle readers
@@ -322,8 +346,11 @@ s_reader_message (relay_t *self, zmsg_t *msg)
                 reader->output = previous->output;
                 previous->output = NULL;
             }
-            else
+            else {
                 reader->output = zper_output_new (self->broker->config->relay_output_budget);
+                zper_output_set_label_id (reader->output, "relay", zframe_data (routing_id),
+                                          zframe_size (routing_id));
+            }
             reader->routing_id = zframe_dup (routing_id);
             snprintf (reader->topic, sizeof reader->topic, "%s", identity.topic);
             reader->next_offset = offset;
@@ -380,6 +407,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     int nodrop = 1;                     //  a full subscriber queue is reported: zper_output.h
     zmq_setsockopt (zsock_resolve (self->publisher), ZMQ_XPUB_NODROP, &nodrop, sizeof nodrop);
     self->published_output = zper_output_new (config->relay_pub_output_budget);
+    zper_output_set_label (self->published_output, "relay.pub", "*");   //  its subscribers share it
     self->subscriptions = zper_subscriptions_new ();
     self->bus = zper_broker_bus_subscriber (self->broker->config, "");
     zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
