@@ -299,8 +299,8 @@ s_decimal (char *text, size_t size, long long value, long long divisor)
     }
     unsigned long long magnitude = value < 0? - (unsigned long long) value: (unsigned long long) value;
     int digits = 0;
-    for (long long power = divisor; power > 1; power /= 10)
-        digits++;
+    for (long long power = divisor; power > 1 && digits < 18; power /= 10)
+        digits++;                       //  a long long divisor has at most 18 zeros
     snprintf (text, size, "%s%llu.%0*llu", value < 0? "-": "", magnitude / (unsigned long long) divisor,
               digits, magnitude % (unsigned long long) divisor);
     char *end = text + strlen (text) - 1;

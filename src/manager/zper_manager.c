@@ -16,8 +16,10 @@
     deadline) and exits 3, for the service supervisor to restart the
     process; the log's recovery does the rest.
 
-    The Prometheus endpoint (metrics.listen) starts after the components
-    and stops before them: it only reads the broker, on its own thread.
+    The Prometheus endpoint (metrics.listen) starts before the components
+    and stops before them: it only reads the broker, on its own thread. So
+    a port in use stops zperd before it binds anything else, and once the
+    rear answers, /metrics does too.
     ========================================================================= */
 
 #include "zper_manager.h"
@@ -76,18 +78,6 @@ zper_manager_new (const zper_config_t *config, bool verbose)
         zper_manager_destroy (&self);   //  broker_open logged why
         return NULL;
     }
-    self->component_count = self->broker.cluster? COMPONENT_COUNT: COMPONENT_SINGLE_NODE_COUNT;
-    for (int index = 0; index < self->component_count; index++) {
-        self->components [index] = zper_broker_start (s_component_actors [index], &self->broker,
-                                                      s_component_names [index]);
-        if (!self->components [index]) {
-            zper_manager_destroy (&self);
-            return NULL;
-        }
-        self->pong_ms [index] = zclock_mono ();
-        if (verbose)
-            zsys_info ("%s: started", s_component_names [index]);
-    }
     if (*self->config.metrics_listen) {
         self->metrics = zper_metrics_new (self->config.metrics_listen,
                                           (int) self->config.metrics_max_clients,
@@ -99,6 +89,18 @@ zper_manager_new (const zper_config_t *config, bool verbose)
         }
         if (verbose)
             zsys_info ("metrics: serving GET /metrics on %s", self->config.metrics_listen);
+    }
+    self->component_count = self->broker.cluster? COMPONENT_COUNT: COMPONENT_SINGLE_NODE_COUNT;
+    for (int index = 0; index < self->component_count; index++) {
+        self->components [index] = zper_broker_start (s_component_actors [index], &self->broker,
+                                                      s_component_names [index]);
+        if (!self->components [index]) {
+            zper_manager_destroy (&self);
+            return NULL;
+        }
+        self->pong_ms [index] = zclock_mono ();
+        if (verbose)
+            zsys_info ("%s: started", s_component_names [index]);
     }
     return self;
 }
