@@ -298,11 +298,17 @@ s_decimal (char *text, size_t size, long long value, long long divisor)
         return;
     }
     unsigned long long magnitude = value < 0? - (unsigned long long) value: (unsigned long long) value;
+    //  The fraction's digits, zero-padded to the divisor's zeros (at most 18)
+    char fraction [20];
     int digits = 0;
     for (long long power = divisor; power > 1 && digits < 18; power /= 10)
-        digits++;                       //  a long long divisor has at most 18 zeros
-    snprintf (text, size, "%s%llu.%0*llu", value < 0? "-": "", magnitude / (unsigned long long) divisor,
-              digits, magnitude % (unsigned long long) divisor);
+        digits++;
+    unsigned long long rest = magnitude % (unsigned long long) divisor;
+    for (int index = digits - 1; index >= 0; index--, rest /= 10)
+        fraction [index] = (char) ('0' + rest % 10);
+    fraction [digits] = 0;
+    snprintf (text, size, "%s%llu.%s", value < 0? "-": "", magnitude / (unsigned long long) divisor,
+              fraction);
     char *end = text + strlen (text) - 1;
     while (*end == '0')
         *end-- = 0;
