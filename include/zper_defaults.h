@@ -195,6 +195,8 @@
 #define ZPER_DEFAULT_ETCD_TIMEOUT_MS    1000                    //  cluster.etcd_timeout_ms: one etcd request, per endpoint
 #define ZPER_ETCD_ENDPOINTS_MAX         16                      //  endpoints in cluster.etcd
 #define ZPER_ETCD_ERROR_MAX             512                     //  zper_etcd_error: one log line
+#define ZPER_TEST_PORT_FIRST            20000                   //  test servers' ports: below Linux's ephemeral
+#define ZPER_TEST_PORT_LAST             32000                   //  range (32768-60999), which outgoing connections use
 #define ZPER_ETCD_TEST_ATTEMPTS         3                       //  zper_etcd_test_start: port pairs tried (one may be taken)
 #define ZPER_ETCD_TEST_START_MS         20000                   //  zper_etcd_test_start: etcd answers within this
 #define ZPER_ETCD_TEST_POLL_MS          100                     //  zper_etcd_test_start: how often it is asked

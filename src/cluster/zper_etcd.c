@@ -641,23 +641,31 @@ zper_etcd_txn_commit (zper_etcd_t *self, zper_etcd_txn_t *txn, bool *succeeded)
 
 //  ---- a real etcd for tests ----------------------------------------------------
 
-//  A port of 127.0.0.1 that was free a moment ago (etcd may still lose it
-//  to another process: the caller retries)
+//  A port of 127.0.0.1 that was free a moment ago, other than taken (etcd
+//  may still lose it to another process: the caller retries)
 static int
-s_free_port (void)
+s_free_port (int taken)
 {
-    int handle = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (handle < 0)
-        return -1;
-    struct sockaddr_in address = { .sin_family = AF_INET,
-                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t size = sizeof address;
-    int port = -1;
-    if (bind (handle, (struct sockaddr *) &address, sizeof address) == 0
-        && getsockname (handle, (struct sockaddr *) &address, &size) == 0)
-        port = ntohs (address.sin_port);
-    close (handle);
-    return port;
+    //  Not bind(0): the kernel's pick is in the ephemeral range, where any
+    //  outgoing connection may take it before etcd binds it. A random start
+    //  keeps parallel tests apart; the bind checks nobody listens there now.
+    int range = ZPER_TEST_PORT_LAST - ZPER_TEST_PORT_FIRST;
+    int start = (int) ((zclock_usecs () ^ (int64_t) getpid ()) % range);
+    for (int attempt = 0; attempt < range; attempt++) {
+        int port = ZPER_TEST_PORT_FIRST + (start + attempt) % range;
+        if (port == taken)
+            continue;
+        int handle = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (handle < 0)
+            return -1;
+        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                                       .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+        int bound = bind (handle, (struct sockaddr *) &address, sizeof address);
+        close (handle);
+        if (bound == 0)
+            return port;
+    }
+    return -1;
 }
 
 //  The etcd binary: the first "etcd" on PATH, else /usr/bin/etcd
@@ -789,9 +797,9 @@ zper_etcd_test_start (const char *folder, char *endpoint, size_t endpoint_size)
     }
     int pid = -1;
     for (int attempt = 0; attempt < ZPER_ETCD_TEST_ATTEMPTS && pid < 0; attempt++) {
-        int client_port = s_free_port ();
-        int peer_port = s_free_port ();
-        if (client_port < 0 || peer_port < 0 || client_port == peer_port)
+        int client_port = s_free_port (0);
+        int peer_port = s_free_port (client_port);
+        if (client_port < 0 || peer_port < 0)
             continue;
         snprintf (endpoint, endpoint_size, "http://127.0.0.1:%d", client_port);
         pid = s_etcd_spawn (binary, folder, client_port, peer_port);
@@ -1076,7 +1084,7 @@ zper_etcd_test (bool verbose)
     s_test_txn (etcd);
 
     //  A dead endpoint fails with a reason; dead then live succeeds
-    int dead_port = s_free_port ();
+    int dead_port = s_free_port (0);
     assert (dead_port > 0);
     char dead [64], both [160];
     snprintf (dead, sizeof dead, "http://127.0.0.1:%d", dead_port);

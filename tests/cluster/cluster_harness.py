@@ -294,6 +294,13 @@ class Cluster:
         assert reply is not None, "CREATE %s: no reply" % topic
         return reply
 
+    def create_in_sync(self, topic, partitions, replicas, min_isr=0):
+        """CREATE (checked), then wait until every partition's ISR holds all its replicas."""
+        reply = self.create_topic(topic, partitions, replicas, min_isr)
+        assert reply[0] == bytes([OK]), reply
+        for index in range(partitions):
+            self.wait_isr(topic, index, replicas)
+
     def metadata(self, node, topic=None, timeout_ms=REQUEST_MS):
         """METADATA from a node as a dict; None when it did not answer."""
         frames = [b"METADATA"] + ([topic.encode()] if topic else [])

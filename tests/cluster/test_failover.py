@@ -18,9 +18,7 @@ def main():
     h.require_etcd()
     cluster = h.Cluster(3).start()
     with cluster.stopped_after():
-        reply = cluster.create_topic(TOPIC, 1, 3, 0)
-        assert reply[0] == bytes([h.OK]), reply
-        cluster.wait_isr(TOPIC, 0, 3)
+        cluster.create_in_sync(TOPIC, 1, 3)
         old_leader, old_epoch = cluster.leader_of(TOPIC, 0)
 
         producer = h.ClusterProducer(cluster, TOPIC, 0).start()

@@ -41,9 +41,7 @@ def main():
             producer.running = False
 
     with cluster.stopped_after(on_failure=stop_producers):
-        reply = cluster.create_topic(TOPIC, PARTITIONS, 3, 2)
-        assert reply[0] == bytes([h.OK]), reply
-        wait_full_isr(cluster)
+        cluster.create_in_sync(TOPIC, PARTITIONS, 3, 2)
         producers = [h.ClusterProducer(cluster, TOPIC, index).start()
                      for index in range(PARTITIONS)]
         failovers = []
