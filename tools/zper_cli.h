@@ -16,6 +16,7 @@
 //  not know itself to zper_cli_broker_option, and prints ZPER_CLI_BROKER_HELP
 //  in its --help.
 #include <getopt.h>
+#include <jansson.h>
 #include "zper.h"
 
 #define ZPER_CLI_STRING_(x)         #x
@@ -84,6 +85,11 @@ zper_consumer_t *
 int
     zper_cli_usage_error (const char *verb, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
+
+//  A JSON array of integers or strings as "1,2,3" ("-" when empty), cut to
+//  fit size. Returns text.
+const char *
+    zper_cli_json_list (json_t *array, char *text, size_t size);
 
 //  Parse a whole decimal number >= minimum into *value. Returns 0 or -1.
 int

@@ -89,6 +89,28 @@ zper_cli_usage_error (const char *verb, const char *format, ...)
 }
 
 //  Parse a whole decimal number into *value. Returns 0 or -1.
+const char *
+zper_cli_json_list (json_t *array, char *text, size_t size)
+{
+    assert (size > 0);
+    size_t used = 0, index;
+    json_t *value;
+    text [0] = 0;
+    json_array_foreach (array, index, value) {
+        if (used >= size)
+            break;                      //  cut: the rest would not fit
+        if (json_is_integer (value))
+            used += snprintf (text + used, size - used, "%s%lld", index? ",": "",
+                              (long long) json_integer_value (value));
+        else
+            used += snprintf (text + used, size - used, "%s%s", index? ",": "",
+                              json_string_value (value)? json_string_value (value): "?");
+    }
+    if (!text [0])
+        snprintf (text, size, "-");
+    return text;
+}
+
 int
 zper_cli_parse_number (const char *text, int64_t minimum, int64_t *value)
 {
@@ -1032,21 +1054,6 @@ zper_cmd_stats (int argc, char *argv [])
 //  CREATE, REASSIGN answer the same on every node (they read or write
 //  etcd); cluster status then asks CLUSTER of every node METADATA names.
 
-//  A number list of a JSON array of integers: "1,2,3" ("-" when empty).
-static void
-s_json_ids (json_t *array, char *text, size_t size)
-{
-    size_t used = 0;
-    size_t index;
-    json_t *value;
-    text [0] = 0;
-    json_array_foreach (array, index, value)
-        used += snprintf (text + used, used < size? size - used: 0, "%s%lld", index? ",": "",
-                          (long long) json_integer_value (value));
-    if (!text [0])
-        snprintf (text, size, "-");
-}
-
 //  One line per partition of every cluster topic.
 static int
 s_print_cluster_topics (const char *metadata)
@@ -1067,9 +1074,9 @@ s_print_cluster_topics (const char *metadata)
         json_t *partition;
         json_array_foreach (json_object_get (topic, "partition"), index, partition) {
             char replicas [128], isr [128], targets [128];
-            s_json_ids (json_object_get (partition, "replicas"), replicas, sizeof replicas);
-            s_json_ids (json_object_get (partition, "isr"), isr, sizeof isr);
-            s_json_ids (json_object_get (partition, "targets"), targets, sizeof targets);
+            zper_cli_json_list (json_object_get (partition, "replicas"), replicas, sizeof replicas);
+            zper_cli_json_list (json_object_get (partition, "isr"), isr, sizeof isr);
+            zper_cli_json_list (json_object_get (partition, "targets"), targets, sizeof targets);
             printf ("%-24s %9lld %6lld %6lld %-14s %-14s %s\n", name,
                     (long long) json_integer_value (json_object_get (partition, "id")),
                     (long long) json_integer_value (json_object_get (partition, "leader")),
@@ -1224,7 +1231,7 @@ s_reassign_pending (zper_consumer_t *consumer, const char *topic, int partition,
     json_array_foreach (layout, index, entry)
         if (json_integer_value (json_object_get (entry, "id")) == partition) {
             char replicas [128];
-            s_json_ids (json_object_get (entry, "replicas"), replicas, sizeof replicas);
+            zper_cli_json_list (json_object_get (entry, "replicas"), replicas, sizeof replicas);
             pending = json_array_size (json_object_get (entry, "targets")) > 0
                    || strcmp (replicas, wanted) != 0;
         }
@@ -1361,8 +1368,8 @@ s_cluster_print (json_t *merged)
             snprintf (leader, sizeof leader, "%lld",
                       (long long) json_integer_value (json_object_get (partition, "leader")));
             snprintf (key, sizeof key, "%s.%lld", name, number);
-            s_json_ids (json_object_get (partition, "replicas"), replicas, sizeof replicas);
-            s_json_ids (json_object_get (partition, "isr"), isr, sizeof isr);
+            zper_cli_json_list (json_object_get (partition, "replicas"), replicas, sizeof replicas);
+            zper_cli_json_list (json_object_get (partition, "isr"), isr, sizeof isr);
             //  end and HW as the leader sees them; lag: its slowest follower
             json_t *view = json_object_get (json_object_get (json_object_get (views, leader),
                                                              "partitions"), key);

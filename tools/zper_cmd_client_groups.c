@@ -208,21 +208,6 @@ s_groups_print (json_t *groups)
     free (ranked);
 }
 
-//  A JSON array of strings as "a,b,c" ("-" when empty), cut to fit size.
-static const char *
-s_joined (json_t *array, char *text, size_t size)
-{
-    size_t used = 0, index;
-    json_t *value;
-    text [0] = 0;
-    json_array_foreach (array, index, value)
-        used += snprintf (text + used, used < size? size - used: 0, "%s%s", index? ",": "",
-                          json_string_value (value)? json_string_value (value): "?");
-    if (!text [0])
-        snprintf (text, size, "-");
-    return text;
-}
-
 //  Columns a member id takes in group's tables: the longest id there (ids
 //  are up to ZPER_GROUP_MEMBER_ID_MAX bytes, mostly far shorter).
 static int
@@ -252,7 +237,7 @@ s_describe_print (const char *name, json_t *group)
         char assigned [1024];
         printf ("%-*s %15.1f  %s\n", id_width, s_text (member, "id", "?"),
                 s_int (member, "last_heartbeat_ms_ago") / 1000.0,
-                s_joined (json_object_get (member, "assigned"), assigned, sizeof assigned));
+                zper_cli_json_list (json_object_get (member, "assigned"), assigned, sizeof assigned));
     }
     printf ("\n%-*s %-*s %12s %12s %12s %9s\n", S_NAME_WIDTH, "PARTITION", id_width, "OWNER",
             "COMMITTED", "END", "LAG", "LAG_S");
