@@ -5,14 +5,15 @@
 #
 #  Builds every area in its own Release build folder (build-bench-rel, or
 #  $ZPER_BENCH_BUILD), runs bench/zper_bench_broker (raw libzmq and disk
-#  baselines, produce, consume, latency, hostile, restart, curve: see its header) R times
+#  baselines, produce, consume, latency, hostile, restart, curve, scale: see its header) R times
 #  (default 3), then writes under bench/results/:
 #    broker_runs.csv      every run of every scenario
 #    broker_summary.csv   medians, ranges, ratios to the same-run baseline
 #    targets.csv          the targets of issues 4, 12 and 13, met or missed
 #    table.txt            the table printed at the end
 #    machine.txt          the machine the figures come from
-#    *.png                plots (gnuplot, installed from Debian if missing)
+#    *.png                plots (gnuplot, installed from Debian if missing):
+#                         ratios, latency, scale_topics, scale_producers
 #  The scratch log (--log-gb GiB, default 2) lives in build-bench-rel/scratch
 #  and is deleted at the end. A live progress line goes to stderr.
 set -euo pipefail
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
         --log-gb) LOG_GB=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --quick) QUICK=--quick; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -72,9 +73,18 @@ command -v gnuplot > /dev/null || exit 0
 cd "$RESULTS"
 #  Ratios to the same-run raw DEALER->ROUTER baseline, one bar per produce
 #  and consume scenario, with the range of the runs as error bars
-awk -F, 'NR > 1 && $2 != "" { print $1, $9, $10, $11 }' broker_summary.csv > ratios.dat
+#  (the scale curves have their own plots, below)
+awk -F, 'NR > 1 && $2 != "" && $1 !~ /^scale\./ { print $1, $9, $10, $11 }' broker_summary.csv \
+    > ratios.dat
 #  Latency percentiles per rate and path
 awk -F, 'NR > 1 && $1 ~ /^latency/ { print $1, $16, $17, $18, $19 }' broker_summary.csv > latency.dat
+#  Scale curves: msg/s (median, range) by topics (ZPER and the raw twin) and
+#  by producers; x is the count at the end of the scenario's name
+for curve in topics raw.topics producers; do
+    awk -F, -v prefix="scale.$curve." 'NR > 1 && index ($1, prefix) == 1 {
+        print substr ($1, length (prefix) + 1), $4, $6, $7 }' broker_summary.csv \
+        | sort -n > "scale_$curve.dat"
+done
 STYLE='set terminal pngcairo size 1400,700 noenhanced
 set key left top
 set datafile separator " "
@@ -105,5 +115,28 @@ plot "latency.dat" using 2:xtic(1) title "p50", "" using 3 title "p99", "" using
      "" using 5 title "max"
 EOF
 fi
-rm -f ratios.dat latency.dat
+if [ -s scale_topics.dat ]; then
+    gnuplot <<EOF
+$STYLE
+set output "scale_topics.png"
+set title "mode 0, 100 B, one sender writing round robin over N topics (a connection each): msg/s, median and range of runs"
+set logscale x
+set xlabel "topics"
+set ylabel "msg/s (log scale)"
+plot "scale_topics.dat" using 1:2:3:4 with yerrorlines title "ZPER (scale.topics.N)", \
+     "scale_raw.topics.dat" using 1:2:3:4 with yerrorlines title "raw DEALER->ROUTER, the same connections (scale.raw.topics.N)"
+EOF
+fi
+if [ -s scale_producers.dat ]; then
+    gnuplot <<EOF
+$STYLE
+set output "scale_producers.png"
+set title "mode 0, 100 B, P libzper producers of one topic: msg/s, median and range of runs"
+set logscale x 2
+set xlabel "producers"
+set ylabel "msg/s (log scale)"
+plot "scale_producers.dat" using 1:2:3:4 with yerrorlines title "ZPER (scale.producers.P)"
+EOF
+fi
+rm -f ratios.dat latency.dat scale_topics.dat scale_raw.topics.dat scale_producers.dat
 echo "run.sh: results and plots in $RESULTS" >&2

@@ -6,7 +6,7 @@
                              [--out DIR] [--log-gb G] [--only LIST]
 
     Scenarios (LIST: a comma list of raw, produce, consume, latency,
-    hostile, restart, curve; default all):
+    hostile, restart, curve, scale; default all):
       raw       DEALER->ROUTER and PUSH->PULL over tcp loopback, in this
                 process, one frame per message, with the message counts
                 of the produce runs compared with them (s_counts);
@@ -30,7 +30,9 @@
                 1M msg/s target).
       consume   a topic of 100 B messages read from its start with the
                 page cache warm: batched READ (zper_consumer_recv) and a
-                legacy streaming FETCH on a raw DEALER.
+                legacy streaming FETCH on a raw DEALER (connected and
+                answered first, then timed from FETCH to its last message
+                with a bare zmq_msg_recv loop, as the raw receiver is).
       latency   a producer in mode 0 (no acks) and in mode 1 (acked once
                 durable) paced at 1k/10k/100k msg/s against a broker with
                 its default configuration (readers see written data); a
@@ -42,6 +44,12 @@
                 hop); latency.proxy.RATE, through a bare forwarder thread
                 with its own context (ROUTER in, PUSH out): the floor of
                 any broker on this machine, before it does any work.
+                Then latency_hops.json (under --out, a line per run): a
+                fresh broker's STATS "hops" after the traffic of
+                latency.m0.relay.10000, the time of each hop inside it.
+                latency.m1.ack.RATE (1k, 10k): a raw mode-1 DEALER paced
+                at RATE, ack receive time minus scheduled send time; its
+                baseline raw.fdatasync (target: p99 <= 2x its p99).
       hostile   the hostile neighbour: a well-behaved producer (mode 1,
                 100 B, a window of 100 acks owed) alone, then next to a
                 silent streaming reader and a silent ack subscriber of
@@ -71,6 +79,15 @@
                 curve.raw.dealer.S (the table's, the >= 0.8x target) and
                 to curve.off.X (the CURVE cost table after it). The
                 certificates are made here, under --dir/curve.
+      scale     the scale curves, mode 0, 100 B, the mode-0 count:
+                scale.topics.N, one sender writing round robin over N =
+                1, 10, 100, 1,000, 10,000 topics (N connections whose
+                routing ids name the topics), ratio to scale.topics.1;
+                scale.raw.topics.N, the same sender to a bare ROUTER
+                (ratio to scale.raw.topics.1); scale.producers.P, P = 1,
+                4, 16, 64 libzper producers of one topic, ratio to
+                scale.producers.1 (s_scale_bench says how each ends).
+                --quick: 1 and 10 topics, 1 and 4 producers.
 
     Every scenario runs --runs times; the runs are interleaved (run 1 of
     everything, then run 2...) so that noise from other processes spreads
@@ -102,6 +119,7 @@
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <signal.h>
@@ -120,7 +138,7 @@
 #define RUNS_MAX            9
 #define LOG_GB_DEFAULT      2.0
 #define SCENARIOS_MAX       128
-#define PRODUCERS_MAX       4
+#define PRODUCERS_MAX       64          //  the scale group's largest producer count
 #define BROKER_READY_MS     20000
 #define BROKER_STOP_MS      60000
 #define PORT_FIRST          10000   //  below the ephemeral range (32768+): no clash with client ports
@@ -1056,18 +1074,37 @@ s_recv_status (void *dealer, int timeout_ms)
     return status;
 }
 
-//  Legacy streaming FETCH from position 0 until messages have come
+//  Legacy streaming FETCH from position 0 until messages have come. Timed
+//  as the raw baseline is (s_raw_transport): the connection is made and
+//  answers (FETCH 0 0 validates position 0) before the clock starts, the
+//  clock stops at the last message, and each message costs the loop one
+//  zmq_msg_recv per frame, nothing more. Fills result's seconds and CPU.
 static int64_t
-s_consume_stream (const broker_t *broker, const char *topic, int64_t messages)
+s_consume_stream (const broker_t *broker, const char *topic, int64_t messages,
+                  result_t *result)
 {
     void *context = zmq_ctx_new ();
     void *dealer = s_topic_dealer_mode (context, broker->rear, topic, ZPER_MODE_NONE,
                                         broker->curve);
-    s_send_fetch (dealer, 0, -1);
+    s_send_fetch (dealer, 0, 0);
     int64_t received = 0;
-    if (s_recv_status (dealer, CLIENT_TIMEOUT_MS) == ZPER_STATUS_OK)
-        while (received < messages && s_recv_status (dealer, CLIENT_TIMEOUT_MS) >= 0)
-            received++;
+    if (s_recv_status (dealer, CLIENT_TIMEOUT_MS) != ZPER_STATUS_OK)
+        messages = 0;
+    double broker_cpu = s_broker_cpu (broker);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    s_send_fetch (dealer, 0, -1);
+    if (messages && s_recv_status (dealer, CLIENT_TIMEOUT_MS) == ZPER_STATUS_OK) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        while (received < messages && zmq_msg_recv (&frame, dealer, 0) >= 0)
+            if (!zmq_msg_more (&frame))
+                received++;
+        zmq_msg_close (&frame);
+    }
+    result->seconds = s_now () - start;
+    result->client_cpu = s_self_cpu () - cpu;
+    result->broker_cpu = s_broker_cpu (broker) - broker_cpu;
     zmq_close (dealer);
     zmq_ctx_term (context);
     return received;
@@ -1095,11 +1132,13 @@ s_consume_topic (const char *prefix, size_t size, bool curve, const char *baseli
         double broker_cpu = s_broker_cpu (&broker);
         double cpu = s_self_cpu ();
         double start = s_now ();
-        int64_t received = method? s_consume_stream (&broker, "consume", messages)
+        int64_t received = method? s_consume_stream (&broker, "consume", messages, &result)
                                  : s_consume_read (&broker, "consume");
-        result.seconds = s_now () - start;
-        result.client_cpu = s_self_cpu () - cpu;
-        result.broker_cpu = s_broker_cpu (&broker) - broker_cpu;
+        if (!method) {                  //  a stream times itself, as raw does
+            result.seconds = s_now () - start;
+            result.client_cpu = s_self_cpu () - cpu;
+            result.broker_cpu = s_broker_cpu (&broker) - broker_cpu;
+        }
         result.broker_hwm_kb = s_broker_hwm_kb (&broker);
         result.messages = received;
         result.bytes = (double) received * (double) size;
@@ -1410,6 +1449,124 @@ s_latency (const broker_t *broker, const char *topic, int mode, bool relay, int 
     return result;
 }
 
+//  Take every acknowledgement waiting on a mode-1 DEALER, noting each
+//  one's latency (now - the scheduled send time its id carries). Returns
+//  the count taken; a refusal ([id][status]) fails the bench.
+static int64_t
+s_acks_take (void *dealer, int64_t *latencies_ns, int64_t taken, int64_t messages)
+{
+    int64_t count = 0;
+    uint8_t id [LATENCY_SIZE];
+    while (true) {
+        int size = zmq_recv (dealer, id, sizeof id, ZMQ_DONTWAIT);
+        if (size < 0)
+            break;
+        int more = 0;
+        size_t more_size = sizeof more;
+        zmq_getsockopt (dealer, ZMQ_RCVMORE, &more, &more_size);
+        assert (!more && size >= (int) sizeof (int64_t));      //  stored, not refused
+        int64_t scheduled;
+        memcpy (&scheduled, id, sizeof scheduled);
+        if (taken + count < messages)
+            latencies_ns [taken + count] = s_now_ns () - scheduled;
+        count++;
+    }
+    return count;
+}
+
+//  latency.m1.ack.RATE: a raw DEALER in mode 1 (acked once durable) paced
+//  at rate; each message's latency is its ack's receive time minus its
+//  SCHEDULED send time (the id, its only frame, carries it). One thread:
+//  between sends it waits on the socket's descriptor with a nanosecond
+//  timeout, so that an ack is timed when it arrives (a libzper producer
+//  reads acks only now and then). The figure to hold against one
+//  fdatasync of the same disk (raw.fdatasync, its baseline here).
+static result_t
+s_latency_ack (const broker_t *broker, const char *topic, int rate)
+{
+    int64_t messages = (int64_t) (rate * s_latency_seconds (rate));
+    int64_t *latencies_ns = (int64_t *) calloc ((size_t) messages, sizeof (int64_t));
+    void *context = zmq_ctx_new ();
+    void *dealer = s_topic_dealer_mode (context, broker->front, topic, ZPER_MODE_ACK, false);
+    int timeout = CLIENT_TIMEOUT_MS;
+    zmq_setsockopt (dealer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    //  Connected, and the topic exists, before the clock starts
+    uint8_t body [LATENCY_SIZE] = { 0 };
+    assert (zmq_send (dealer, body, sizeof body, 0) == (int) sizeof body);
+    assert (zmq_recv (dealer, body, sizeof body, 0) == (int) sizeof body);
+    int descriptor;
+    size_t descriptor_size = sizeof descriptor;
+    zmq_getsockopt (dealer, ZMQ_FD, &descriptor, &descriptor_size);
+    result_t result = s_result_init ();
+    double broker_cpu = s_broker_cpu (broker);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    int64_t start_ns = s_now_ns (), interval = 1000000000LL / rate;
+    int64_t deadline = zclock_mono () + ACK_TIMEOUT_MS;
+    int64_t sent = 0, acked = 0;
+    while (acked < messages && zclock_mono () < deadline) {
+        acked += s_acks_take (dealer, latencies_ns, acked, messages);
+        int64_t now = s_now_ns (), due = start_ns + sent * interval;
+        if (sent < messages && due <= now) {
+            memcpy (body, &due, sizeof due);
+            assert (zmq_send (dealer, body, sizeof body, 0) == (int) sizeof body);
+            sent++;
+            continue;
+        }
+        //  ZMQ_FD is edge-triggered: wait only once the socket said no more
+        uint32_t events = 0;
+        size_t events_size = sizeof events;
+        zmq_getsockopt (dealer, ZMQ_EVENTS, &events, &events_size);
+        if (events & ZMQ_POLLIN)
+            continue;
+        int64_t wait = sent < messages? due - now: LATENCY_WAIT_MS * 1000000LL;
+        struct timespec until = { (time_t) (wait / 1000000000LL), (long) (wait % 1000000000LL) };
+        struct pollfd item = { descriptor, POLLIN, 0 };
+        ppoll (&item, 1, &until, NULL);
+    }
+    result.seconds = s_now () - start;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.broker_cpu = s_broker_cpu (broker) - broker_cpu;
+    result.broker_hwm_kb = s_broker_hwm_kb (broker);
+    int64_t timed = acked < messages? acked: messages;
+    result.messages = timed;
+    result.bytes = (double) timed * LATENCY_SIZE;
+    s_percentiles (&result, latencies_ns, timed);
+    if (acked != messages)
+        fprintf (stderr, "\nzper_bench_broker: %" PRId64 " acks of %" PRId64 "\n", acked, messages);
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    free (latencies_ns);
+    return result;
+}
+
+//  latency_hops.json under --out, a line per run: the STATS "hops" of a
+//  fresh broker after the traffic of latency.m0.relay.10000 (not recorded
+//  again as a scenario): where that scenario's time goes inside the broker,
+//  hop by hop (zper_hops.h). The first "}}" after "hops" ends its object.
+static void
+s_latency_hops (void)
+{
+    broker_t broker;
+    s_broker_start (&broker, "latency_hops", -1, false);
+    s_progress ("latency: hops of a mode 0 producer, relay at 10000 msg/s");
+    s_latency (&broker, "lathops", ZPER_MODE_NONE, true, 10000);
+    zper_consumer_t *reader = zper_consumer_new (broker.rear, "lathops");
+    char *json = reader? zper_consumer_stats (reader): NULL;
+    char *hops = json? strstr (json, "\"hops\":"): NULL;
+    char *end = hops? strstr (hops, "}}"): NULL;
+    char *path = zsys_sprintf ("%s/latency_hops.json", s_options.out);
+    FILE *file = end? fopen (path, s_current_run? "a": "w"): NULL;
+    if (file) {
+        fprintf (file, "{\"run\":%d,%.*s}\n", s_current_run + 1, (int) (end + 2 - hops), hops);
+        fclose (file);
+    }
+    zstr_free (&path);
+    zstr_free (&json);
+    zper_consumer_destroy (&reader);
+    s_broker_destroy (&broker);
+}
+
 //  latency.mM.PATH.RATE: a producer in mode M (0: no acks, Kafka's acks=0;
 //  1: acked once durable) paced at RATE, a reader on PATH (READ long-poll
 //  or relay), against one broker with its default configuration (readers
@@ -1443,7 +1600,16 @@ s_latency_bench (void)
         result_t result = s_latency (&broker, topic, mode, path == 1, rates [index]);
         s_record (name, NULL, false, LATENCY_SIZE, &result);
     }
+    for (size_t index = 0; index < 2; index++) {      //  1k and 10k msg/s
+        s_progress ("latency: mode 1 acks at %d msg/s", rates [index]);
+        char topic [64], name [64];
+        snprintf (topic, sizeof topic, "latm1ack%d", rates [index]);
+        snprintf (name, sizeof name, "latency.m1.ack.%d", rates [index]);
+        result_t result = s_latency_ack (&broker, topic, rates [index]);
+        s_record (name, "raw.fdatasync", false, LATENCY_SIZE, &result);
+    }
     s_broker_destroy (&broker);
+    s_latency_hops ();
 }
 
 //  ---- hostile neighbour --------------------------------------------------
@@ -1659,6 +1825,344 @@ s_restart_bench (broker_t *broker)
     result = s_restart_once (broker);
     if (result.seconds > 0)
         s_record ("restart.kill9", NULL, false, RESTART_BODY, &result);
+}
+
+//  ---- scale ----------------------------------------------------------------
+
+//  The scale curves (issue 16): mode 0 (no acks), 100 B, the mode-0 count,
+//  a fresh broker per run with the default configuration.
+//  scale.topics.N: one sender thread writes round robin over N topics,
+//  each its own connection whose routing id names its topic as libzper
+//  names it (docs/protocol.md 1-2). All N connections belong to one
+//  DEALER: libzmq copies the socket's options into each connection when it
+//  connects, so setting ZMQ_ROUTING_ID before each connect gives each its
+//  identity (each connect names its own loopback source address: libzmq
+//  connects a socket to one endpoint string once), and a DEALER sends
+//  round robin over its connections, one message each. To the broker that
+//  is N writers of N topics; to this process it is one descriptor per
+//  topic instead of two (a socket's mailbox), which lets 10,000 topics fit
+//  its descriptor limit. Connections, then each topic's first message
+//  (its partition created), go SCALE_CREATE_STEP at a time, each step
+//  waited for; then the run is timed. It ends when STATS counts every
+//  message written, the end time being when the broker first went idle
+//  (as mode 0 of the produce group: STATS of 10,000 topics is large, so it
+//  is asked only once the broker is idle). Ratio: to scale.topics.1 of the
+//  same run (the >= 0.5x target at 10,000). scale.create.N: topics per
+//  second of those first messages. scale.raw.topics.N: the same sender and
+//  DEALER to a bare ROUTER in a child process (its own descriptors), no
+//  broker: what N connections cost the transport alone; ratio to
+//  scale.raw.topics.1. scale.producers.P: P libzper producer threads (mode
+//  0), one topic, the count split among them; ratio to scale.producers.1.
+static const int s_scale_topics [] = { 1, 10, 100, 1000, 10000 };
+static const int s_scale_producers [] = { 1, 4, 16, 64 };
+#define SCALE_SIZE          100
+#define SCALE_QUICK_STEPS   2           //  --quick: 1 and 10 topics, 1 and 4 producers
+#define SCALE_CREATE_TIMEOUT_MS 300000  //  10,000 new topics took 85 s on a loaded 2-core VM
+#define SCALE_CREATE_STEP   250         //  new topics the bench creates at a time
+#define SCALE_CREATE_REPORTED 1000      //  scale.create.N from this many topics (CPU ticks are 10 ms)
+#define SCALE_STATS_MAX_MS  1000        //  longest wait between two STATS while waiting
+#define SCALE_SOURCES_PER_OCTET 200     //  loopback source addresses 127.1.x.1-200
+#define SCALE_TOPIC_FORMAT  "scale%d"    //  topic names are letters and digits
+
+//  Raise this process's descriptor limit to the hard one: 10,000 topics
+//  are 10,000 connections
+static void
+s_scale_descriptors (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit (RLIMIT_NOFILE, &limit);
+    }
+}
+
+//  Wait until the socket watched by monitor has count connections through
+//  their handshake: a message queued on a connection that is refused (a
+//  listen backlog overflows when thousands connect at once) and made again
+//  can be lost. libzmq drops monitor events past its queue's limit, so a
+//  quiet monitor (CLIENT_TIMEOUT_MS) ends the wait too.
+static void
+s_scale_connected (void *monitor, int count)
+{
+    int timeout = CLIENT_TIMEOUT_MS, connected = 0;
+    zmq_setsockopt (monitor, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    while (connected < count) {
+        zmq_msg_t event;
+        zmq_msg_init (&event);
+        int rc = zmq_msg_recv (&event, monitor, 0);
+        if (rc >= (int) sizeof (uint16_t)) {
+            uint16_t type;
+            memcpy (&type, zmq_msg_data (&event), sizeof type);
+            connected += type == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        }
+        bool quiet = rc == -1;
+        while (rc != -1 && zmq_msg_more (&event))
+            rc = zmq_msg_recv (&event, monitor, 0);         //  the event's address
+        zmq_msg_close (&event);
+        if (quiet)
+            break;
+    }
+    if (connected < count)
+        fprintf (stderr, "\nzper_bench_broker: scale: %d of %d connections seen up\n", connected,
+                 count);
+}
+
+//  One DEALER with a connection per topic to endpoint, each connection's
+//  routing id naming its topic (mode 0); returns once all are up
+static void *
+s_scale_dealer (void *context, const char *endpoint, int topics)
+{
+    void *dealer = zmq_socket (context, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
+    char monitor_endpoint [64];
+    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://scale-monitor-%p", dealer);
+    assert (zmq_socket_monitor (dealer, monitor_endpoint, ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0);
+    void *monitor = zmq_socket (context, ZMQ_PAIR);
+    assert (zmq_connect (monitor, monitor_endpoint) == 0);
+    for (int index = 0; index < topics; index++) {
+        char topic [32];
+        snprintf (topic, sizeof topic, SCALE_TOPIC_FORMAT, index);
+        uint8_t identity [3 + sizeof topic];
+        size_t length = strlen (topic);
+        identity [0] = zper_topic_hash (topic);
+        identity [1] = ZPER_MODE_NONE;
+        identity [2] = (uint8_t) length;
+        memcpy (identity + 3, topic, length);
+        zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, 3 + length);
+        //  libzmq connects a socket to an endpoint once: each connection
+        //  names its own loopback source address (any 127/8 reaches lo)
+        char source_endpoint [300];
+        snprintf (source_endpoint, sizeof source_endpoint, "tcp://127.1.%d.%d:0;%s",
+                  index / SCALE_SOURCES_PER_OCTET, index % SCALE_SOURCES_PER_OCTET + 1,
+                  endpoint + strlen ("tcp://"));
+        if (zmq_connect (dealer, source_endpoint)) {
+            fprintf (stderr, "\nzper_bench_broker: scale: connect %d: %s\n", index,
+                     zmq_strerror (zmq_errno ()));
+            exit (1);
+        }
+        //  In steps, each waited for: a listen backlog stays clear, and the
+        //  monitor's events are read before its queue overflows
+        if ((index + 1) % SCALE_CREATE_STEP == 0 || index + 1 == topics)
+            s_scale_connected (monitor, index % SCALE_CREATE_STEP + 1);
+    }
+    zmq_socket_monitor (dealer, NULL, 0);
+    zmq_close (monitor);
+    return dealer;
+}
+
+//  Send messages of SCALE_SIZE bytes; the DEALER spreads them round robin
+static void
+s_scale_send (void *dealer, int64_t messages)
+{
+    uint8_t body [SCALE_SIZE] = { 0 };
+    for (int64_t index = 0; index < messages; index++)
+        assert (zmq_send (dealer, body, sizeof body, 0) == (int) sizeof body);
+}
+
+//  Messages the broker has written over all its topics (STATS), -1 when
+//  it does not answer; *topics: how many topics hold any
+static int64_t
+s_broker_written_total (const broker_t *broker, int64_t *topics)
+{
+    zper_consumer_t *reader = s_consumer_new (broker, NULL);
+    zper_consumer_set_timeout (reader, CLIENT_TIMEOUT_MS);
+    char *json = zper_consumer_stats (reader);
+    zper_consumer_destroy (&reader);
+    if (!json)
+        return -1;
+    int64_t total = 0;
+    *topics = 0;
+    for (char *field = strstr (json, "\"messages_written\":"); field;
+         field = strstr (field + 1, "\"messages_written\":")) {
+        int64_t written = strtoll (strchr (field, ':') + 1, NULL, 10);
+        total += written;
+        *topics += written > 0;
+    }
+    zstr_free (&json);
+    return total;
+}
+
+//  Wait until the broker has written messages in all (STATS counts a
+//  message once its flush made it durable); returns when the broker first
+//  went idle for IDLE_GAP_MS (its last append; the flush policy then syncs
+//  the tail, as in s_wait_written). STATS is asked only once the broker is
+//  idle, so that asking costs the run nothing, however many topics it lists.
+//  STATS is asked less and less often (a STATS of thousands of topics
+//  competes with their creation). *idle_cpu: the broker's CPU time at the
+//  end; *topics: the topics written. Gives up after timeout_ms.
+static double
+s_scale_wait (const broker_t *broker, int64_t messages, int64_t timeout_ms, double *idle_cpu,
+              int64_t *topics)
+{
+    int64_t deadline = zclock_mono () + timeout_ms, next_stats = 0, stats_every = STATS_POLL_MS;
+    double last_cpu = s_broker_cpu (broker), last_growth = s_now (), idle_since = -1;
+    while (zclock_mono () < deadline) {
+        int status;
+        if (waitpid (broker->pid, &status, WNOHANG) == broker->pid)
+            return -1;                  //  it stopped itself: see its zperd.log
+        double cpu = s_broker_cpu (broker);
+        if (cpu != last_cpu) {
+            last_cpu = cpu;
+            last_growth = s_now ();
+        }
+        if (idle_since < 0 && s_now () - last_growth > IDLE_GAP_MS / 1000.0) {
+            idle_since = last_growth;
+            *idle_cpu = last_cpu;
+        }
+        if (idle_since >= 0 && zclock_mono () >= next_stats) {
+            if (s_broker_written_total (broker, topics) >= messages)
+                return idle_since;
+            next_stats = zclock_mono () + stats_every;
+            stats_every = stats_every * 2 < SCALE_STATS_MAX_MS? stats_every * 2: SCALE_STATS_MAX_MS;
+        }
+        zclock_sleep (CPU_POLL_MS);
+    }
+    return -1;
+}
+
+//  *create_seconds: how long the first message of every topic took (the
+//  topics' creation), -1 if they did not all arrive
+static result_t
+s_scale_topics_run (int topics, int64_t messages, double *create_seconds)
+{
+    broker_t broker;
+    s_broker_start (&broker, "scale", -1, false);
+    void *context = zmq_ctx_new ();
+    void *dealer = s_scale_dealer (context, broker.front, topics);
+    *create_seconds = -1;
+    double create_start = s_now (), created = 0, broker_cpu, end_cpu = -1;
+    int64_t written_topics = 0;
+    //  One message each (partitions and connections up), in steps: a
+    //  worker that creates thousands of topics in one hand-off misses the
+    //  broker's heartbeat deadline, and the broker stops itself
+    for (int sent = 0; sent < topics && created >= 0; sent += SCALE_CREATE_STEP) {
+        int step = topics - sent < SCALE_CREATE_STEP? topics - sent: SCALE_CREATE_STEP;
+        s_scale_send (dealer, step);
+        created = s_scale_wait (&broker, sent + step, SCALE_CREATE_TIMEOUT_MS, &broker_cpu,
+                                &written_topics);
+    }
+    result_t result = s_result_init ();
+    if (created < 0 || written_topics != topics)
+        result.seconds = -1;            //  every topic must be its own connection's
+    else
+        *create_seconds = created - create_start;
+    broker_cpu = s_broker_cpu (&broker);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    if (result.seconds == 0) {
+        s_scale_send (dealer, messages);
+        result.client_cpu = s_self_cpu () - cpu;
+        double end = s_scale_wait (&broker, topics + messages, ACK_TIMEOUT_MS, &end_cpu,
+                                   &written_topics);
+        result.seconds = end < 0? -1: end - start;
+    }
+    result.broker_cpu = end_cpu - broker_cpu;       //  its appends, not the tail's sync
+    result.broker_hwm_kb = s_broker_hwm_kb (&broker);
+    result.messages = messages;
+    result.bytes = (double) messages * SCALE_SIZE;
+    if (result.seconds < 0)
+        fprintf (stderr, "\nzper_bench_broker: scale: %d topics: not all written (%" PRId64
+                 " topics), run not recorded (see %s/zperd.log)\n", topics, written_topics,
+                 broker.dir);
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    s_broker_destroy (&broker);
+    return result;
+}
+
+//  The raw twin: the same DEALER to a bare ROUTER in a child process,
+//  which reports over a pipe once it has every message
+static result_t
+s_scale_raw_run (int topics, int64_t messages)
+{
+    int ready [2], done [2];
+    assert (pipe (ready) == 0 && pipe (done) == 0);
+    pid_t child = fork ();
+    assert (child >= 0);
+    if (child == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        void *context = zmq_ctx_new ();
+        void *router = zmq_socket (context, ZMQ_ROUTER);
+        assert (zmq_bind (router, "tcp://127.0.0.1:*") == 0);
+        char endpoint [256];
+        size_t endpoint_size = sizeof endpoint;
+        zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_size);
+        assert (write (ready [1], endpoint, sizeof endpoint) == (ssize_t) sizeof endpoint);
+        raw_receiver_t receiver = { router, topics, true };
+        s_raw_receive (&receiver);
+        char mark = 1;
+        assert (write (done [1], &mark, 1) == 1);
+        receiver.messages = messages;
+        s_raw_receive (&receiver);
+        assert (write (done [1], &mark, 1) == 1);
+        _exit (0);
+    }
+    char endpoint [256], mark;
+    assert (read (ready [0], endpoint, sizeof endpoint) == (ssize_t) sizeof endpoint);
+    broker_t receiver = { .pid = child };
+    void *context = zmq_ctx_new ();
+    void *dealer = s_scale_dealer (context, endpoint, topics);
+    s_scale_send (dealer, topics);
+    assert (read (done [0], &mark, 1) == 1);
+    result_t result = s_result_init ();
+    double receiver_cpu = s_broker_cpu (&receiver);
+    double cpu = s_self_cpu ();
+    double start = s_now ();
+    s_scale_send (dealer, messages);
+    result.client_cpu = s_self_cpu () - cpu;
+    assert (read (done [0], &mark, 1) == 1);
+    result.seconds = s_now () - start;
+    result.broker_cpu = s_broker_cpu (&receiver) - receiver_cpu;     //  the receiver's
+    result.messages = messages;
+    result.bytes = (double) messages * SCALE_SIZE;
+    waitpid (child, NULL, 0);
+    zmq_close (dealer);
+    zmq_ctx_term (context);
+    close (ready [0]), close (ready [1]), close (done [0]), close (done [1]);
+    return result;
+}
+
+static void
+s_scale_bench (void)
+{
+    s_scale_descriptors ();
+    int64_t messages = s_counts_for (SCALE_SIZE).per_message;
+    size_t steps = s_options.quick? SCALE_QUICK_STEPS: sizeof s_scale_topics / sizeof (int);
+    for (size_t step = 0; step < steps; step++) {
+        int topics = s_scale_topics [step];
+        char name [64];
+        s_progress ("scale: %d topic(s), raw DEALER->ROUTER", topics);
+        result_t result = s_scale_raw_run (topics, messages);
+        snprintf (name, sizeof name, "scale.raw.topics.%d", topics);
+        s_record (name, "scale.raw.topics.1", false, SCALE_SIZE, &result);
+        s_progress ("scale: %d topic(s), mode 0", topics);
+        double create_seconds;
+        result = s_scale_topics_run (topics, messages, &create_seconds);
+        if (result.seconds > 0) {
+            snprintf (name, sizeof name, "scale.topics.%d", topics);
+            s_record (name, "scale.topics.1", false, SCALE_SIZE, &result);
+        }
+        if (create_seconds > 0 && topics >= SCALE_CREATE_REPORTED) {
+            result_t created = s_result_init ();
+            created.messages = topics;
+            created.seconds = create_seconds;
+            snprintf (name, sizeof name, "scale.create.%d", topics);
+            s_record (name, NULL, false, SCALE_SIZE, &created);
+        }
+    }
+    steps = s_options.quick? SCALE_QUICK_STEPS: sizeof s_scale_producers / sizeof (int);
+    for (size_t step = 0; step < steps; step++) {
+        int producers = s_scale_producers [step];
+        s_progress ("scale: %d producer(s), mode 0", producers);
+        result_t result = s_produce_messages (producers, ZPER_MODE_NONE, SCALE_SIZE, messages,
+                                              false, false);
+        if (result.seconds > 0) {
+            char name [64];
+            snprintf (name, sizeof name, "scale.producers.%d", producers);
+            s_record (name, "scale.producers.1", false, SCALE_SIZE, &result);
+        }
+    }
 }
 
 //  ---- driver -------------------------------------------------------------
@@ -2113,6 +2617,8 @@ s_write_targets (void)
           "p99", 200, true },
         { "latency 10k msg/s, mode 1 producer, relay, p99 (us)", "latency.m1.relay.10000", "p99",
           200, true },
+        { "latency 10k msg/s, mode 1 ack p99 / raw.fdatasync p99", "latency.m1.ack.10000",
+          "p99_ratio", 2.0, true },
         { "first FETCH after kill -9 (s)", "restart.kill9", "seconds", 1.0, true },
         { "hostile neighbour: producer msg/s beside it / alone", "hostile.neighbour", "ratio",
           0.80, false },
@@ -2251,6 +2757,8 @@ main (int argc, char *argv [])
             s_restart_bench (&restart_broker);
         if (s_wanted ("curve"))
             s_curve_bench ();
+        if (s_wanted ("scale"))
+            s_scale_bench ();
     }
     if (s_wanted ("restart"))
         s_broker_destroy (&restart_broker);

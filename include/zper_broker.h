@@ -65,10 +65,13 @@ typedef struct {
     zper_groups_t *groups;              //  consumer groups: members and assignments
 } zper_broker_t;
 
-//  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]:
-//  messages [from, visible) of topic became visible to readers (written or
-//  durable, as the log's visibility says); visible_position is the legacy
-//  byte position of visible.
+//  A note on the visible bus: [topic][from:int64][visible:int64][position:int64]
+//  [stamps: received_us:int64 noted_us:int64]: messages [from, visible) of
+//  topic became visible to readers (written or durable, as the log's
+//  visibility says); visible_position is the legacy byte position of
+//  visible. The stamps time the hops (zper_hops.h): when the front received
+//  the oldest write the note covers (0: not known) and when the note was
+//  sent; zper_broker_note_stamps reads them.
 typedef struct {
     char topic [ZPER_TOPIC_NAME_MAX + 1];
     int64_t from_offset;
@@ -163,15 +166,49 @@ zsock_t *
     zper_broker_bus_publisher (int index);
 
 //  A SUB on the visible buses of every front worker of config, for topics
-//  starting with prefix ("" for all); in cluster mode also on the
+//  starting with prefix ("" for all; NULL for none yet: the caller
+//  subscribes when it needs notes); in cluster mode also on the
 //  replication actor's, index config->front_workers.
 zsock_t *
     zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix);
+
+//  Listening to the bus only while someone wants its notes (a rear worker
+//  with a poll or a stream, the relay with a reader or a subscriber): the
+//  bus carries a note per write group of every topic, and an idle
+//  listener would wake for each. A subscription reaches the publishers
+//  late (libzmq applies it at one of their later sends), so a note sent
+//  meanwhile may be lost: ZPER_REAR_BUS_SETTLE_MS after subscribing, the
+//  listener is told to look at the log itself once. It leaves
+//  ZPER_REAR_BUS_LINGER_MS after it was last busy, so that a reader that
+//  polls again and again does not subscribe each time.
+typedef struct {
+    uint64_t listening;                 //  0: not subscribed; else counts the subscribes
+    uint64_t subscribes;
+    int64_t settle_ms;                  //  when the last subscription surely holds; 0: done
+    int64_t idle_since_ms;              //  subscribed and not busy since; 0: busy
+} zper_bus_interest_t;
+
+//  Subscribe bus to every note, or leave it, as busy says at monotonic
+//  time now. Sets *settled when a new subscription holds from now on (the
+//  caller looks at the log once). Returns the ms until this must run again
+//  (settle or linger), or -1.
+int64_t
+    zper_broker_bus_interest (zper_bus_interest_t *self, zsock_t *bus, bool busy, int64_t now,
+                              bool *settled);
 
 //  Send a visible note on a bus (without allocating), and decode one.
 //  Decoding returns 0, or -1 when msg is not a well-formed note.
 void
     zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note);
+
+//  Send a note whose oldest write the front received at received_us
+//  (zper_hops_now; 0: not known); zper_broker_note_send sends 0. Read a
+//  note's stamps (0 and 0 when it has none).
+void
+    zper_broker_note_send_stamped (zsock_t *bus, const zper_visible_note_t *note,
+                                   int64_t received_us);
+void
+    zper_broker_note_stamps (zmsg_t *msg, int64_t *received_us, int64_t *noted_us);
 int
     zper_broker_note_decode (zmsg_t *msg, zper_visible_note_t *note);
 

@@ -78,6 +78,7 @@
 #define ZPER_DAFKA_READ_BYTES           (1024 * 1024)           //  store reader view size per step
 #define ZPER_DAFKA_STRING_MAX           255                     //  codec: 1-byte length strings
 #define ZPER_DAFKA_STORE_TICK_MS        50                      //  store: flush policy + ACK check
+#define ZPER_DAFKA_STORE_QUIET_MS       5                       //  store: a partition's input paused this long is flushed and ACKed
 #define ZPER_DAFKA_STOP_POLL_MS         100                     //  producer pipe: re-check the signal flag
 #define ZPER_DAFKA_STORE_MAX_PARTITIONS 10000                   //  store/max_partitions: tracked at once
 #define ZPER_DAFKA_STORE_FETCH_GIVE_UP_MS 60000                 //  store/fetch_give_up: a partition silent this
@@ -133,7 +134,7 @@
                                                                 //  before the front stops reading writes
 #define ZPER_FRONT_QUEUE_WAIT_MS        1                       //  the front's pause while a worker's queue is full
 #define ZPER_FRONT_HANDOFF_START_BYTES  (16 * 1024)             //  first allocation of a hand-off buffer (it doubles)
-#define ZPER_MALLOC_MMAP_THRESHOLD      (32 * 1024 * 1024)      //  zperd: larger blocks only are mmap'd (glibc's max)
+#define ZPER_MALLOC_MMAP_THRESHOLD      (32 * 1024 * 1024)      //  zperd, zper store: larger blocks only are mmap'd (glibc's max)
 #define ZPER_MALLOC_TRIM_THRESHOLD      (256 * 1024 * 1024)     //  zperd: free heap kept before returning it
 #define ZPER_FRONT_IDENTITY_CACHE       64                      //  parsed identities kept by routing id (direct-mapped)
 #define ZPER_FRONT_COMMAND_MAX          16                      //  longest pipe command a worker reads (PING, $TERM)
@@ -148,6 +149,11 @@
 #define ZPER_REAR_COPY_FRAME_MAX        32                      //  stored frames up to this are copied, not lent:
                                                                 //  libzmq keeps them inline without an allocation
 #define ZPER_REAR_READ_MAX_WAIT_MS      60000                   //  cap on READ's long poll
+#define ZPER_REAR_BUS_LINGER_MS         1000                    //  a rear worker or the relay idle this long leaves
+                                                                //  the visible bus (no wake-up per write)
+#define ZPER_REAR_BUS_SETTLE_MS         10                      //  after subscribing to the bus, look at the log
+                                                                //  once (libzmq applies a subscription at the
+                                                                //  publisher's send, up to ~3M TSC ticks late)
 #define ZPER_OFFSET_DEFAULT_MAX_ENTRIES 1024                    //  OFFSET without max_entries
 #define ZPER_RELAY_WINDOW_MESSAGES      256                     //  pushed per reader per turn
 #define ZPER_RELAY_RETRY_MS             50                      //  longest wait before retrying a full reader

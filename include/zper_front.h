@@ -49,6 +49,8 @@ typedef struct {
     uint8_t routing_id_size;
     uint8_t topic_size;
     uint8_t flags;                      //  ZPER_FRONT_ENTRY_REQ
+    uint32_t received_us;               //  first entry of a hand-off: when the front received
+                                        //  it (zper_hops_stamp32); else 0. Fits the padding
 } zper_front_entry_t;
 
 //  The write came from a REQ socket: its reply goes back through an empty

@@ -38,6 +38,21 @@ void
 bool
     zper_output_full (zper_output_t *self);
 
+//  True when, after one more message of data_bytes in frames frames is
+//  charged, the output will not be full: what a sender asks before a
+//  message to know that the next one will go too (what makes an output
+//  full only ever goes down behind the sender's back).
+bool
+    zper_output_room_after (zper_output_t *self, size_t data_bytes, size_t frames);
+
+//  Cap the messages the output may hold (0: no cap, the default), for a
+//  sender that counts a peer's queue itself (its socket's high-water mark
+//  off): zper_output_full is then also true at the cap. Every message sent
+//  must be charged (zper_output_charge or _batched, one call each), all by
+//  the one thread that sends.
+void
+    zper_output_set_message_cap (zper_output_t *self, uint64_t messages);
+
 //  True when bytes more fit in the budget (counting what
 //  zper_output_charge_batched has yet to charge): for a sender that drops
 //  what does not fit, so that the output never holds more than its budget.

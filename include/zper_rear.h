@@ -19,7 +19,7 @@
     pointer in the header: zper_rear_header_t.sender). A CHUNK hands the
     thread a zper_view_t (its pointer, as a frame): the
     thread now owns it, sends its messages to the reader one ZeroMQ message
-    each (zper_rear_send_message), and destroys it. A worker has at
+    each (pointing into the view's mapping, zper_rear.c), and destroys it. A worker has at
     most one chunk of a stream with the thread: the thread answers CREDIT
     once every message of it is queued for the reader (after retrying, on
     its own timer, while the reader's queue is full), or GONE when the

@@ -50,6 +50,10 @@ bool
     zper_subscriptions_wanted (zper_subscriptions_t *self, const char *topic,
                                zper_subscriptions_cache_t *cache);
 
+//  How many prefixes the set holds (0: no subscriber wants anything).
+size_t
+    zper_subscriptions_size (zper_subscriptions_t *self);
+
 //  Self test of this class
 void
     zper_subscriptions_test (bool verbose);

@@ -14,6 +14,14 @@
     and its free function closes the original (which frees or unlends the
     data as the original would have) and gives the bytes back.
 
+    Messages, too, when the owner sets a cap (the rear: libzmq's own
+    high-water mark learns what a peer read only every few thousand
+    messages, so the rear counts for itself, and so knows before it sends
+    a message whether the next one will go). Each charge notes how many
+    messages were charged when it was made; libzmq releases one peer's
+    messages in the order they were sent, so a released charge says that
+    every message charged before it was released too.
+
     The registry (every output of the process, for STATS) is a list under
     one mutex, touched when an output is made or finally freed and when
     STATS takes a snapshot, never per message: counts stay atomics.
@@ -30,6 +38,9 @@ struct _zper_output_t {
     int references;                     //  atomic: the owner, and one per charged message
     int64_t uncharged;                  //  the sender's: sent, to be charged with a later message
     int64_t step;                       //  charge at least this much at once (batched)
+    uint64_t messages;                  //  the sender's: messages charged, batched or not
+    uint64_t released;                  //  atomic: messages of the last released charge
+    uint64_t message_cap;               //  messages queued at most; 0: no cap
     uint64_t dropped;                   //  atomic: messages dropped for its peer
     char socket [ZPER_OUTPUT_SOCKET_MAX];   //  label, under s_registry.mutex
     char peer [ZPER_OUTPUT_PEER_MAX];
@@ -46,6 +57,7 @@ static struct {
 typedef struct {
     zper_output_t *output;
     int64_t bytes;
+    uint64_t messages;                  //  the output's count when charged
     zmq_msg_t original;                 //  owns the data the charged message points at
 } charge_t;
 
@@ -97,11 +109,36 @@ zper_output_destroy (zper_output_t **self_p)
     *self_p = NULL;
 }
 
+//  Messages charged that libzmq may still hold (charges in steps make
+//  this count high by up to one step's messages, never low)
+static uint64_t
+s_queued_messages (zper_output_t *self)
+{
+    return self->messages - __atomic_load_n (&self->released, __ATOMIC_ACQUIRE);
+}
+
 bool
 zper_output_full (zper_output_t *self)
 {
     assert (self);
-    return zper_output_held (self) + self->uncharged >= self->budget;
+    return zper_output_held (self) + self->uncharged >= self->budget
+        || (self->message_cap && s_queued_messages (self) >= self->message_cap);
+}
+
+bool
+zper_output_room_after (zper_output_t *self, size_t data_bytes, size_t frames)
+{
+    assert (self);
+    int64_t bytes = (int64_t) (data_bytes + frames * ZPER_OUTPUT_FRAME_COST);
+    return zper_output_held (self) + self->uncharged + bytes < self->budget
+        && (!self->message_cap || s_queued_messages (self) + 1 < self->message_cap);
+}
+
+void
+zper_output_set_message_cap (zper_output_t *self, uint64_t messages)
+{
+    assert (self);
+    self->message_cap = messages;
 }
 
 bool
@@ -125,19 +162,27 @@ s_release (void *data, void *hint)
     charge_t *charge = (charge_t *) hint;
     zmq_msg_close (&charge->original);
     __atomic_sub_fetch (&charge->output->held, charge->bytes, __ATOMIC_RELAXED);
+    //  In order within a peer's pipe; max () for a peer that came back
+    //  on a new pipe while its old one still released
+    uint64_t seen = __atomic_load_n (&charge->output->released, __ATOMIC_RELAXED);
+    while (seen < charge->messages
+       &&  !__atomic_compare_exchange_n (&charge->output->released, &seen, charge->messages,
+                                         true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
     s_unref (charge->output);
     free (charge);
 }
 
-int
-zper_output_charge (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes, size_t frames)
+//  Charge bytes with msg, noting the messages charged so far
+static int
+s_charge (zper_output_t *self, zmq_msg_t *msg, int64_t bytes)
 {
-    assert (self && msg);
     charge_t *charge = (charge_t *) malloc (sizeof (charge_t));
     if (!charge)
         return -1;
     charge->output = self;
-    charge->bytes = (int64_t) (data_bytes + frames * ZPER_OUTPUT_FRAME_COST);
+    charge->bytes = bytes;
+    charge->messages = self->messages;
     zmq_msg_init (&charge->original);
     zmq_msg_move (&charge->original, msg);
     //  The data pointer is taken after the move: a small message keeps its
@@ -154,18 +199,31 @@ zper_output_charge (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes, size
 }
 
 int
+zper_output_charge (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes, size_t frames)
+{
+    assert (self && msg);
+    self->messages++;
+    if (s_charge (self, msg, (int64_t) (data_bytes + frames * ZPER_OUTPUT_FRAME_COST))) {
+        self->messages--;
+        return -1;
+    }
+    return 0;
+}
+
+int
 zper_output_charge_batched (zper_output_t *self, zmq_msg_t *msg, size_t data_bytes,
                             size_t frames)
 {
     assert (self && msg);
     self->uncharged += (int64_t) (data_bytes + frames * ZPER_OUTPUT_FRAME_COST);
+    self->messages++;
     //  A full output must hold its bytes on a live message: its release is
     //  what makes the output not full again
     if (self->uncharged < self->step && !zper_output_full (self))
         return 0;
     int64_t bytes = self->uncharged;
     self->uncharged = 0;
-    if (zper_output_charge (self, msg, (size_t) bytes, 0)) {
+    if (s_charge (self, msg, bytes)) {
         self->uncharged = bytes;
         return -1;
     }
@@ -383,6 +441,32 @@ zper_output_test (bool verbose)
     zmq_msg_close (&msg);
     assert (zper_output_held (output) == 0);
 
+    //  A message cap: every message counts, charged at once or in steps;
+    //  the release of a charge gives back every message charged before it
+    //  (libzmq releases a peer's messages in order). room_after tells a
+    //  sender, before a message, that the one after it will go too.
+    zper_output_t *capped = zper_output_new (1000000);
+    zper_output_set_message_cap (capped, 3);
+    zmq_msg_t in_queue [3];
+    assert (zper_output_room_after (capped, 10, 1));
+    zmq_msg_init_size (&in_queue [0], 10);
+    assert (zper_output_charge_batched (capped, &in_queue [0], 10, 1) == 0);
+    assert (!zper_output_full (capped) && zper_output_room_after (capped, 10, 1));
+    zmq_msg_init_size (&in_queue [1], 10);
+    assert (zper_output_charge (capped, &in_queue [1], 10, 1) == 0);
+    assert (!zper_output_full (capped) && !zper_output_room_after (capped, 10, 1));
+    zmq_msg_init_size (&in_queue [2], 10);
+    assert (zper_output_charge_batched (capped, &in_queue [2], 10, 1) == 0);
+    assert (zper_output_full (capped));         //  the third is charged: it fills the cap
+    zmq_msg_close (&in_queue [1]);                //  gives back the first two: one queued
+    assert (!zper_output_full (capped) && zper_output_room_after (capped, 10, 1));
+    zmq_msg_close (&in_queue [0]);                //  not charged itself: nothing to give
+    zmq_msg_close (&in_queue [2]);
+    assert (zper_output_room_after (capped, 10, 1) && zper_output_held (capped) == 0);
+    //  Bytes count too: room_after is false when the next message would fill the budget
+    assert (!zper_output_room_after (capped, 1000000, 0));
+    zper_output_destroy (&capped);
+
     //  The owner may let go while libzmq still holds a charged message
     zmq_msg_init_size (&msg, 10);
     assert (zper_output_charge (output, &msg, 10, 1) == 0);
@@ -457,5 +541,5 @@ zper_output_test (bool verbose)
     zper_output_snapshot (&totals, 0, &listed);
     assert (totals.count == count_before && totals.dropped == dropped_before + 3);
     if (verbose)
-        zsys_info ("zper_output: charges, release, PUB drops and the registry checked");
+        zsys_info ("zper_output: charges, message caps, release, PUB drops and the registry checked");
 }

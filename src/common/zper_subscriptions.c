@@ -140,6 +140,16 @@ s_test_settles (zper_subscriptions_t *self, zsock_t *xpub, const char *topic, bo
     return false;
 }
 
+size_t
+zper_subscriptions_size (zper_subscriptions_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->mutex);
+    size_t size = zlistx_size (self->prefixes);
+    pthread_mutex_unlock (&self->mutex);
+    return size;
+}
+
 void
 zper_subscriptions_test (bool verbose)
 {
@@ -162,8 +172,10 @@ zper_subscriptions_test (bool verbose)
     //  The empty prefix matches everything
     zsock_t *all = zsock_new_sub (">inproc://zper-subscriptions-test", "");
     assert (s_test_settles (self, xpub, "payments", true));
+    assert (zper_subscriptions_size (self) == 1);
     zper_subscriptions_clear (self);
     assert (!zper_subscriptions_wanted (self, "payments", &cache));
+    assert (zper_subscriptions_size (self) == 0);
     //  Not a subscription message: refused, nothing changes
     assert (zper_subscriptions_apply (self, "\x02x", 2) == -1);
     assert (zper_subscriptions_apply (self, "", 0) == -1);

@@ -13,7 +13,10 @@
           store/fetch_give_up; its next HEAD or RECORD resumes it;
       (3) an ACK names the last DURABLE sequence (below the log's durable
           offset: appended, written and fdatasync'd under the flush policy,
-          or as soon as the partition's input pauses for a tick);
+          or as soon as the partition's input has paused for
+          ZPER_DAFKA_STORE_QUIET_MS: a one-shot timer, armed while records
+          wait for their flush, so a producer that stops is acknowledged
+          within a few ms, not at the next 50 ms tick);
       (4) a HEAD the store is not behind on is answered with the ACK again,
           so a lost ACK never leaves a producer waiting.
     Limits: the store tracks at most store/max_partitions partitions; a
@@ -84,7 +87,7 @@ typedef struct {
     int64_t heard;                  //  monotonic ms of its last HEAD, RECORD or DIRECT_RECORD
     bool given_up;                  //  behind and silent: not fetched (counted once)
     bool appended;                  //  appended since the last flush check
-    bool fresh;                     //  appended since the last tick: the input is not quiet
+    int64_t appended_mono;          //  monotonic ms of its last append: quiet since then
     bool failing;                   //  the last append failed: said once, not per record
     char sender_key [41];           //  with CURVE: the key its RECORDs and HEADs come from, or ""
     bool key_saved;                 //  the key is in the partition's folder
@@ -149,6 +152,7 @@ typedef struct {
     zhashx_t *fetch_index;          //  s_fetch_t by key (borrowed from the queue)
     bool serving;                   //  the serve timer runs (while fetch_queue is not empty)
     bool verbose;
+    bool quiet_armed;               //  the quiet timer runs (while a partition has unflushed records)
     zper_dafka_store_stats_t *stats;
 } s_store_t;
 
@@ -561,7 +565,7 @@ s_store_record (s_store_t *self, s_partition_t *partition)
         s_key_save (self, partition);           //  the folder came with this record
     partition->end++;
     partition->appended = true;
-    partition->fresh = true;
+    partition->appended_mono = self->batch_mono;
     s_count (&self->stats->stored, 1);
 }
 
@@ -619,26 +623,64 @@ s_forget (s_store_t *self, zlist_t *keys)
     }
 }
 
-//  After a batch, and on the tick: a partition that received nothing for a
-//  whole tick is quiet.
-static void
-s_after_batch (s_store_t *self, bool tick)
+//  Rule (3): a partition whose input has paused for ZPER_DAFKA_STORE_QUIET_MS
+//  at now (monotonic ms) is quiet: nothing more is coming to share an
+//  fdatasync with, and its producer waits for the ACK.
+static bool
+s_quiet (s_partition_t *partition, int64_t now)
 {
-    int64_t now = zclock_mono ();
+    return now - partition->appended_mono >= ZPER_DAFKA_STORE_QUIET_MS;
+}
+
+static int s_on_quiet (zloop_t *loop, int timer_id, void *argument);
+
+//  One shot, re-armed by s_on_quiet while records still wait for a flush.
+static void
+s_arm_quiet (s_store_t *self)
+{
+    if (!self->quiet_armed)
+        self->quiet_armed = zloop_timer (self->loop, ZPER_DAFKA_STORE_QUIET_MS, 1,
+                                         s_on_quiet, self) != -1;
+}
+
+//  After a batch, on the tick and on the quiet timer (at now, monotonic
+//  ms): flush and ACK what the policy or a quiet input says; on the tick,
+//  also give up on and forget silent partitions. Returns true if records
+//  still wait for a flush.
+static bool
+s_after_batch_at (s_store_t *self, bool tick, int64_t now)
+{
+    bool waiting = false;
     zlist_t *silent = tick? zlist_new (): NULL;
     for (s_partition_t *partition = (s_partition_t *) zhashx_first (self->partitions); partition;
          partition = (s_partition_t *) zhashx_next (self->partitions)) {
-        s_flush_and_ack (self, partition, tick && !partition->fresh, false);
+        s_flush_and_ack (self, partition, s_quiet (partition, now), false);
+        waiting = waiting || partition->appended;
         if (tick && s_silent (self, partition, now) && s_after_silence (self, partition))
             zlist_append (silent, partition->key);
         s_fetch_if_behind (self, partition);
-        if (tick)
-            partition->fresh = false;
     }
     if (silent) {
         s_forget (self, silent);
         zlist_destroy (&silent);
     }
+    return waiting;
+}
+
+static void
+s_after_batch (s_store_t *self, bool tick)
+{
+    if (s_after_batch_at (self, tick, zclock_mono ()))
+        s_arm_quiet (self);
+}
+
+static int
+s_on_quiet (zloop_t *loop, int timer_id, void *argument)
+{
+    s_store_t *self = (s_store_t *) argument;
+    self->quiet_armed = false;
+    s_after_batch (self, false);
+    return 0;
 }
 
 //  Reads what is waiting on one writer SUB, up to a batch, without polling
@@ -1336,6 +1378,91 @@ s_test_quiet_flush (zconfig_t *config)
     zper_dafka_store_destroy (&store);
 }
 
+//  Rule (3) on the store's own functions, with a fake clock (no timing):
+//  records wait for their flush until the input has been quiet for
+//  ZPER_DAFKA_STORE_QUIET_MS, and the ACK follows only a flush whose
+//  fdatasync succeeded, naming exactly the durable end.
+static void
+s_test_ack_after_quiet_flush (void)
+{
+    zper_dafka_store_stats_t stats = { 0 };
+    s_store_t *self = (s_store_t *) zmalloc (sizeof (s_store_t));
+    self->stats = &stats;
+    self->msg = zper_dafka_msg_new ();
+    zmq_msg_init (&self->content);
+    self->partitions = zhashx_new ();
+    zhashx_set_destructor (self->partitions, (zhashx_destructor_fn *) zstr_free);
+    self->filter = zper_dafka_fetch_filter_new ();   //  the failed flush leaves it behind
+    zper_log_config_t log_config;
+    zper_log_config_init (&log_config);
+    log_config.base_dir = "quietunitdb";
+    log_config.flush_messages = 1000000000;         //  the policy never comes due
+    log_config.flush_interval_ms = 3600000;
+    self->log = zper_log_new (&log_config);
+    assert (self->log);
+    snprintf (self->writer_uuid, sizeof self->writer_uuid, "%s", "QUIETWRITER");
+    self->writer_pub = zsock_new_pub ("@inproc://zper-dafka-store-quiet");
+    zsock_t *acks = zsock_new_sub (">inproc://zper-dafka-store-quiet", "K");
+    assert (self->writer_pub && acks);
+    zsock_set_rcvtimeo (acks, 5000);
+    while (true) {                  //  the subscription has reached the PUB
+        zstr_send (self->writer_pub, "Kwarm");
+        zpoller_t *poller = zpoller_new (acks, NULL);
+        bool arrived = zpoller_wait (poller, 10) != NULL;
+        zpoller_destroy (&poller);
+        if (arrived) {
+            char *warm = zstr_recv (acks);
+            zstr_free (&warm);
+            break;
+        }
+    }
+    s_partition_t *partition = s_partition (self, "zper.quiet", "QUIETPRODUCER", true);
+    assert (partition);
+    const int records = 10;
+    const int64_t start = 1000;     //  the fake clock, monotonic ms
+    for (int attempt = 0; attempt < 2; attempt++) {
+        self->batch_mono = start + attempt * 1000;
+        for (int sequence = 0; sequence < records; sequence++) {
+            zper_dafka_msg_set_sequence (self->msg, (uint64_t) sequence);
+            zmq_msg_close (&self->content);
+            zmq_msg_init_size (&self->content, sizeof sequence);
+            memcpy (zmq_msg_data (&self->content), &sequence, sizeof sequence);
+            s_store_record (self, partition);
+        }
+        assert (partition->end == (uint64_t) records && stats.stored == (uint64_t) (records * (attempt + 1)));
+        //  Input paused for less than the quiet time: nothing flushed, no ACK
+        assert (s_after_batch_at (self, false, self->batch_mono + ZPER_DAFKA_STORE_QUIET_MS - 1));
+        assert (s_bounds (partition).durable_offset == 0 && stats.acked == 0);
+        //  Quiet: flushed. The first time its fdatasync fails: no ACK, and
+        //  the records are cut back (they will be fetched again)
+        if (attempt == 0)
+            zper_partition_set_fault (partition->log, 0, EIO);
+        bool waiting = s_after_batch_at (self, false, self->batch_mono + ZPER_DAFKA_STORE_QUIET_MS);
+        assert (!waiting);
+        if (attempt == 0) {
+            assert (s_bounds (partition).durable_offset == 0 && partition->end == 0);
+            assert (stats.acked == 0 && partition->acked_until == 0);
+            zper_partition_set_fault (partition->log, 0, 0);
+        }
+    }
+    assert (s_bounds (partition).durable_offset == records && stats.acked == 1);
+    zper_dafka_msg_t *ack = zper_dafka_msg_new ();
+    assert (zper_dafka_msg_recv (ack, acks) == 0);
+    assert (zper_dafka_msg_id (ack) == ZPER_DAFKA_ACK);
+    assert (streq (zper_dafka_msg_topic (ack), "QUIETPRODUCER"));
+    assert (streq (zper_dafka_msg_subject (ack), "zper.quiet"));
+    assert (zper_dafka_msg_sequence (ack) == (uint64_t) records - 1);
+    zper_dafka_msg_destroy (&ack);
+    zsock_destroy (&acks);
+    zsock_destroy (&self->writer_pub);
+    zhashx_destroy (&self->partitions);
+    zper_log_destroy (&self->log);
+    zper_dafka_fetch_filter_destroy (&self->filter);
+    zper_dafka_msg_destroy (&self->msg);
+    zmq_msg_close (&self->content);
+    free (self);
+}
+
 //  Folder names: plain names are their own folder, any other name comes
 //  back from its folder, and no folder is a path or escapes store/db.
 static void
@@ -1421,6 +1548,7 @@ void
 zper_dafka_store_test (bool verbose)
 {
     s_test_folder_names ();
+    s_test_ack_after_quiet_flush ();
     zper_dafka_tower_t *tower;
     zconfig_t *config = zper_dafka_tower_test_start (NULL, &tower);
     zconfig_put (config, "consumer/offset/reset", "earliest");

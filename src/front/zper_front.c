@@ -51,6 +51,7 @@
 
 #include "zper_front.h"
 #include "zper_ack.h"
+#include "zper_hops.h"
 #include "zper_partition.h"
 #include "zper_pool.h"
 #include "zper_output.h"
@@ -553,6 +554,8 @@ s_take_write (front_t *self)
                                  .topic_size = identity->topic_size };
     if (s_writer_slow (self, routing_id, routing_id_size))
         entry.status = ZPER_STATUS_SLOW_CLIENT;
+    if (entry_at == 0)                  //  one clock reading per hand-off: zper_hops.h
+        entry.received_us = zper_hops_stamp32 ();
     s_reserve (&handoff->entries, &handoff->entries_capacity, entry_at, sizeof entry);
     handoff->entries_size += sizeof entry;
     s_append_bytes (&handoff->entries, &handoff->entries_capacity, &handoff->entries_size,

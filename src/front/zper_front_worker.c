@@ -50,6 +50,7 @@
 #include "zper_ack.h"
 #include "zper_partition.h"
 #include "zper_wire.h"
+#include "zper_hops.h"
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -109,6 +110,8 @@ typedef struct {
     int64_t beat_ms;                    //  monotonic time of our last PONG
     uint8_t topic_refusal;              //  status for writes to the topic the log just refused
     int64_t topic_refusal_logged_ms;    //  monotonic; such refusals are logged once per interval
+    int64_t group_taken_us;             //  zper_hops: the group's first hand-off taken, and
+    int64_t group_received_us;          //  its oldest write received by the front; 0: none
 } worker_t;
 
 //  One entry of a hand-off, with its variable parts located.
@@ -794,6 +797,15 @@ s_handoff (worker_t *self, zmq_msg_t *entries, zmq_msg_t *data)
     const uint8_t *end = cursor + zmq_msg_size (entries);
     const uint8_t *body = (const uint8_t *) zmq_msg_data (data);
     run_t run = { NULL };
+    if (end - cursor >= (ptrdiff_t) sizeof (zper_front_entry_t)) {
+        int64_t taken = zper_hops_now ();
+        int64_t received = zper_hops_widen (((const zper_front_entry_t *) cursor)->received_us,
+                                            taken);
+        zper_hops_record_at (ZPER_HOP_FRONT_TO_WORKER, received, taken);
+        self->group_taken_us = self->group_taken_us? self->group_taken_us: taken;
+        if (received && (!self->group_received_us || received < self->group_received_us))
+            self->group_received_us = received;
+    }
     while (cursor < end) {
         entry_t entry;
         const uint8_t *next = s_entry_read (cursor, body, &entry);
@@ -831,7 +843,8 @@ s_note_send (worker_t *self, topic_t *topic, int64_t visible, zchunk_t *acks)
                                      .visible_offset = visible,
                                      .visible_position = topic->next_position };
         memcpy (note.topic, topic->name, topic->name_size + 1);
-        zper_broker_note_send (self->bus, &note);
+        zper_hops_record (ZPER_HOP_WORKER_TO_BUS, self->group_taken_us);
+        zper_broker_note_send_stamped (self->bus, &note, self->group_received_us);
         topic->visible_offset = visible;
     }
     if (acks && zchunk_size (acks)) {
@@ -1115,6 +1128,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
             s_commit_message (&self);
         terminated = s_group (&self);
         timeout = s_flush_due (&self, terminated);
+        self.group_taken_us = self.group_received_us = 0;
         //  A PING waits behind every write queued before it; a worker that
         //  keeps finishing (bounded) turns is alive, so it says so itself.
         if (!terminated)

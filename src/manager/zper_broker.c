@@ -11,6 +11,7 @@
 
 #include "zper_broker.h"
 #include "zper_dir_lock.h"
+#include "zper_hops.h"
 #include "zper_identity.h"
 #include "zper_wire.h"
 #include <assert.h>
@@ -321,7 +322,8 @@ zsock_t *
 zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix)
 {
     zsock_t *bus = zsock_new (ZMQ_SUB);
-    zsock_set_subscribe (bus, prefix);
+    if (prefix)
+        zsock_set_subscribe (bus, prefix);
     //  inproc may connect before the worker binds: the pipe waits for it
     for (int index = 0; index < config->front_workers; index++)
         zsock_connect (bus, ZPER_INPROC_VISIBLE, index);
@@ -332,25 +334,66 @@ zper_broker_bus_subscriber (const zper_config_t *config, const char *prefix)
     return bus;
 }
 
+int64_t
+zper_broker_bus_interest (zper_bus_interest_t *self, zsock_t *bus, bool busy, int64_t now,
+                          bool *settled)
+{
+    *settled = false;
+    if (busy && !self->listening) {
+        zsock_set_subscribe (bus, "");
+        self->listening = ++self->subscribes;
+        self->settle_ms = now + ZPER_REAR_BUS_SETTLE_MS;
+    }
+    if (self->settle_ms && now >= self->settle_ms) {
+        self->settle_ms = 0;
+        *settled = true;
+    }
+    if (busy || !self->listening)
+        self->idle_since_ms = 0;
+    else
+    if (!self->idle_since_ms)
+        self->idle_since_ms = now;
+    else
+    if (now - self->idle_since_ms >= ZPER_REAR_BUS_LINGER_MS) {
+        zsock_set_unsubscribe (bus, "");
+        self->listening = 0;
+        self->idle_since_ms = 0;
+    }
+    if (self->settle_ms)
+        return self->settle_ms - now;
+    if (self->idle_since_ms)
+        return self->idle_since_ms + ZPER_REAR_BUS_LINGER_MS - now;
+    return -1;
+}
+
 void
 zper_broker_note_send (zsock_t *bus, const zper_visible_note_t *note)
 {
+    zper_broker_note_send_stamped (bus, note, 0);
+}
+
+void
+zper_broker_note_send_stamped (zsock_t *bus, const zper_visible_note_t *note, int64_t received_us)
+{
     void *socket = zsock_resolve (bus);
-    uint8_t integers [3][ZPER_WIRE_INT64_SIZE];
+    uint8_t integers [3][ZPER_WIRE_INT64_SIZE], stamps [2 * ZPER_WIRE_INT64_SIZE];
     zper_wire_put_int64 (integers [0], note->from_offset);
     zper_wire_put_int64 (integers [1], note->visible_offset);
     zper_wire_put_int64 (integers [2], note->visible_position);
+    zper_wire_put_int64 (stamps, received_us);
+    zper_wire_put_int64 (stamps + ZPER_WIRE_INT64_SIZE, zper_hops_now ());
     zmq_send (socket, note->topic, strlen (note->topic), ZMQ_SNDMORE);
     zmq_send (socket, integers [0], ZPER_WIRE_INT64_SIZE, ZMQ_SNDMORE);
     zmq_send (socket, integers [1], ZPER_WIRE_INT64_SIZE, ZMQ_SNDMORE);
-    zmq_send (socket, integers [2], ZPER_WIRE_INT64_SIZE, 0);
+    zmq_send (socket, integers [2], ZPER_WIRE_INT64_SIZE, ZMQ_SNDMORE);
+    zmq_send (socket, stamps, sizeof stamps, 0);
 }
 
 int
 zper_broker_note_decode (zmsg_t *msg, zper_visible_note_t *note)
 {
     zframe_t *topic = zmsg_first (msg);
-    if (zmsg_size (msg) != 4 || !topic || zframe_size (topic) == 0
+    if ((zmsg_size (msg) != 4 && zmsg_size (msg) != 5) || !topic || zframe_size (topic) == 0
     ||  zframe_size (topic) > ZPER_TOPIC_NAME_MAX)
         return -1;
     memcpy (note->topic, zframe_data (topic), zframe_size (topic));
@@ -360,6 +403,17 @@ zper_broker_note_decode (zmsg_t *msg, zper_visible_note_t *note)
     ||  zper_wire_frame_int64 (zmsg_next (msg), &note->visible_position))
         return -1;
     return 0;
+}
+
+void
+zper_broker_note_stamps (zmsg_t *msg, int64_t *received_us, int64_t *noted_us)
+{
+    zframe_t *stamps = zmsg_size (msg) == 5? zmsg_last (msg): NULL;
+    *received_us = *noted_us = 0;
+    if (stamps && zframe_size (stamps) == 2 * ZPER_WIRE_INT64_SIZE) {
+        *received_us = zper_wire_get_int64 (zframe_data (stamps));
+        *noted_us = zper_wire_get_int64 (zframe_data (stamps) + ZPER_WIRE_INT64_SIZE);
+    }
 }
 
 bool
@@ -463,6 +517,9 @@ zper_broker_test (bool verbose)
     assert (zper_broker_note_decode (msg, &decoded) == 0);
     assert (streq (decoded.topic, "topic") && decoded.from_offset == 3);
     assert (decoded.visible_offset == 7 && decoded.visible_position == 120);
+    int64_t received_us, noted_us;
+    zper_broker_note_stamps (msg, &received_us, &noted_us);
+    assert (received_us == 0 && noted_us > 0);      //  stamped when sent
     zmsg_addstr (msg, "extra");
     assert (zper_broker_note_decode (msg, &decoded) == -1);
     zmsg_destroy (&msg);

@@ -10,6 +10,7 @@
     ========================================================================= */
 
 #include "zper_stats.h"
+#include "zper_hops.h"
 #include "zper_partition.h"
 #include "zper_output.h"
 #include "zper_protocol.h"
@@ -320,6 +321,23 @@ s_fsync_json (zchunk_t *json)
     s_printf (json, "]}");
 }
 
+//  "hops": where a message's time goes inside the broker (zper_hops.h),
+//  {name: {count, p50_us, p99_us, max_us}}, -1 for a hop without samples.
+static void
+s_hops_json (zchunk_t *json)
+{
+    s_printf (json, ",\"hops\":{");
+    for (int hop = 0; hop < ZPER_HOP_COUNT; hop++) {
+        zper_hops_summary_t summary;
+        zper_hops_summary ((zper_hop_t) hop, &summary);
+        s_printf (json, "%s\"%s\":{\"count\":%llu,\"p50_us\":%lld,\"p99_us\":%lld,\"max_us\":%lld}",
+                  hop? ",": "", summary.name, (unsigned long long) summary.count,
+                  (long long) summary.p50_us, (long long) summary.p99_us,
+                  (long long) summary.max_us);
+    }
+    s_printf (json, "}");
+}
+
 //  Descriptors the process holds now: one readdir of /proc/self/fd, a few
 //  microseconds for the thousand or so a broker holds (less the directory's
 //  own descriptor and its "." and ".."). 0 where /proc is not mounted.
@@ -429,6 +447,7 @@ zper_stats_json_filtered (zper_stats_t *self, zper_log_t *log, zper_stats_topic_
     zchunk_extend (json, "}", 1);
     s_statuses_json (self, json);
     s_fsync_json (json);
+    s_hops_json (json);
     s_log_json (json, log);
     s_connections_json (json, max_peers);
     zchunk_extend (json, "}", 1);

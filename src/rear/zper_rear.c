@@ -10,14 +10,23 @@
     The one thing to know is stream flow control. A worker hands this
     thread a stream one chunk at a time: a log view of up to
     ZPER_REAR_STREAM_WINDOW_BYTES of messages (zper_rear.h). The thread
-    sends them in one go, each lent from the mapping, with no poll between
-    them, into a send queue of ZPER_REAR_SEND_HWM messages per reader. The
-    ROUTER runs with ROUTER_MANDATORY and non-blocking sends, so a reader
-    that does not read can neither block this thread nor make libzmq drop
-    a streamed message: a send that cannot be queued leaves the chunk here
-    (the reader's outbox), at that message, and the thread retries it on
-    its own timer, after 1 ms at first and less often while the reader
-    stays stuck. Only a chunk sent whole earns the worker CREDIT for the
+    sends them in one go, with no poll between them, into a send queue of
+    ZPER_REAR_SEND_HWM messages per reader. The ROUTER runs with
+    ROUTER_MANDATORY and non-blocking sends, so a reader that does not read
+    can neither block this thread nor make libzmq drop a streamed message:
+    a message that cannot be queued leaves the chunk here (the reader's
+    outbox), at that message, and the thread retries it on its own timer,
+    after 1 ms at first and less often while the reader stays stuck. The
+    queue's bound is counted here, by the reader's output (zper_output.h,
+    its message cap), not by libzmq's high-water mark, which is off: so
+    this thread knows, before it sends a message, whether the next one
+    will go too. That is what lets a stream's messages point into the
+    mapping without a reference each (constant messages: no allocation,
+    no atomic count, no release callback): the last message this thread
+    sends before it stops, whatever stops it, is lent with a reference to
+    the mapping, and libzmq releases a reader's messages in order, so the
+    mapping outlives every constant sent before it (s_stream_message).
+    Only a chunk sent whole earns the worker CREDIT for the
     next one, so a stalled reader holds one view, never more. (An earlier
     bulk hand-off stalled at 18k msg/s because it bounced every full queue
     back to the worker's 50 ms timer, with libzmq's 1000-message queue.) A
@@ -55,6 +64,7 @@ typedef struct {
     char topic [ZPER_TOPIC_NAME_MAX + 1];   //  the chunk's topic: what is sent is counted under it
     zper_message_t message;             //  the next message of the chunk, when started
     bool started;
+    bool unanchored;                    //  the last message sent has no reference to the mapping
     zper_rear_retry_t retry;            //  retry.at_ms is 0 while not stalled
 } outbox_t;
 
@@ -72,13 +82,30 @@ typedef struct {
     zmq_msg_t sender;                   //  security on: the first frame after the routing id
 } rear_t;
 
+//  Let go of an outbox's chunk. libzmq may still hold messages that point
+//  into its mapping; the last one sent holds a reference (the top comment
+//  says why), unless libzmq refused a message it never should have (its
+//  high-water mark is off): then the view is left, never unmapped under
+//  libzmq's feet.
+static void
+s_chunk_release (outbox_t *outbox)
+{
+    if (outbox->unanchored && outbox->view) {
+        zsys_error ("rear: a stream stopped on a message with no reference: its view is kept");
+        outbox->view = NULL;
+    }
+    zper_view_destroy (&outbox->view);
+    outbox->unanchored = false;
+    outbox->started = false;
+}
+
 static void
 s_outbox_destroy (void **item)
 {
     outbox_t *outbox = (outbox_t *) *item;
     zframe_destroy (&outbox->routing_id);
     zmsg_destroy (&outbox->reply);
-    zper_view_destroy (&outbox->view);
+    s_chunk_release (outbox);
     freen (outbox);
     *item = NULL;
 }
@@ -131,6 +158,7 @@ s_output (rear_t *self, zframe_t *routing_id)
     zper_output_t *output = (zper_output_t *) zhashx_lookup (self->outputs, routing_id);
     if (!output) {
         output = zper_output_new (self->broker->config->rear_output_budget);
+        zper_output_set_message_cap (output, ZPER_REAR_SEND_HWM);
         zper_output_set_label_id (output, "rear", zframe_data (routing_id),
                                   zframe_size (routing_id));
         zhashx_insert (self->outputs, routing_id, output);
@@ -188,8 +216,7 @@ s_chunk_forget (rear_t *self, zframe_t *routing_id, uint32_t stream)
     char *key;
     outbox_t *outbox = s_outbox (self, routing_id, false, &key);
     if (outbox && outbox->view && (stream == 0 || outbox->stream == stream)) {
-        zper_view_destroy (&outbox->view);
-        outbox->started = false;
+        s_chunk_release (outbox);
         if (!outbox->reply)
             zhashx_delete (self->outboxes, key);
     }
@@ -285,8 +312,49 @@ s_chunk_done (rear_t *self, outbox_t *outbox, uint8_t kind)
     zframe_t *routing_id = zframe_dup (outbox->routing_id);
     zmsg_append (msg, &routing_id);
     s_to_worker (self, kind, outbox->stream, &msg, 1, NULL);   //  streams are DEALER only
-    zper_view_destroy (&outbox->view);
-    outbox->started = false;
+    //  A reader gone had its pipe ended after its engine: nothing reads
+    //  what it still holds (a whole chunk's last message holds a reference)
+    if (kind == ZPER_REAR_GONE)
+        outbox->unanchored = false;
+    s_chunk_release (outbox);
+}
+
+//  Send one stored message's frames after its routing id, which the caller
+//  queued. Small frames are copied (libzmq keeps them inline); the others
+//  point into the mapping as constant messages, except the last frame of
+//  an anchor, which is lent with a reference. The message is charged to
+//  output (its data, and one frame more for the routing id). Returns true
+//  if the message holds a reference to the mapping.
+static bool
+s_stream_message (void *router, zper_view_t *view, const zper_message_t *message,
+                  zper_output_t *output, bool anchor)
+{
+    bool anchored = false;
+    const uint8_t *cursor = message->data, *end = message->data + message->size;
+    for (size_t index = 0; index < message->frame_count; index++) {
+        zper_frame_t frame;
+        bool more;
+        if (zper_zmtp_decode (&cursor, end, &frame, &more))
+            frame = (zper_frame_t) { NULL, 0 };     //  the log checksummed it: cannot happen
+        bool last = index + 1 == message->frame_count;
+        zmq_msg_t msg;
+        if (anchor && last && frame.data
+        &&  zper_view_lend (view, frame.data, frame.size, &msg) == 0)
+            anchored = true;
+        else
+        if (frame.size > ZPER_REAR_COPY_FRAME_MAX)
+            zmq_msg_init_data (&msg, (void *) frame.data, frame.size, NULL, NULL);
+        else {
+            zmq_msg_init_size (&msg, frame.size);
+            if (frame.size)
+                memcpy (zmq_msg_data (&msg), frame.data, frame.size);
+        }
+        if (last)
+            zper_output_charge_batched (output, &msg, message->size, message->frame_count + 1);
+        if (zmq_msg_send (&msg, router, last? 0: ZMQ_SNDMORE) == -1)
+            zmq_msg_close (&msg);
+    }
+    return anchored;
 }
 
 //  Send what the reader's queue takes of its outbox: the held reply, then
@@ -307,20 +375,28 @@ s_outbox_send (rear_t *self, outbox_t *outbox)
     int rc = 0;
     while (outbox->view && (outbox->started || zper_view_next (outbox->view, &outbox->message))) {
         outbox->started = true;
-        if (zper_rear_send_message (router, zframe_data (outbox->routing_id),
-                                    zframe_size (outbox->routing_id), outbox->view,
-                                    &outbox->message, output) == -1) {
-            if (zmq_errno () != EAGAIN)
-                s_chunk_done (self, outbox, ZPER_REAR_GONE);
-            else {
+        bool full = zper_output_full (output);
+        if (full
+        ||  zmq_send (router, zframe_data (outbox->routing_id), zframe_size (outbox->routing_id),
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+            if (full || zmq_errno () == EAGAIN) {
                 s_outbox_stall (self, outbox, sent > 0);
                 rc = -1;
             }
+            else
+                s_chunk_done (self, outbox, ZPER_REAR_GONE);
             break;
         }
-        outbox->started = false;
+        //  The message after this one goes now, unless the chunk ends or
+        //  this one fills the reader's output: else this one is the last
+        //  for now and must hold a reference (the top comment)
+        zper_message_t message = outbox->message;
+        outbox->started = zper_view_next (outbox->view, &outbox->message);
+        bool anchor = !outbox->started
+                   || !zper_output_room_after (output, message.size, message.frame_count + 1);
+        outbox->unanchored = !s_stream_message (router, outbox->view, &message, output, anchor);
         sent++;
-        bytes += outbox->message.size;
+        bytes += message.size;
     }
     if (rc == 0 && outbox->view)
         s_chunk_done (self, outbox, ZPER_REAR_CREDIT);
@@ -388,9 +464,8 @@ s_chunk (rear_t *self, zper_rear_header_t *header, zmsg_t *msg)
     char *key;
     outbox_t *outbox = s_outbox (self, zmsg_first (msg), true, &key);
     //  A worker has one chunk of a reader here at most: replace, never leak
-    zper_view_destroy (&outbox->view);
+    s_chunk_release (outbox);
     outbox->view = view;
-    outbox->started = false;
     outbox->stream = header->stream;
     zframe_t *topic = zmsg_size (msg) == 3? zmsg_next (msg): NULL;
     size_t topic_size = topic && zframe_size (topic) < sizeof outbox->topic? zframe_size (topic): 0;
@@ -458,7 +533,9 @@ s_start (rear_t *self, char *reason, size_t reason_size)
     zhashx_set_key_comparator (self->outputs, s_routing_id_compare);
     zhashx_set_key_hasher (self->outputs, s_routing_hash);
     zsock_set_router_mandatory (self->router, 1);
-    zsock_set_sndhwm (self->router, ZPER_REAR_SEND_HWM);
+    //  Each reader's output counts its queue (ZPER_REAR_SEND_HWM messages,
+    //  s_output); libzmq's mark would refuse unforeseen (the top comment)
+    zsock_set_sndhwm (self->router, 0);
     int64_t frame_limit = ZPER_REQUEST_FRAME_MAX;
     zmq_setsockopt (zsock_resolve (self->router), ZMQ_MAXMSGSIZE, &frame_limit, sizeof frame_limit);
     if (zsock_bind (self->output, ZPER_INPROC_REAR_REPLIES) == -1) {

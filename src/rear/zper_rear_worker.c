@@ -12,6 +12,15 @@
     reader ends that reader's stream, as the legacy protocol says, and
     answers its long poll with what is there, so replies keep their order.
 
+    The bus carries a note for every write group of every topic, so a
+    worker listens to it only while it has a poll or a stream (and for
+    ZPER_REAR_BUS_LINGER_MS after, so that a reader that polls again and
+    again does not subscribe each time): an idle worker costs no wake-up
+    per write. A subscription reaches the bus's publishers late (libzmq
+    applies it at a later send), so a note sent meanwhile may be lost:
+    ZPER_REAR_BUS_SETTLE_MS after subscribing, the worker looks at the log
+    itself once, answering the polls and pumping the streams that moved.
+
     A stream goes to the rear thread as chunks: one log view of up to
     ZPER_REAR_STREAM_WINDOW_BYTES, handed over whole (zper_rear.h), so a
     worker does one read and one inproc send per window, not per message.
@@ -24,6 +33,7 @@
     ========================================================================= */
 
 #include "zper_rear.h"
+#include "zper_hops.h"
 #include "zper_partition.h"
 #include "zper_wire.h"
 #include <assert.h>
@@ -50,6 +60,7 @@ typedef struct {
     zhashx_t *streams;                  //  routing id (hex) -> stream_t
     zlistx_t *polls;                    //  poll_t
     uint32_t last_stream;               //  numbers streams; never 0
+    zper_bus_interest_t bus_interest;   //  listening to the bus while a poll or stream needs it
     zper_guard_t *guard;                //  security on: who may read what; else NULL
 } worker_t;
 
@@ -301,15 +312,57 @@ s_visible (worker_t *self, zmsg_t *msg)
     zper_visible_note_t note;
     if (zper_broker_note_decode (msg, &note))
         return;
+    size_t polls = zlistx_size (self->polls);
     s_polls_answer (self, note.topic, note.visible_offset, 0);
+    if (zlistx_size (self->polls) < polls) {
+        int64_t received_us, noted_us;
+        zper_broker_note_stamps (msg, &received_us, &noted_us);
+        zper_hops_record (ZPER_HOP_BUS_TO_READ_REPLY, noted_us);
+    }
     for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
          stream = (stream_t *) zhashx_next (self->streams))
         if (streq (stream->topic, note.topic))
             s_stream_pump (self, stream);
 }
 
-//  Answer the expired polls; returns the poll timeout until the next
-//  deadline, or -1.
+//  A subscription holds now: what notes it may have missed is in the log.
+//  Answer the polls whose topic moved past them, pump every stream (one
+//  with nothing new reads nothing).
+static void
+s_bus_settled (worker_t *self)
+{
+    poll_t *poll = (poll_t *) zlistx_first (self->polls);
+    while (poll) {
+        zper_partition_t *partition = zper_log_partition (
+            self->broker->log, poll->continuation.topic, ZPER_PARTITION_DEFAULT, false);
+        zper_bounds_t bounds = { 0 };
+        if (partition)
+            zper_partition_bounds (partition, &bounds);
+        poll = bounds.visible_offset > poll->continuation.offset
+             ? s_poll_answer (self, poll): (poll_t *) zlistx_next (self->polls);
+    }
+    for (stream_t *stream = (stream_t *) zhashx_first (self->streams); stream;
+         stream = (stream_t *) zhashx_next (self->streams))
+        s_stream_pump (self, stream);
+}
+
+//  Listen to the bus while some poll or stream needs it (the top comment
+//  says why not always). Returns the time until this must run again
+//  (settle or linger), or -1.
+static int64_t
+s_bus_interest (worker_t *self, int64_t now)
+{
+    bool settled;
+    int64_t wait = zper_broker_bus_interest (
+        &self->bus_interest, self->bus,
+        zlistx_size (self->polls) || zhashx_size (self->streams), now, &settled);
+    if (settled)
+        s_bus_settled (self);
+    return wait;
+}
+
+//  Answer the expired polls and keep the bus subscription; returns the
+//  poll timeout until the next deadline, settle or linger, or -1.
 static int
 s_timers (worker_t *self)
 {
@@ -320,7 +373,11 @@ s_timers (worker_t *self)
          poll = (poll_t *) zlistx_next (self->polls))
         if (next < 0 || poll->continuation.deadline_ms < next)
             next = poll->continuation.deadline_ms;
-    return next < 0? -1: (int) (next > now? next - now: 0);
+    int64_t bus_wait = s_bus_interest (self, now);
+    next = next < 0? -1: next > now? next - now: 0;
+    if (bus_wait >= 0 && (next < 0 || bus_wait < next))
+        next = bus_wait;
+    return (int) next;
 }
 
 void
@@ -336,7 +393,7 @@ zper_rear_worker_actor (zsock_t *pipe, void *args)
     //  A chunk sent just before this worker stops owns a view: linger, so
     //  that the rear thread still receives it and destroys the view
     zsock_set_linger (self.output, -1);
-    self.bus = zper_broker_bus_subscriber (self.broker->config, "");
+    self.bus = zper_broker_bus_subscriber (self.broker->config, NULL);  //  s_bus_interest
     self.streams = zhashx_new ();
     zhashx_set_destructor (self.streams, s_stream_destroy);
     self.polls = zlistx_new ();

@@ -16,7 +16,14 @@
 
     A wake-up drains the notes waiting on the visible bus (the one inproc
     PUB of each front worker) before it sends anything, so a burst of notes
-    costs one read and one run of sends per reader, not one per note.
+    costs one read and one run of sends per reader, not one per note. The
+    relay listens to the bus only while it has a reader or a PUB
+    subscription (and ZPER_REAR_BUS_LINGER_MS after): a broker nobody
+    follows live does not wake it per write. A subscription reaches the
+    bus late (zper_rear_worker.c says why), so ZPER_REAR_BUS_SETTLE_MS after
+    subscribing every reader takes a turn (reading the log, not notes); and
+    a topic's PUB position skips what was written while the relay did not
+    listen (nobody could have wanted it), at the first note it hears.
     Readers take turns of at most ZPER_RELAY_WINDOW_MESSAGES; one with more
     to send goes again at once, after the others and after any new note or
     request.
@@ -46,6 +53,7 @@
     ========================================================================= */
 
 #include "zper_relay.h"
+#include "zper_hops.h"
 #include "zper_identity.h"
 #include "zper_partition.h"
 #include "zper_rear.h"
@@ -75,6 +83,7 @@ typedef struct {
 typedef struct {
     int64_t next_offset;
     int64_t visible_offset;
+    uint64_t listening;                 //  bus_interest.listening when last heard of
     zper_subscriptions_cache_t wanted;
     bool due;                           //  listed in relay_t.due
     char topic [];                      //  allocated with the struct
@@ -96,6 +105,12 @@ typedef struct {
     zper_gate_t *gate;                  //  security on: the PUB side's subscriptions
     zmq_msg_t sender;                   //  security on: the request's first frame after the
                                         //  routing id: it carries the key (zper_front.c says why)
+    //  zper_hops, per wake-up: when its first note was read, the oldest
+    //  write its notes cover, and what it sent (readers and PUB)
+    int64_t notes_read_us;
+    int64_t notes_received_us;
+    uint64_t sent;
+    zper_bus_interest_t bus_interest;   //  listening to the bus while someone follows live
 } relay_t;
 
 static void
@@ -185,6 +200,7 @@ s_reader_pump (relay_t *self, reader_t *reader)
     uint64_t bytes;
     bool alive = s_reader_turn (self, reader, &sent, &bytes);
     zper_stats_read (self->broker->stats, reader->topic, sent, bytes);
+    self->sent += sent;
     return alive;
 }
 
@@ -240,6 +256,7 @@ s_publish (relay_t *self, const char *topic, published_t *published)
             break;
     }
     zper_stats_read (self->broker->stats, topic, sent, bytes);
+    self->sent += sent;
 }
 
 //  A note: the PUB side may publish up to it, and the topic's idle readers
@@ -254,6 +271,12 @@ s_note (relay_t *self, const zper_visible_note_t *note)
         published->next_offset = note->from_offset;
         memcpy (published->topic, note->topic, topic_size);
         zhashx_insert (self->published, note->topic, published);
+    }
+    if (published->listening != self->bus_interest.listening) {
+        //  Written while the relay did not listen: no subscriber then
+        if (published->next_offset < note->from_offset)
+            published->next_offset = note->from_offset;
+        published->listening = self->bus_interest.listening;
     }
     if (note->visible_offset > published->visible_offset)
         published->visible_offset = note->visible_offset;
@@ -273,13 +296,21 @@ s_note (relay_t *self, const zper_visible_note_t *note)
 static void
 s_notes (relay_t *self)
 {
+    int64_t now = zper_hops_now ();
+    self->notes_read_us = now;
     for (size_t count = 0; count < ZPER_RELAY_NOTES_PER_WAKE; count++) {
         zmsg_t *msg = zmsg_recv (self->bus);   //  the bus's receive timeout is 0
         if (!msg)
             break;
         zper_visible_note_t note;
-        if (zper_broker_note_decode (msg, &note) == 0)
+        if (zper_broker_note_decode (msg, &note) == 0) {
+            int64_t received_us, noted_us;
+            zper_broker_note_stamps (msg, &received_us, &noted_us);
+            zper_hops_record_at (ZPER_HOP_BUS_TO_RELAY, noted_us, now);
+            if (received_us && (!self->notes_received_us || received_us < self->notes_received_us))
+                self->notes_received_us = received_us;
             s_note (self, &note);
+        }
         zmsg_destroy (&msg);
     }
     //  Topics the log could not serve now stay due, for the next wake-up
@@ -372,6 +403,25 @@ s_reader_message (relay_t *self, zmsg_t *msg)
     zmsg_destroy (&reply);
 }
 
+//  Listen to the bus while a reader or a PUB subscriber may want a note
+//  (the top comment says why not always). Returns the time until this
+//  must run again (settle or linger), or -1.
+static int64_t
+s_bus_interest (relay_t *self, int64_t now)
+{
+    bool settled;
+    int64_t wait = zper_broker_bus_interest (
+        &self->bus_interest, self->bus,
+        zhashx_size (self->readers) || zper_subscriptions_size (self->subscriptions), now,
+        &settled);
+    if (settled)
+        for (reader_t *reader = (reader_t *) zhashx_first (self->readers); reader;
+             reader = (reader_t *) zhashx_next (self->readers))
+            if (reader->state == READER_IDLE)
+                reader->state = READER_MORE;
+    return wait;
+}
+
 //  Give every reader with more to send its turn, and retry the blocked
 //  ones that are due. Returns the poll timeout: 0 while some reader has
 //  more to send, else until the next retry, or -1.
@@ -409,7 +459,7 @@ s_start (relay_t *self, char *reason, size_t reason_size)
     self->published_output = zper_output_new (config->relay_pub_output_budget);
     zper_output_set_label (self->published_output, "relay.pub", "*");   //  its subscribers share it
     self->subscriptions = zper_subscriptions_new ();
-    self->bus = zper_broker_bus_subscriber (self->broker->config, "");
+    self->bus = zper_broker_bus_subscriber (self->broker->config, NULL);   //  s_bus_interest
     zsock_set_rcvtimeo (self->bus, 0);      //  s_notes drains what is waiting
     self->readers = zhashx_new ();
     zhashx_set_destructor (self->readers, s_reader_destroy);
@@ -467,10 +517,19 @@ s_run (relay_t *self)
         if (items [3].revents & ZMQ_POLLIN)
             zper_broker_subscription_recv (self->broker, zsock_resolve (self->publisher),
                                            self->gate, self->guard, self->subscriptions);
+        self->sent = 0;
+        self->notes_read_us = self->notes_received_us = 0;
         if (items [2].revents & ZMQ_POLLIN)
             s_notes (self);
+        int64_t bus_wait = s_bus_interest (self, zclock_mono ());
         timeout = zper_broker_timeout_min (s_pump (self),
                                            zper_broker_guard_tick (self->broker, self->guard));
+        timeout = zper_broker_timeout_min (timeout, bus_wait < 0? -1: (int) bus_wait);
+        if (self->notes_read_us && self->sent) {
+            int64_t now = zper_hops_now ();
+            zper_hops_record_at (ZPER_HOP_RELAY_SEND, self->notes_read_us, now);
+            zper_hops_record_at (ZPER_HOP_FRONT_TO_RELAY_SEND, self->notes_received_us, now);
+        }
     }
 }
 

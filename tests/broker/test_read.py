@@ -108,6 +108,17 @@ class Read(BrokerTestCase):
         reply = sock.recv_multipart()
         self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"p1"])])
 
+    def test_a_long_poll_after_a_quiet_second_wakes_on_a_write(self):
+        self.broker.write("quiet", [[b"q0"]])
+        time.sleep(1.5)                             # every rear worker left the bus
+        sock = self.broker.reader(identity("w"))
+        sock.send_multipart([b"READ", b"quiet", i64(1), i32(1 << 20), i32(60000)])
+        time.sleep(0.3)
+        self.assertEqual(sock.poll(0), 0)          # still waiting
+        self.broker.write("quiet", [[b"q1"]])
+        reply = sock.recv_multipart()
+        self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"q1"])])
+
     def test_a_new_request_answers_a_pending_long_poll_first(self):
         # Replies keep the order of requests: the waiting READ is answered (empty) before the
         # BOUNDS that followed it, not after its 8 s wait
@@ -125,6 +136,43 @@ class Read(BrokerTestCase):
     def test_read_at_end_times_out_with_an_empty_batch(self):
         reply = self.broker.request(b"READ", b"silent", i64(0), i32(100), i32(200))
         self.assertEqual(reply, [bytes([OK]), b""])
+
+
+class LongPollRace(BrokerTestCase):
+    # One front worker, kept busy by another topic: libzmq applies a new bus subscription at
+    # one of the publisher's later sends (at most every ~1 ms while it sends), so a note sent
+    # meanwhile is lost to a rear worker that just subscribed
+    extra_config = "front.workers = 1"
+
+    def test_a_long_poll_raced_by_a_write_gets_it(self):
+        # A rear worker listens to the visible bus only while it has polls or streams; the
+        # note of a write right behind the READ may miss its new subscription: the READ must
+        # still be answered with the data (the worker looks at the log once the subscription
+        # surely holds), not wait out its 60 s
+        stop = threading.Event()
+        noise = self.broker.writer(identity("noise", 0))
+        raced = self.broker.writer(identity("raced", 0))
+
+        def make_noise():
+            while not stop.is_set():
+                noise.send(b"n")
+                time.sleep(0.0002)
+        raced.send(b"r0")
+        thread = threading.Thread(target=make_noise)
+        thread.start()
+        try:
+            for offset in range(1, 6):
+                time.sleep(1.2)                     # every rear worker left the bus
+                sock = self.broker.reader(identity("z%d" % offset))
+                sock.send_multipart([b"READ", b"raced", i64(offset), i32(1 << 20), i32(60000)])
+                raced.send(b"r%d" % offset)
+                reply = sock.recv_multipart()
+                self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])],
+                                 [(offset, [b"r%d" % offset])])
+                self.broker.close(sock)
+        finally:
+            stop.set()
+            thread.join()
 
 
 class StreamingFetch(BrokerTestCase):

@@ -74,5 +74,31 @@ class Relay(BrokerTestCase):
         self.assertEqual(sub.poll(300), 0)
 
 
+class RelayNobodyListening(BrokerTestCase):
+    # Its own broker: the relay listens to the visible bus only while it has readers or PUB
+    # subscribers (Relay's tests leave readers registered)
+
+    def test_followers_after_a_quiet_time_get_what_follows_and_nothing_before(self):
+        first = self.broker.socket(zmq.SUB, None, self.broker.endpoint("pub"))
+        first.setsockopt(zmq.SUBSCRIBE, b"later")
+        time.sleep(0.3)
+        self.broker.write("later", [[b"old-%d" % n] for n in range(3)])
+        self.assertEqual([first.recv_multipart() for _ in range(3)],
+                         [[b"later", b"old-%d" % n] for n in range(3)])
+        self.broker.close(first)
+        time.sleep(1.5)                             # nobody follows: the relay left the bus
+        self.broker.write("later", [[b"unseen"]])   # no subscriber then: never published
+        sub = self.broker.socket(zmq.SUB, None, self.broker.endpoint("pub"))
+        sub.setsockopt(zmq.SUBSCRIBE, b"later")
+        time.sleep(0.3)
+        reader = self.broker.socket(zmq.DEALER, identity("later"), self.broker.endpoint("relay"))
+        reader.send_multipart([b"RESUME", i64(-1)])
+        self.assertEqual(reader.recv_multipart(), [bytes([OK]), i64(4)])
+        self.broker.write("later", [[b"new"]])
+        self.assertEqual(reader.recv_multipart(), [b"new"])
+        self.assertEqual(sub.recv_multipart(), [b"later", b"new"])
+        self.assertEqual(sub.poll(300), 0)
+
+
 if __name__ == "__main__":
     main()

@@ -155,6 +155,30 @@ class StreamsRelayAndConnections(StatsCountersTestCase):
                         and s["topics"]["relayed"]["bytes_read"] == encoded,
                         "%d relayed messages" % WRITTEN)
 
+    def test_hops_count_samples_of_relayed_and_long_polled_traffic(self):
+        # STATS "hops": where a message's time goes inside the broker, per hop (zper_hops.h)
+        relayed = self.broker.socket(zmq.DEALER, identity("hopped"), self.broker.endpoint("relay"))
+        relayed.send_multipart([b"RESUME", i64(-1)])
+        self.assertEqual(relayed.recv_multipart(), [bytes([OK]), i64(0)])
+        poll = self.broker.reader(identity("poller"))
+        poll.send_multipart([b"READ", b"hopped", i64(0), i32(1 << 20), i32(60000)])
+        time.sleep(0.3)                         # the poll waits at the end
+        writer = self.broker.writer(identity("hopped", 0))
+        for n in range(WRITTEN):
+            writer.send(b"hop-%02d" % n)
+        self.assertEqual([relayed.recv_multipart() for _ in range(WRITTEN)],
+                         [[b"hop-%02d" % n] for n in range(WRITTEN)])
+        self.assertEqual(poll.recv_multipart()[0], bytes([OK]))
+        hops = self.stats()["hops"]
+        self.assertEqual(set(hops), {"front_to_worker", "worker_to_bus", "bus_to_relay",
+                                     "relay_send", "front_to_relay_send", "bus_to_read_reply"})
+        for name, hop in hops.items():
+            self.assertGreater(hop["count"], 0, name)
+            self.assertLessEqual(hop["count"], 2 * WRITTEN, name)   # one per turn at most
+            self.assertTrue(0 <= hop["p50_us"] <= hop["p99_us"], name)
+            # the percentiles are bucket middles, within 1/8 of a sample
+            self.assertLessEqual(hop["p99_us"], hop["max_us"] * 9 // 8 + 1, name)
+
     def test_a_connected_reader_is_listed_with_its_routing_id(self):
         routing_id = identity("listed")
         reader = self.broker.socket(zmq.DEALER, routing_id, self.broker.endpoint("relay"))

@@ -44,7 +44,13 @@ def test(cluster):
         time.sleep(0.05)
     producer_uuid = producer.output().split()[3]
     watcher = RawPeer(cluster)
-    write_lines(producer, 0, BATCH)
+    # Both stores hold the stream before store-b dies: a store that joined after
+    # the first records (slow discovery on a loaded machine) could fetch them only
+    # from the producer, which frees them at store-b's first ACK, or from store-b
+    write_lines(producer, 0, 1)
+    wait_for_ack(cluster, watcher, store_a, producer_uuid, 0)
+    wait_for_ack(cluster, watcher, store_b, producer_uuid, 0)
+    write_lines(producer, 1, BATCH - 1)
     watcher.sleep(1.0)
     store_b.kill()                                   # kill -9, mid-stream
     write_lines(producer, BATCH, BATCH)
