@@ -116,6 +116,7 @@
 #include "zper.h"
 #include "zper_defaults.h"
 #include "zper_security.h"
+#include "zper_bench_proc.h"
 #include <assert.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -456,23 +457,7 @@ s_percentiles (result_t *result, int64_t *times_ns, int64_t count)
 static double
 s_broker_cpu (const broker_t *broker)
 {
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) broker->pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    char line [1024];
-    double cpu = -1;
-    if (fgets (line, sizeof line, file)) {
-        //  Fields after the command name, which may hold spaces: skip to ')'
-        char *cursor = strrchr (line, ')');
-        unsigned long utime = 0, stime = 0;
-        if (cursor && sscanf (cursor + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                              &utime, &stime) == 2)
-            cpu = (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-    }
-    fclose (file);
-    return cpu;
+    return zper_bench_process_cpu (broker->pid);
 }
 
 static double

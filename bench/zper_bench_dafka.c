@@ -45,6 +45,7 @@
 #include "zper_dafka_tower.h"
 #include "zper_dafka_producer.h"
 #include "zper_dafka_proto.h"
+#include "zper_bench_proc.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -130,29 +131,6 @@ s_self_usage (double *cpu, double *switches)
     *cpu = (double) usage.ru_utime.tv_sec + (double) usage.ru_utime.tv_usec / 1e6
          + (double) usage.ru_stime.tv_sec + (double) usage.ru_stime.tv_usec / 1e6;
     *switches = (double) (usage.ru_nvcsw + usage.ru_nivcsw);
-}
-
-//  CPU seconds of a process (utime + stime of every thread), -1 if gone
-static double
-s_child_cpu (pid_t pid)
-{
-    char path [64];
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    char line [1024];
-    double cpu = -1;
-    if (fgets (line, sizeof line, file)) {
-        //  Fields after the command name, which may hold spaces: skip to ')'
-        char *cursor = strrchr (line, ')');
-        unsigned long utime = 0, stime = 0;
-        if (cursor && sscanf (cursor + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                              &utime, &stime) == 2)
-            cpu = (double) (utime + stime) / (double) sysconf (_SC_CLK_TCK);
-    }
-    fclose (file);
-    return cpu;
 }
 
 //  Context switches of a process, summed over its threads (a process's own
@@ -407,7 +385,7 @@ static void
 s_measure_begin (dafka_t *dafka, result_t *result, double *start)
 {
     s_self_usage (&result->local_cpu, &result->local_switches);
-    result->store_cpu = s_child_cpu (dafka->store.pid);
+    result->store_cpu = zper_bench_process_cpu (dafka->store.pid);
     result->store_switches = s_child_switches (dafka->store.pid);
     *start = s_seconds ();
 }
@@ -420,7 +398,7 @@ s_measure_end (dafka_t *dafka, result_t *result, double start)
     s_self_usage (&cpu, &switches);
     result->local_cpu = cpu - result->local_cpu;
     result->local_switches = switches - result->local_switches;
-    result->store_cpu = s_child_cpu (dafka->store.pid) - result->store_cpu;
+    result->store_cpu = zper_bench_process_cpu (dafka->store.pid) - result->store_cpu;
     result->store_switches = s_child_switches (dafka->store.pid) - result->store_switches;
 }
 
