@@ -49,7 +49,10 @@
                 latency.m0.relay.10000, the time of each hop inside it.
                 latency.m1.ack.RATE (1k, 10k): a raw mode-1 DEALER paced
                 at RATE, ack receive time minus scheduled send time; its
-                baseline raw.fdatasync (target: p99 <= 2x its p99).
+                baseline raw.fdatasync (target: p99 <= 2x its p99), and
+                latency.raw.fdatasync.RATE, the disk alone at that rate:
+                records paced at RATE, each group that is due written and
+                synced by one thread (sync end minus scheduled time).
       hostile   the hostile neighbour: a well-behaved producer (mode 1,
                 100 B, a window of 100 acks owed) alone, then next to a
                 silent streaming reader and a silent ack subscriber of
@@ -1459,6 +1462,55 @@ s_acks_take (void *dealer, int64_t *latencies_ns, int64_t taken, int64_t message
     return count;
 }
 
+//  latency.raw.fdatasync.RATE: the disk's floor for an ack at rate, with
+//  no network and no threads. One thread appends LATENCY_SIZE-byte records
+//  paced at rate and syncs whatever is due in one write and one fdatasync
+//  (a group commit), sleeping until the next record is due; a record's
+//  latency is the end of the fdatasync that covers it minus its SCHEDULED
+//  time. What latency.m1.ack.RATE pays for the disk alone.
+static result_t
+s_raw_group_sync (int rate)
+{
+    int64_t records = (int64_t) (rate * s_latency_seconds (rate));
+    char *path = zsys_sprintf ("%s/raw-group-sync.dat", s_options.dir);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert (fd >= 0);
+    int64_t *times_ns = (int64_t *) calloc ((size_t) records, sizeof (int64_t));
+    uint8_t *group = (uint8_t *) calloc ((size_t) records, LATENCY_SIZE);
+    int64_t period_ns = 1000000000LL / rate, written = 0;
+    result_t result = s_result_init ();
+    double cpu = s_self_cpu ();
+    int64_t start_ns = s_now_ns ();
+    while (written < records) {
+        int64_t due = (s_now_ns () - start_ns) / period_ns + 1;
+        if (due > records)
+            due = records;
+        if (due <= written) {           //  sleep until the next record is due
+            int64_t wake_ns = start_ns + written * period_ns;
+            struct timespec wake = { wake_ns / 1000000000LL, wake_ns % 1000000000LL };
+            clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL);
+            continue;
+        }
+        size_t bytes = (size_t) (due - written) * LATENCY_SIZE;
+        assert (write (fd, group, bytes) == (ssize_t) bytes);
+        assert (fdatasync (fd) == 0);
+        int64_t synced_ns = s_now_ns ();
+        for (; written < due; written++)
+            times_ns [written] = synced_ns - (start_ns + written * period_ns);
+    }
+    result.seconds = (double) (s_now_ns () - start_ns) / 1e9;
+    result.client_cpu = s_self_cpu () - cpu;
+    result.messages = records;
+    result.bytes = (double) records * LATENCY_SIZE;
+    s_percentiles (&result, times_ns, records);
+    close (fd);
+    unlink (path);
+    free (group);
+    free (times_ns);
+    free (path);
+    return result;
+}
+
 //  latency.m1.ack.RATE: a raw DEALER in mode 1 (acked once durable) paced
 //  at rate; each message's latency is its ack's receive time minus its
 //  SCHEDULED send time (the id, its only frame, carries it). One thread:
@@ -1586,11 +1638,15 @@ s_latency_bench (void)
         s_record (name, NULL, false, LATENCY_SIZE, &result);
     }
     for (size_t index = 0; index < 2; index++) {      //  1k and 10k msg/s
-        s_progress ("latency: mode 1 acks at %d msg/s", rates [index]);
+        s_progress ("latency: paced group fdatasync at %d records/s", rates [index]);
         char topic [64], name [64];
+        snprintf (name, sizeof name, "latency.raw.fdatasync.%d", rates [index]);
+        result_t result = s_raw_group_sync (rates [index]);
+        s_record (name, NULL, false, LATENCY_SIZE, &result);
+        s_progress ("latency: mode 1 acks at %d msg/s", rates [index]);
         snprintf (topic, sizeof topic, "latm1ack%d", rates [index]);
         snprintf (name, sizeof name, "latency.m1.ack.%d", rates [index]);
-        result_t result = s_latency_ack (&broker, topic, rates [index]);
+        result = s_latency_ack (&broker, topic, rates [index]);
         s_record (name, "raw.fdatasync", false, LATENCY_SIZE, &result);
     }
     s_broker_destroy (&broker);
@@ -2187,7 +2243,7 @@ s_raw_bench (void)
 //  Durable produce with many messages in flight: native batches acked once
 //  durable, the broker syncing every write group (flush_messages 0), and
 //  DURABLE_PRODUCERS producers, each keeping its window of
-//  ZPER_CLIENT_MAX_IN_FLIGHT batches full
+//  ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT batches full
 static void
 s_durable_bench (void)
 {
@@ -2554,9 +2610,9 @@ s_io_ratio (const scenario_t *scenario)
 //  Median over the runs of a scenario's p99 over its baseline's p99 of the
 //  same run (what a neighbour costs in latency). -1 without a baseline.
 static double
-s_p99_ratio (const scenario_t *scenario)
+s_p99_ratio_to (const scenario_t *scenario, const char *baseline_name)
 {
-    const scenario_t *baseline = *scenario->baseline? s_find (scenario->baseline): NULL;
+    const scenario_t *baseline = *baseline_name? s_find (baseline_name): NULL;
     if (!baseline)
         return -1;
     double ratios [RUNS_MAX];
@@ -2565,6 +2621,12 @@ s_p99_ratio (const scenario_t *scenario)
         if (baseline->runs [run].p99 > 0)
             ratios [count++] = scenario->runs [run].p99 / baseline->runs [run].p99;
     return count? s_median (ratios, count): -1;
+}
+
+static double
+s_p99_ratio (const scenario_t *scenario)
+{
+    return s_p99_ratio_to (scenario, scenario->baseline);
 }
 
 //  The targets, met or missed, from the medians; a ratio is taken
@@ -2604,6 +2666,8 @@ s_write_targets (void)
           200, true },
         { "latency 10k msg/s, mode 1 ack p99 / raw.fdatasync p99", "latency.m1.ack.10000",
           "p99_ratio", 2.0, true },
+        { "latency 10k msg/s, mode 1 ack p99 / paced group fdatasync p99", "latency.m1.ack.10000",
+          "p99_ratio_paced", 2.0, true },
         { "first FETCH after kill -9 (s)", "restart.kill9", "seconds", 1.0, true },
         { "hostile neighbour: producer msg/s beside it / alone", "hostile.neighbour", "ratio",
           0.80, false },
@@ -2635,6 +2699,8 @@ s_write_targets (void)
         double value = streq (figure, "ratio")? (s.has_ratio? s.ratio: -1)
                      : streq (figure, "io_ratio")? s_io_ratio (scenario)
                      : streq (figure, "p99_ratio")? s_p99_ratio (scenario)
+                     : streq (figure, "p99_ratio_paced")
+                         ? s_p99_ratio_to (scenario, "latency.raw.fdatasync.10000")
                      : streq (figure, "p99")? s.p99
                      : streq (figure, "seconds")? s.seconds: s.rate;
         if (value < 0)

@@ -129,8 +129,9 @@ void
 //  id). Takes ownership of *msg_p and nulls it, whatever the result. In
 //  modes 0 and 1 it is handed to ZeroMQ; in mode 2 the call waits for the
 //  broker's acknowledgement; in modes 3 and 4 it is added to the open
-//  batch, which is sent if full. Flow control: in modes 1 and 3 a send
-//  first waits while ZPER_CLIENT_MAX_IN_FLIGHT (1000) replies are owed.
+//  batch, which is sent if full. Flow control: a send first waits while
+//  ZPER_CLIENT_MAX_IN_FLIGHT (10,000) acks are owed in mode 1,
+//  ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT (1,000) in mode 3.
 //  Returns 0, or -1 when the message could not be sent (errno
 //  EHOSTUNREACH: no broker within the timeout; ETIMEDOUT: acks did not
 //  come in time; EMSGSIZE or another status errno: the broker refused it

@@ -98,7 +98,9 @@
 #define ZPER_CLIENT_BATCH_BYTES         (256 * 1024)    //  native batch: send when this full...
 #define ZPER_CLIENT_BATCH_MESSAGES      10000           //  ...or holding this many messages...
 #define ZPER_CLIENT_BATCH_LINGER_MS     10              //  ...or when its first message is this old
-#define ZPER_CLIENT_MAX_IN_FLIGHT       1000    //  acks owed before a send waits (bounds the broker's reply queue)
+#define ZPER_CLIENT_MAX_IN_FLIGHT       10000   //  mode 1: acks owed before a send waits (an fdatasync covers
+                                                //  what is in flight: a larger window, larger groups)
+#define ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT 1000  //  mode 3: batch acks owed before a send waits
 #define ZPER_CLIENT_DRAIN_SENDS         64      //  mode 1: read waiting acks after this many sends...
 #define ZPER_CLIENT_DRAIN_INTERVAL_MS   1       //  ...or when they were last read this long ago
 #define ZPER_CLIENT_READ_BYTES          (1024 * 1024)   //  largest READ batch a consumer asks for
@@ -129,6 +131,7 @@
 #define ZPER_FRONT_SLOW_ID_MAX          255                     //  a 108 reply echoes ids up to this, else an empty id:
                                                                 //  it must fit in what a slow writer has left
 #define ZPER_FRONT_REPLY_FRAMES_MAX     8                       //  frames of a worker's reply (routing id, REQ delimiter, 4)
+#define ZPER_FRONT_REPLY_PACK_BYTES     (64 * 1024)             //  a worker sends its packed replies once they hold this much
 #define ZPER_FRONT_HANDOFF_BYTES        (256 * 1024)            //  a worker's hand-off is sent once its data holds this much
 #define ZPER_DEFAULT_FRONT_QUEUE_BYTES  (64 * 1024 * 1024)      //  front.queue_bytes: hand-off bytes queued per worker
                                                                 //  before the front stops reading writes

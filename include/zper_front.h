@@ -66,9 +66,17 @@ zper_front_entry_size (const zper_front_entry_t *entry)
     return (size + ZPER_FRONT_ENTRY_ALIGN - 1) & ~((size_t) ZPER_FRONT_ENTRY_ALIGN - 1);
 }
 
+//  A reply pack: the replies a worker owes at the end of a turn (or once
+//  ZPER_FRONT_REPLY_PACK_BYTES are packed), in order, as ONE inproc
+//  message, so that the front thread wakes and receives once per flush
+//  rather than once per frame. Each reply is [frames: u8] followed by
+//  each frame as [size: u32, host order][bytes]: first the writer's
+//  routing id, then the frames the ROUTER sends it (docs/protocol.md 2.1),
+//  at most ZPER_FRONT_REPLY_FRAMES_MAX in all.
+
 //  One front worker (zper_front_worker.c): takes hand-offs on its pipe,
-//  appends, flushes by policy or when a client waits, pushes replies to
-//  ZPER_INPROC_FRONT_REPLIES, publishes visible notes on its own bus
+//  appends, flushes by policy or when a client waits, pushes reply packs
+//  to ZPER_INPROC_FRONT_REPLIES, publishes visible notes on its own bus
 //  (zper_broker_bus_publisher) and pushes the acks of durable messages to
 //  the ack actor (ZPER_INPROC_NOTES) as [topic][packed acks]. args is a
 //  zper_front_worker_args_t.

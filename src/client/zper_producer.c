@@ -443,15 +443,19 @@ s_ack_timeout (zper_producer_t *self)
     return -1;
 }
 
-//  Flow control: wait until fewer than ZPER_CLIENT_MAX_IN_FLIGHT replies
-//  are owed. While we are blocked sending we read no replies, and a ROUTER
-//  drops replies past its send high-water mark: the window keeps what the
-//  broker must queue for us bounded.
+//  Flow control: wait until fewer than the window's replies are owed
+//  (ZPER_CLIENT_MAX_IN_FLIGHT messages in mode 1,
+//  ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT batches in mode 3). While we are
+//  blocked sending we read no replies, and a ROUTER drops replies past its
+//  send high-water mark: the window keeps what the broker must queue for
+//  us bounded.
 static int
 s_await_window (zper_producer_t *self)
 {
     int64_t deadline = zclock_mono () + self->ack_timeout_ms;
-    while (s_acking (self) && s_replies_owed (self) >= ZPER_CLIENT_MAX_IN_FLIGHT) {
+    size_t window = self->mode == ZPER_MODE_BATCH_ACK? ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT
+                                                     : ZPER_CLIENT_MAX_IN_FLIGHT;
+    while (s_acking (self) && s_replies_owed (self) >= window) {
         int acked;
         if (s_receive_ack (self, ZMQ_DONTWAIT, &acked) == 0)
             continue;

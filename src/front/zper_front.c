@@ -86,9 +86,11 @@ typedef struct {
     bool slow;                          //  a reply was dropped: writes get 108
 } reply_writer_t;
 
-//  A reply from a worker: [routing id][reply frames...].
+//  A reply to send: [routing id][reply frames...], each frame pointing
+//  into a worker's pack (zper_front.h) or into what this thread holds.
 typedef struct {
-    zmq_msg_t frames [ZPER_FRONT_REPLY_FRAMES_MAX];
+    const uint8_t *frames [ZPER_FRONT_REPLY_FRAMES_MAX];
+    size_t sizes [ZPER_FRONT_REPLY_FRAMES_MAX];
     size_t count;
     reply_writer_t *writer;
     size_t cost;                        //  what it holds while libzmq queues it
@@ -294,41 +296,66 @@ s_reply_load (front_t *self, reply_t *reply)
     assert (reply->count >= 2);                 //  [routing id][reply...]
     reply->cost = 0;
     for (size_t index = 1; index < reply->count; index++)
-        reply->cost += zmq_msg_size (&reply->frames [index]) + ZPER_OUTPUT_FRAME_COST;
-    reply->writer = s_reply_writer (self, (const uint8_t *) zmq_msg_data (&reply->frames [0]),
-                                    zmq_msg_size (&reply->frames [0]), true);
-}
-
-static void
-s_reply_close (reply_t *reply)
-{
-    for (size_t index = 0; index < reply->count; index++)
-        zmq_msg_close (&reply->frames [index]);
-    reply->count = 0;
+        reply->cost += reply->sizes [index] + ZPER_OUTPUT_FRAME_COST;
+    reply->writer = s_reply_writer (self, reply->frames [0], reply->sizes [0], true);
 }
 
 //  Send a loaded reply within its writer's budget, or drop it if it does
 //  not fit. Its last frame carries the charge of what was
 //  sent since the last charge (zper_output_charge_batched): one
 //  connection's queue is FIFO, so when libzmq releases that frame, the
-//  replies before it have left too. Closes the frames.
+//  replies before it have left too. The ROUTER consumes the routing id
+//  as it is sent, so that frame is not copied; a send that fails (the
+//  writer left) ends the reply.
 static void
 s_reply_deliver (front_t *self, reply_t *reply)
 {
     zper_output_t *output = reply->writer->output;
     if (!zper_output_fits (output, reply->cost)) {
         s_reply_drop (self, reply->writer);
-        s_reply_close (reply);
         return;
     }
-    zmq_msg_t *last = &reply->frames [reply->count - 1];
-    if (zper_output_charge_batched (output, last, reply->cost, 0))
+    if (zmq_send_const (self->router_handle, reply->frames [0], reply->sizes [0],
+                        ZMQ_SNDMORE) == -1)
+        return;
+    size_t last = reply->count - 1;
+    for (size_t index = 1; index < last; index++)
+        if (zmq_send (self->router_handle, reply->frames [index], reply->sizes [index],
+                      ZMQ_SNDMORE) == -1)
+            return;
+    zmq_msg_t frame;
+    zmq_msg_init_size (&frame, reply->sizes [last]);
+    if (reply->sizes [last])
+        memcpy (zmq_msg_data (&frame), reply->frames [last], reply->sizes [last]);
+    if (zper_output_charge_batched (output, &frame, reply->cost, 0))
         zsys_warning ("front: out of memory: a reply goes out uncounted");
-    for (size_t index = 0; index < reply->count; index++)
-        if (zmq_msg_send (&reply->frames [index], self->router_handle,
-                          index + 1 < reply->count? ZMQ_SNDMORE: 0) == -1)
-            break;                      //  the writer left: the rest is closed below
-    s_reply_close (reply);
+    if (zmq_msg_send (&frame, self->router_handle, 0) == -1)
+        zmq_msg_close (&frame);
+}
+
+//  Read the reply at *cursor of a worker's pack that ends at end
+//  (zper_front.h) and step past it. Returns 0, or -1 at the pack's end.
+static int
+s_reply_unpack (const uint8_t **cursor, const uint8_t *end, reply_t *reply)
+{
+    if (*cursor >= end)
+        return -1;
+    const uint8_t *next = *cursor;
+    reply->count = *next++;
+    //  Workers build packs: one that does not parse is a bug here
+    assert (reply->count >= 2 && reply->count <= ZPER_FRONT_REPLY_FRAMES_MAX);
+    for (size_t index = 0; index < reply->count; index++) {
+        uint32_t size;
+        assert (next + sizeof size <= end);
+        memcpy (&size, next, sizeof size);
+        next += sizeof size;
+        assert (size <= (size_t) (end - next));
+        reply->frames [index] = next;
+        reply->sizes [index] = size;
+        next += size;
+    }
+    *cursor = next;
+    return 0;
 }
 
 //  The cached identity of a routing id, parsed on a miss. Returns NULL
@@ -379,25 +406,24 @@ s_reject_identity (front_t *self, const uint8_t *routing_id, size_t routing_id_s
         zsys_warning ("front: write refused: bad identity (%s)", problem);
         self->last_bad_identity_log_ms = now;
     }
-    //  [routing id][delimiter]?[id][status], within the writer's budget
-    reply_t reply;
-    reply.count = 0;
-    zmq_msg_t *frames = reply.frames;
-    zmq_msg_init_size (&frames [reply.count++], routing_id_size);
-    memcpy (zmq_msg_data (&frames [0]), routing_id, routing_id_size);
+    //  [routing id][delimiter]?[id][status], within the writer's budget;
+    //  the id is the frame just received, the status a byte here
+    reply_t reply = { .frames = { routing_id }, .sizes = { routing_id_size }, .count = 1 };
     bool has_id = s_more (self) && s_receive_part (self, 0) != -1;
     if (has_id && zmq_msg_size (&self->part) == 0 && s_more (self)) {
-        zmq_msg_init (&frames [reply.count++]);          //  the REQ delimiter
+        reply.frames [reply.count] = (const uint8_t *) "";     //  the REQ delimiter
+        reply.sizes [reply.count++] = 0;
         has_id = s_receive_part (self, 0) != -1;
     }
     //  An oversized id is not echoed back
-    zmq_msg_init (&frames [reply.count]);
-    if (has_id && zmq_msg_size (&self->part) <= self->broker->config->max_message)
-        zmq_msg_copy (&frames [reply.count], &self->part);
-    reply.count++;
-    zmq_msg_init_size (&frames [reply.count], 1);
-    *(uint8_t *) zmq_msg_data (&frames [reply.count++]) = ZPER_STATUS_INVALID_ARGUMENT;
-    zper_stats_status (self->broker->stats, ZPER_STATS_FRONT, ZPER_STATUS_INVALID_ARGUMENT);
+    bool echo = has_id && zmq_msg_size (&self->part) <= self->broker->config->max_message;
+    reply.frames [reply.count] = echo? (const uint8_t *) zmq_msg_data (&self->part)
+                                     : (const uint8_t *) "";
+    reply.sizes [reply.count++] = echo? zmq_msg_size (&self->part): 0;
+    uint8_t status = ZPER_STATUS_INVALID_ARGUMENT;
+    reply.frames [reply.count] = &status;
+    reply.sizes [reply.count++] = 1;
+    zper_stats_status (self->broker->stats, ZPER_STATS_FRONT, status);
     s_reply_load (self, &reply);
     s_reply_deliver (self, &reply);
     s_skip_rest (self);
@@ -603,38 +629,24 @@ s_drain_router (front_t *self)
         s_handoff_send (self, worker);
 }
 
-//  Receive one worker reply, if one is waiting. Returns false when none.
-static bool
-s_reply_receive (front_t *self, reply_t *reply)
-{
-    void *replies = zsock_resolve (self->replies);
-    zmq_msg_init (&reply->frames [0]);
-    reply->count = 1;
-    if (zmq_msg_recv (&reply->frames [0], replies, ZMQ_DONTWAIT) == -1) {
-        s_reply_close (reply);
-        return false;
-    }
-    //  The rest of a message is there with its first frame
-    while (zmq_msg_more (&reply->frames [reply->count - 1])) {
-        assert (reply->count < ZPER_FRONT_REPLY_FRAMES_MAX);     //  workers build them
-        zmq_msg_init (&reply->frames [reply->count]);
-        if (zmq_msg_recv (&reply->frames [reply->count++], replies, 0) == -1) {
-            s_reply_close (reply);
-            return false;
-        }
-    }
-    s_reply_load (self, reply);
-    return true;
-}
-
 //  Pass worker replies to the ROUTER as they came, each within its
-//  writer's budget.
+//  writer's budget: every pack waiting, each reply of a pack in order.
 static void
 s_forward_replies (front_t *self)
 {
-    reply_t reply;
-    while (s_reply_receive (self, &reply))
-        s_reply_deliver (self, &reply);
+    void *replies = zsock_resolve (self->replies);
+    zmq_msg_t pack;
+    zmq_msg_init (&pack);
+    while (zmq_msg_recv (&pack, replies, ZMQ_DONTWAIT) != -1) {
+        const uint8_t *cursor = (const uint8_t *) zmq_msg_data (&pack);
+        const uint8_t *end = cursor + zmq_msg_size (&pack);
+        reply_t reply;
+        while (s_reply_unpack (&cursor, end, &reply) == 0) {
+            s_reply_load (self, &reply);
+            s_reply_deliver (self, &reply);
+        }
+    }
+    zmq_msg_close (&pack);
 }
 
 static int
@@ -828,18 +840,32 @@ s_test_handoff (zactor_t *worker, zper_front_worker_args_t *args, const char *to
     zmq_send (pipe, data, data_size, 0);
 }
 
-//  Receive a worker's reply [routing id][id][status]: returns the status,
-//  ZPER_STATUS_OK for [routing id][id].
+//  The test's end of the workers' replies: the pack being read.
+typedef struct {
+    zsock_t *socket;
+    zframe_t *pack;
+    const uint8_t *cursor;
+} test_replies_t;
+
+//  Receive a worker's next reply [routing id][id][status] (from the pack
+//  being read, or the next one): returns the status, ZPER_STATUS_OK for
+//  [routing id][id].
 static uint8_t
-s_test_reply (zsock_t *replies, const char *id)
+s_test_reply (test_replies_t *replies, const char *id)
 {
-    zmsg_t *reply = zmsg_recv (replies);
-    assert (reply && zframe_streq (zmsg_first (reply), "client"));
-    assert (zframe_streq (zmsg_next (reply), id));
-    zframe_t *status = zmsg_next (reply);
-    uint8_t result = status? zframe_data (status) [0]: ZPER_STATUS_OK;
-    zmsg_destroy (&reply);
-    return result;
+    reply_t reply;
+    while (!replies->pack
+       ||  s_reply_unpack (&replies->cursor, zframe_data (replies->pack)
+                                             + zframe_size (replies->pack), &reply)) {
+        zframe_destroy (&replies->pack);
+        replies->pack = zframe_recv (replies->socket);
+        assert (replies->pack);
+        replies->cursor = zframe_data (replies->pack);
+    }
+    assert (reply.count == 2 || reply.count == 3);
+    assert (reply.sizes [0] == 6 && memcmp (reply.frames [0], "client", 6) == 0);
+    assert (reply.sizes [1] == strlen (id) && memcmp (reply.frames [1], id, strlen (id)) == 0);
+    return reply.count == 3? reply.frames [2][0]: ZPER_STATUS_OK;
 }
 
 //  A reply to an id of this size fits the test's budget once, not twice.
@@ -878,7 +904,7 @@ s_test_wait_durable (zper_broker_t *broker, const char *topic, int64_t offset)
 //  a partition it leads with enough replicas in sync, replies only once
 //  the high-watermark passes them, 110 for those held when it resigns.
 static void
-s_test_cluster (zper_broker_t *broker, zper_config_t *config, zsock_t *replies)
+s_test_cluster (zper_broker_t *broker, zper_config_t *config, test_replies_t *replies)
 {
     snprintf (config->cluster_etcd, sizeof config->cluster_etcd, "http://127.0.0.1:1");
     config->cluster_node = 1;
@@ -1105,27 +1131,30 @@ zper_front_test (bool verbose)
     //  the disk then fails is answered first, as the client sent them
     //  (libzmq frees the front's endpoints after its sockets close: wait;
     //  the worker's bus takes an index no front worker used)
-    zsock_t *replies = zsock_new (ZMQ_PULL);
-    for (int tries = 0; zsock_bind (replies, ZPER_INPROC_FRONT_REPLIES) == -1; tries++) {
+    test_replies_t replies = { .socket = zsock_new (ZMQ_PULL) };
+    for (int tries = 0; zsock_bind (replies.socket, ZPER_INPROC_FRONT_REPLIES) == -1; tries++) {
         assert (tries < 500);
         zclock_sleep (10);
     }
-    zsock_set_rcvtimeo (replies, 5000);
+    zsock_set_rcvtimeo (replies.socket, 5000);
     zper_front_worker_args_t args = { .broker = &broker, .index = (size_t) config.front_workers };
     atomic_init (&args.queued_bytes, 0);
     zactor_t *worker = zactor_new (zper_front_worker_actor, &args);
     s_test_handoff (worker, &args, "ordered", NULL, "id-first");
-    assert (s_test_reply (replies, "id-first") == ZPER_STATUS_OK);
+    assert (s_test_reply (&replies, "id-first") == ZPER_STATUS_OK);
     partition = zper_log_partition (broker.log, "ordered", "0", false);
     zper_partition_set_fault (partition, ENOSPC, 0);
     s_test_handoff (worker, &args, "ordered", "id-refused", "id-failed");
-    assert (s_test_reply (replies, "id-refused") == ZPER_STATUS_MESSAGE_TOO_LARGE);
-    assert (s_test_reply (replies, "id-failed") == ZPER_STATUS_STORAGE_ERROR);
+    assert (s_test_reply (&replies, "id-refused") == ZPER_STATUS_MESSAGE_TOO_LARGE);
+    //  Both replies of that turn came in one pack: one message, one wake-up
+    assert (replies.cursor < zframe_data (replies.pack) + zframe_size (replies.pack));
+    assert (s_test_reply (&replies, "id-failed") == ZPER_STATUS_STORAGE_ERROR);
     zper_partition_set_fault (partition, 0, 0);
     zactor_destroy (&worker);
 
-    s_test_cluster (&broker, &config, replies);
-    zsock_destroy (&replies);
+    s_test_cluster (&broker, &config, &replies);
+    zframe_destroy (&replies.pack);
+    zsock_destroy (&replies.socket);
     zactor_destroy (&ack);
     zper_broker_close (&broker);
 }

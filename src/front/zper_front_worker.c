@@ -100,6 +100,7 @@ typedef struct {
     zsock_t *pipe;
     atomic_size_t *queued_bytes;        //  hand-offs not yet taken (zper_front.h)
     zsock_t *replies;                   //  PUSH to the front thread
+    zchunk_t *reply_pack;               //  replies owed, sent as one message (zper_front.h)
     zsock_t *notes;                     //  PUSH to ack
     zsock_t *bus;                       //  PUB: this worker's visible bus
     zsock_t *commit;                    //  cluster mode: PULL of high-watermark moves, else NULL
@@ -149,9 +150,30 @@ s_mode_batch (uint8_t mode)
     return mode == ZPER_MODE_BATCH_ACK || mode == ZPER_MODE_BATCH;
 }
 
+//  Add one frame to the reply pack.
+static void
+s_pack_frame (worker_t *self, const void *data, size_t size)
+{
+    uint32_t frame_size = (uint32_t) size;
+    zchunk_extend (self->reply_pack, &frame_size, sizeof frame_size);
+    zchunk_extend (self->reply_pack, data, size);
+}
+
+//  Send the replies packed so far to the front thread, as one message.
+static void
+s_pack_send (worker_t *self)
+{
+    if (zchunk_size (self->reply_pack) == 0)
+        return;
+    zmq_send (zsock_resolve (self->replies), zchunk_data (self->reply_pack),
+              zchunk_size (self->reply_pack), 0);
+    zchunk_set (self->reply_pack, NULL, 0);
+}
+
 //  Reply to a write (success when status is OK). Modes 0 and 4 never get
 //  a reply; an error to mode 1/2 is [id][status], mode 3 gets its fixed
-//  four frames (docs/protocol.md 2, 2.1).
+//  four frames (docs/protocol.md 2, 2.1). The reply joins the pack, which
+//  leaves at the end of the turn, or now once it is large.
 static void
 s_reply (worker_t *self, const record_t *record, const uint8_t *routing_id, const uint8_t *id,
          uint8_t status)
@@ -159,27 +181,29 @@ s_reply (worker_t *self, const record_t *record, const uint8_t *routing_id, cons
     if (!s_mode_replies (record->mode))
         return;
     zper_stats_status (self->broker->stats, ZPER_STATS_FRONT, status);
-    void *socket = zsock_resolve (self->replies);
-    zmq_send (socket, routing_id, record->routing_id_size, ZMQ_SNDMORE);
-    if (record->flags & ZPER_FRONT_ENTRY_REQ)
-        zmq_send (socket, "", 0, ZMQ_SNDMORE);
+    bool req = record->flags & ZPER_FRONT_ENTRY_REQ;
+    bool ok = status == ZPER_STATUS_OK;
+    uint8_t frames = 2 + (req? 1: 0) + (record->mode == ZPER_MODE_BATCH_ACK? 3: ok? 0: 1);
+    zchunk_extend (self->reply_pack, &frames, 1);
+    s_pack_frame (self, routing_id, record->routing_id_size);
+    if (req)
+        s_pack_frame (self, "", 0);
     if (record->mode == ZPER_MODE_BATCH_ACK) {
         uint8_t offset [ZPER_WIRE_INT64_SIZE], count [ZPER_WIRE_INT32_SIZE];
-        bool ok = status == ZPER_STATUS_OK;
         zper_wire_put_int64 (offset, ok? record->offset: -1);
         zper_wire_put_int32 (count, ok? record->count: 0);
-        zmq_send (socket, &status, 1, ZMQ_SNDMORE);
-        zmq_send (socket, id, record->id_size, ZMQ_SNDMORE);
-        zmq_send (socket, offset, sizeof offset, ZMQ_SNDMORE);
-        zmq_send (socket, count, sizeof count, 0);
+        s_pack_frame (self, &status, 1);
+        s_pack_frame (self, id, record->id_size);
+        s_pack_frame (self, offset, sizeof offset);
+        s_pack_frame (self, count, sizeof count);
     }
-    else
-    if (status == ZPER_STATUS_OK)
-        zmq_send (socket, id, record->id_size, 0);
     else {
-        zmq_send (socket, id, record->id_size, ZMQ_SNDMORE);
-        zmq_send (socket, &status, 1, 0);
+        s_pack_frame (self, id, record->id_size);
+        if (!ok)
+            s_pack_frame (self, &status, 1);
     }
+    if (zchunk_size (self->reply_pack) >= ZPER_FRONT_REPLY_PACK_BYTES)
+        s_pack_send (self);
 }
 
 //  Walk packed records (a topic's records or committing_records):
@@ -1094,6 +1118,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
                       .queued_bytes = &arguments->queued_bytes, .topics = zhashx_new () };
     zhashx_set_destructor (self.topics, s_topic_destroy);
     self.replies = zsock_new_push (">" ZPER_INPROC_FRONT_REPLIES);
+    self.reply_pack = zchunk_new (NULL, ZPER_FRONT_REPLY_PACK_BYTES);
     self.notes = zsock_new_push (">" ZPER_INPROC_NOTES);
     //  The ack actor bound its endpoint first and would have failed the
     //  broker's start if another broker ran in this process
@@ -1128,6 +1153,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
             s_commit_message (&self);
         terminated = s_group (&self);
         timeout = s_flush_due (&self, terminated);
+        s_pack_send (&self);
         self.group_taken_us = self.group_received_us = 0;
         //  A PING waits behind every write queued before it; a worker that
         //  keeps finishing (bounded) turns is alive, so it says so itself.
@@ -1135,6 +1161,7 @@ zper_front_worker_actor (zsock_t *pipe, void *args)
             s_beat (&self);
     }
     zhashx_destroy (&self.topics);
+    zchunk_destroy (&self.reply_pack);
     zsock_destroy (&self.replies);
     zsock_destroy (&self.notes);
     zsock_destroy (&self.bus);
