@@ -413,19 +413,30 @@ s_publish (zper_dafka_producer_t *producer, int64_t messages, size_t size)
     free (body);
 }
 
+//  A producer of topic that joined its peers, with messages of size bytes
+//  published through it once the measure began
+static zper_dafka_producer_t *
+s_publish_measured (dafka_t *dafka, const char *topic, int64_t messages, size_t size,
+                    result_t *result, double *start)
+{
+    zper_dafka_producer_t *producer = zper_dafka_producer_new (dafka->config, topic);
+    assert (producer);
+    zclock_sleep (JOIN_MS);
+    s_measure_begin (dafka, result, start);
+    s_publish (producer, messages, size);
+    return producer;
+}
+
 //  (a) until every record is acknowledged by the store
 static result_t
 s_bench_acked (dafka_t *dafka, int64_t messages, size_t size)
 {
     char topic [64];
     s_topic (topic, sizeof topic, "acked", dafka->run, size);
-    zper_dafka_producer_t *producer = zper_dafka_producer_new (dafka->config, topic);
-    assert (producer);
-    zclock_sleep (JOIN_MS);
     result_t result = { 0 };
     double start;
-    s_measure_begin (dafka, &result, &start);
-    s_publish (producer, messages, size);
+    zper_dafka_producer_t *producer = s_publish_measured (dafka, topic, messages, size,
+                                                          &result, &start);
     double published_at = s_seconds () - start;
     uint64_t published = 0, unacked = 1;
     int64_t deadline = zclock_mono () + DONE_MS;
@@ -457,13 +468,10 @@ s_bench_live (dafka_t *dafka, int64_t messages, size_t size)
     //  Its stdout carries the records: not to a file, whose writes would be measured
     if (s_child_start (&consumer, "consumer", "/dev/null", argv))
         s_fail ("cannot start the consumer", NULL);
-    zper_dafka_producer_t *producer = zper_dafka_producer_new (dafka->config, topic);
-    assert (producer);
-    zclock_sleep (JOIN_MS);
     result_t result = { 0 };
     double start;
-    s_measure_begin (dafka, &result, &start);
-    s_publish (producer, messages, size);
+    zper_dafka_producer_t *producer = s_publish_measured (dafka, topic, messages, size,
+                                                          &result, &start);
     if (s_child_join (&consumer, DONE_MS))
         s_fail ("the consumer did not read every record", &consumer);
     s_measure_end (dafka, &result, start);

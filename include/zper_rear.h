@@ -155,6 +155,19 @@ int
                             zper_view_t *view, const zper_message_t *message,
                             zper_output_t *output);
 
+//  The frame at *cursor of a stored message (start at message->data), and
+//  *cursor moved past it. The log checksummed the message, so its frames
+//  decode; one that did not would read as an empty frame.
+static inline zper_frame_t
+zper_rear_frame_next (const zper_message_t *message, const uint8_t **cursor)
+{
+    zper_frame_t frame;
+    bool more;
+    if (zper_zmtp_decode (cursor, message->data + message->size, &frame, &more))
+        frame = (zper_frame_t) { NULL, 0 };
+    return frame;
+}
+
 //  Send a stored message's original frames on socket, after a prefix frame
 //  the caller queued: lent from the view's mapping (small frames copied,
 //  which costs less than a lent reference), the message charged to output in steps

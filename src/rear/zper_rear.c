@@ -330,12 +330,9 @@ s_stream_message (void *router, zper_view_t *view, const zper_message_t *message
                   zper_output_t *output, bool anchor)
 {
     bool anchored = false;
-    const uint8_t *cursor = message->data, *end = message->data + message->size;
+    const uint8_t *cursor = message->data;
     for (size_t index = 0; index < message->frame_count; index++) {
-        zper_frame_t frame;
-        bool more;
-        if (zper_zmtp_decode (&cursor, end, &frame, &more))
-            frame = (zper_frame_t) { NULL, 0 };     //  the log checksummed it: cannot happen
+        zper_frame_t frame = zper_rear_frame_next (message, &cursor);
         bool last = index + 1 == message->frame_count;
         zmq_msg_t msg;
         if (anchor && last && frame.data

@@ -144,12 +144,9 @@ void
 zper_rear_send_frames (void *socket, zper_view_t *view, const zper_message_t *message,
                        zper_output_t *output)
 {
-    const uint8_t *cursor = message->data, *end = message->data + message->size;
+    const uint8_t *cursor = message->data;
     for (size_t index = 0; index < message->frame_count; index++) {
-        zper_frame_t frame;
-        bool more;
-        if (zper_zmtp_decode (&cursor, end, &frame, &more))
-            frame = (zper_frame_t) { NULL, 0 };     //  the log checksummed it: cannot happen
+        zper_frame_t frame = zper_rear_frame_next (message, &cursor);
         zmq_msg_t msg;
         s_frame_msg (view, &frame, &msg);
         bool last = index + 1 == message->frame_count;
