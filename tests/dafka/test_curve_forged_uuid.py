@@ -16,6 +16,7 @@ producer's were dropped as duplicates while it saw them acknowledged. On code
 without Dafka CURVE the tower speaks plaintext: the forger hears no beacon and
 the test fails."""
 from dafka_harness import *
+from test_metrics import parse, scrape     # tests/broker: the strict text-format parser
 
 RECORDS = 5                         # real records before the takeover, and after
 
@@ -43,6 +44,19 @@ def wait_logged(node, log, what, timeout=20):
     while what not in log():
         if time.time() > deadline:
             fail("%s did not log %r:\n%r" % (node.name, what, log()))
+        time.sleep(0.05)
+
+
+def wait_forged(port, count, timeout=20):
+    """Until the store on metrics port counted count forged records: its log
+    names the first one, and a store stopped then may not have read the rest."""
+    deadline = time.time() + timeout
+    while True:
+        forged = parse(scrape(port)[2])[1][("zper_dafka_store_forged_total", ())]
+        if forged >= count:
+            return
+        if time.time() > deadline:
+            fail("the store counted %d forged records, not %d" % (forged, count))
         time.sleep(0.05)
 
 
@@ -137,12 +151,15 @@ def test(cluster):
     tower = cluster.start("tower-2", "tower", *curve.args("tower"))
     impostor = CurveAnnouncer(cluster, curve, "forger", producer_uuid)
     impostor.announce(listener)
-    restarted = cluster.store("restarted", db="store.db", args=curve.args("store"))
+    port = free_port()
+    restarted = cluster.store("restarted", db="store.db",
+                              args=curve.args("store") + ["--metrics", "127.0.0.1:%d" % port])
     to_store.close()
     to_store = forger_connected(curve, listener, restarted.writer_uuid, "restarted store")
     impostor.announce(listener)
     send_forged(to_store, producer_uuid, len(expected))
     wait_logged(restarted, restarted.output, b"not bound to")
+    wait_forged(port, RECORDS)
     restarted.stop()
     if restarted.counter("stored") != 0 or restarted.counter("forged") < RECORDS:
         fail("restarted store counters:\n" + restarted.errors())
