@@ -98,26 +98,25 @@ class Read(BrokerTestCase):
         self.assertEqual(self.broker.request(b"READ", b"reads", i64(9), i32(100), i32(0)),
                          [bytes([INVALID_OFFSET])])
 
-    def test_read_at_end_waits_for_new_data(self):
-        self.broker.write("polled", [[b"p0"]])
-        sock = self.broker.reader(identity("x"))
-        sock.send_multipart([b"READ", b"polled", i64(1), i32(1 << 20), i32(8000)])
+    def assert_long_poll_wakes(self, topic, reader, quiet_s, max_wait_ms):
+        """A READ at topic's end, sent quiet_s after its first write, waits, then
+        returns the next write."""
+        self.broker.write(topic, [[b"m0"]])
+        time.sleep(quiet_s)
+        sock = self.broker.reader(identity(reader))
+        sock.send_multipart([b"READ", topic.encode(), i64(1), i32(1 << 20), i32(max_wait_ms)])
         time.sleep(0.3)
         self.assertEqual(sock.poll(0), 0)          # still waiting
-        self.broker.write("polled", [[b"p1"]])
+        self.broker.write(topic, [[b"m1"]])
         reply = sock.recv_multipart()
-        self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"p1"])])
+        self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"m1"])])
+
+    def test_read_at_end_waits_for_new_data(self):
+        self.assert_long_poll_wakes("polled", "x", 0, 8000)
 
     def test_a_long_poll_after_a_quiet_second_wakes_on_a_write(self):
-        self.broker.write("quiet", [[b"q0"]])
-        time.sleep(1.5)                             # every rear worker left the bus
-        sock = self.broker.reader(identity("w"))
-        sock.send_multipart([b"READ", b"quiet", i64(1), i32(1 << 20), i32(60000)])
-        time.sleep(0.3)
-        self.assertEqual(sock.poll(0), 0)          # still waiting
-        self.broker.write("quiet", [[b"q1"]])
-        reply = sock.recv_multipart()
-        self.assertEqual([(r[0], r[2]) for r in decode_read_batch(reply[1])], [(1, [b"q1"])])
+        # 1.5 s: every rear worker left the bus
+        self.assert_long_poll_wakes("quiet", "w", 1.5, 60000)
 
     def test_a_new_request_answers_a_pending_long_poll_first(self):
         # Replies keep the order of requests: the waiting READ is answered (empty) before the

@@ -40,6 +40,17 @@ def start_stream(broker, topic, rcvhwm=None, position=0):
     return sock
 
 
+def stream_until_ok(sock):
+    """The stream's messages received before the answer [OK ...] to a new
+    command, and that answer."""
+    streamed = []
+    while True:
+        reply = sock.recv_multipart()
+        if reply[0] == bytes([OK]):
+            return streamed, reply
+        streamed.append(reply)
+
+
 class StreamFlow(BrokerTestCase):
     extra_config = "segment_size = %d" % (8 * WINDOW_BYTES)
 
@@ -77,12 +88,7 @@ class StreamFlow(BrokerTestCase):
         self.assertEqual(sock.recv_multipart(), [bytes([OK])])
         time.sleep(0.5)                 # stalled with a window held by the broker
         sock.send_multipart([b"OFFSET", i64(-1)])
-        streamed = []
-        while True:
-            reply = sock.recv_multipart()
-            if reply[0] == bytes([OK]):
-                break
-            streamed.append(reply)
+        streamed, reply = stream_until_ok(sock)
         # What came before the answer is the start of the stream, in order; nothing after it
         self.assertLess(len(streamed), len(backlog))
         self.assertEqual(streamed, backlog[:len(streamed)])
@@ -125,12 +131,7 @@ class StreamOverDeletedSegments(BrokerTestCase):
         while time.time() < deadline and self.broker.bounds("deleted")[0] == first:
             time.sleep(0.2)             # retention deletes segments the queue points into
         self.assertGreater(self.broker.bounds("deleted")[0], first)
-        streamed = []
-        while True:
-            reply = sock.recv_multipart()
-            if reply[0] == bytes([OK]):
-                break
-            streamed.append(reply)
+        streamed, _ = stream_until_ok(sock)
         self.assertGreater(len(streamed), 0)
         # Byte for byte, in order (retention may have deleted what the stream had not read yet
         # when it started: it then resumes at the oldest message kept, as documented)
