@@ -145,8 +145,8 @@
 #define PRODUCERS_MAX       64          //  the scale group's largest producer count
 #define BROKER_READY_MS     20000
 #define BROKER_STOP_MS      60000
-#define PORT_FIRST          10000   //  below the ephemeral range (32768+): no clash with client ports
-#define PORT_SPAN           22000
+#define PORT_FIRST          10000   //  below the ephemeral range (32768+): no clash with client ports,
+#define PORT_SPAN           (ZPER_TEST_PORT_FIRST - PORT_FIRST - 5)  //  nor with the ports tests reserve
 #define PORT_ATTEMPTS       30
 #define STATS_POLL_MS       20
 #define CPU_POLL_MS        1

@@ -37,6 +37,11 @@
 #define ZPER_LOG_FDS_RESERVED           256                     //  RLIMIT_NOFILE kept for sockets, connections, transient opens
 #define ZPER_LOG_EVICT_ON_EMFILE        16                      //  idle partitions closed at most per use, and before the one retry after EMFILE
 
+//  ---- Tests (src/common/zper_test_ports.c; tests/broker/zperd_harness.py agrees) --
+#define ZPER_TEST_PORT_FIRST            20000                   //  test servers' ports: below Linux's ephemeral
+#define ZPER_TEST_PORT_LAST             32000                   //  range (32768-60999), which outgoing connections use
+#define ZPER_TEST_PORT_LOCKS            "zper-test-ports"       //  TMPDIR/this/PORT: a port's reservation (flock)
+
 //  ---- Broker ports (loopback by default: nothing listens outside until configured) --
 #define ZPER_DEFAULT_FRONT_BIND         "tcp://127.0.0.1:5555"
 #define ZPER_DEFAULT_REAR_BIND          "tcp://127.0.0.1:5556"
@@ -107,8 +112,6 @@
 #define ZPER_CLIENT_FOLLOW_WAIT_MS      1000    //  long poll of a following consumer (READ max_wait_ms)
 #define ZPER_CLIENT_IDLE_POLL_MS        100     //  zper produce: read acks this often while input is idle
 #define ZPER_CLIENT_ERROR_MAX           256     //  longest error line kept by a client object
-#define ZPER_CLIENT_TEST_PORT_FIRST     20000   //  tests' loopback ports: below the ephemeral range,
-#define ZPER_CLIENT_TEST_PORT_LAST      29999   //  so that no connect meets itself
 
 //  ---- Broker (src/front, src/rear, src/manager, tools/zperd.c) -------------
 #define ZPER_DEFAULT_RELAY_PUB_BIND     "tcp://127.0.0.1:5559"  //  SUB tailing: [topic][frames...]
@@ -204,8 +207,6 @@
 #define ZPER_DEFAULT_ETCD_TIMEOUT_MS    1000                    //  cluster.etcd_timeout_ms: one etcd request, per endpoint
 #define ZPER_ETCD_ENDPOINTS_MAX         16                      //  endpoints in cluster.etcd
 #define ZPER_ETCD_ERROR_MAX             512                     //  zper_etcd_error: one log line
-#define ZPER_TEST_PORT_FIRST            20000                   //  test servers' ports: below Linux's ephemeral
-#define ZPER_TEST_PORT_LAST             32000                   //  range (32768-60999), which outgoing connections use
 #define ZPER_ETCD_TEST_ATTEMPTS         3                       //  zper_etcd_test_start: port pairs tried (one may be taken)
 #define ZPER_ETCD_TEST_START_MS         20000                   //  zper_etcd_test_start: etcd answers within this
 #define ZPER_ETCD_TEST_POLL_MS          100                     //  zper_etcd_test_start: how often it is asked

@@ -18,10 +18,9 @@
 
 #include "zper_client_wire.h"
 #include "zper_security.h"
+#include "zper_test_ports.h"
 #include "zper_zmtp.h"
 #include <stdarg.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 int
@@ -419,22 +418,8 @@ zper_client_error_set (char *error, const char *format, ...)
 char *
 zper_client_unused_endpoint (void)
 {
-    //  A plain socket, bound and never listening, closed synchronously: a
-    //  ZeroMQ probe would keep listening a while after zsock_destroy, as
-    //  libzmq closes its listener in the background.
-    int spread = (ZPER_CLIENT_TEST_PORT_LAST - ZPER_CLIENT_TEST_PORT_FIRST) / 2;
-    int port = ZPER_CLIENT_TEST_PORT_FIRST + (int) ((zclock_usecs () ^ getpid ()) % spread);
-    int probe = socket (AF_INET, SOCK_STREAM, 0);
-    assert (probe != -1);
-    struct sockaddr_in address = { .sin_family = AF_INET };
-    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    for (; port <= ZPER_CLIENT_TEST_PORT_LAST; port++) {
-        address.sin_port = htons ((uint16_t) port);
-        if (bind (probe, (struct sockaddr *) &address, sizeof address) == 0)
-            break;
-    }
-    close (probe);
-    assert (port <= ZPER_CLIENT_TEST_PORT_LAST);
+    int port = zper_test_ports_reserve ();
+    assert (port != -1);
     return zsys_sprintf ("tcp://127.0.0.1:%d", port);
 }
 

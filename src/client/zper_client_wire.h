@@ -99,8 +99,7 @@ void
     zper_client_error_set (char *error, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 //  For tests: a fresh string naming a loopback endpoint where nothing
-//  listens. The port is below the kernel's ephemeral range, so a connect to
-//  it can never be answered by a TCP self-connection.
+//  listens, on a port reserved to this process (zper_test_ports).
 char *
     zper_client_unused_endpoint (void);
 

@@ -21,16 +21,15 @@
 
 #include "zper_etcd.h"
 #include "zper_defaults.h"
+#include "zper_test_ports.h"
 #include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -641,32 +640,6 @@ zper_etcd_txn_commit (zper_etcd_t *self, zper_etcd_txn_t *txn, bool *succeeded)
 
 //  ---- a real etcd for tests ----------------------------------------------------
 
-//  A port of 127.0.0.1 that was free a moment ago, other than taken (etcd
-//  may still lose it to another process: the caller retries)
-static int
-s_free_port (int taken)
-{
-    //  Not bind(0): the kernel's pick is in the ephemeral range, where any
-    //  outgoing connection may take it before etcd binds it. A random start
-    //  keeps parallel tests apart; the bind checks nobody listens there now.
-    int range = ZPER_TEST_PORT_LAST - ZPER_TEST_PORT_FIRST;
-    int start = (int) ((zclock_usecs () ^ (int64_t) getpid ()) % range);
-    for (int attempt = 0; attempt < range; attempt++) {
-        int port = ZPER_TEST_PORT_FIRST + (start + attempt) % range;
-        if (port == taken)
-            continue;
-        int handle = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (handle < 0)
-            return -1;
-        struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
-                                       .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-        int bound = bind (handle, (struct sockaddr *) &address, sizeof address);
-        close (handle);
-        if (bound == 0)
-            return port;
-    }
-    return -1;
-}
 
 //  The etcd binary: the first "etcd" on PATH, else /usr/bin/etcd
 static char *
@@ -797,8 +770,8 @@ zper_etcd_test_start (const char *folder, char *endpoint, size_t endpoint_size)
     }
     int pid = -1;
     for (int attempt = 0; attempt < ZPER_ETCD_TEST_ATTEMPTS && pid < 0; attempt++) {
-        int client_port = s_free_port (0);
-        int peer_port = s_free_port (client_port);
+        int client_port = zper_test_ports_reserve ();
+        int peer_port = zper_test_ports_reserve ();
         if (client_port < 0 || peer_port < 0)
             continue;
         snprintf (endpoint, endpoint_size, "http://127.0.0.1:%d", client_port);
@@ -1084,7 +1057,7 @@ zper_etcd_test (bool verbose)
     s_test_txn (etcd);
 
     //  A dead endpoint fails with a reason; dead then live succeeds
-    int dead_port = s_free_port (0);
+    int dead_port = zper_test_ports_reserve ();
     assert (dead_port > 0);
     char dead [64], both [160];
     snprintf (dead, sizeof dead, "http://127.0.0.1:%d", dead_port);

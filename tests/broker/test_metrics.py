@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -237,8 +238,12 @@ class MetricsOffTest(unittest.TestCase):
     def test_nothing_listens_without_metrics_listen(self):
         broker = Broker().start()
         try:
-            self.assertEqual(listening_ports(broker.process.pid),
-                             set(broker.ports[name] for name in ("front", "rear", "ack", "relay", "pub")))
+            # start() returns once the rear answers; the front, started last, binds a moment later
+            configured = set(broker.ports[name] for name in ("front", "rear", "ack", "relay", "pub"))
+            deadline = time.time() + 10
+            while not configured <= listening_ports(broker.process.pid) and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(listening_ports(broker.process.pid), configured)
         finally:
             broker.stop()
 

@@ -7,10 +7,8 @@ byte below is built from the protocol document."""
 
 import atexit
 import os
-import random
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -18,6 +16,8 @@ import time
 import unittest
 
 import zmq
+
+from ports import free_port  # noqa: F401  (reserved loopback ports, tests/broker/ports.py)
 
 ZPERD = os.environ.get("ZPERD", "zperd")
 TIMEOUT_MS = 10000              # any single reply must arrive within this
@@ -113,28 +113,6 @@ def proc_status_bytes(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no %s in /proc/%d/status" % (field, pid))
-
-
-# Ports come from below Linux's ephemeral range (32768-60999): a port the kernel picked for us
-# with bind(0) is in that range, and any outgoing connection (an etcd client, a ZeroMQ
-# reconnect) may take it between our probe and zperd's bind.
-PORT_FIRST, PORT_LAST = 20000, 32000
-_ports_handed_out = set()
-
-
-def free_port():
-    """A loopback port nobody listens on now, never handed out before by this process."""
-    while True:
-        port = random.randrange(PORT_FIRST, PORT_LAST)
-        if port in _ports_handed_out:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _ports_handed_out.add(port)
-        return port
 
 
 class Broker:

@@ -11,42 +11,23 @@ the test fails rather than hangs. Standard library only.
 """
 
 import os
-import random
 import select
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "broker"))
+from ports import free_port  # noqa: E402  (reserved loopback ports)
+
 COMMAND_TIMEOUT = 30        # seconds, for any one zper command
 START_TIMEOUT = 20          # seconds for zperd to answer, and to stop
-PORT_FIRST, PORT_LAST = 20000, 29999   # below the ephemeral range: no TCP self-connects
 
 failures = []
 checks = 0
-
-
-def free_ports(count):
-    """count loopback ports in our range that nobody listens on right now."""
-    probes = []
-    try:
-        for port in range(random.randint(PORT_FIRST, PORT_LAST - 1000), PORT_LAST):
-            probe = socket.socket()
-            try:
-                probe.bind(("127.0.0.1", port))
-                probes.append(probe)
-            except OSError:
-                probe.close()
-            if len(probes) == count:
-                return [probe.getsockname()[1] for probe in probes]
-        raise RuntimeError("no free ports")
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 class Broker:
@@ -55,7 +36,7 @@ class Broker:
         self.zper = zper
         self.client_args = list(client_args)
         self.folder = folder or tempfile.mkdtemp(prefix="zper-cli-test-")
-        ports = free_ports(5)
+        ports = [free_port() for _ in range(5)]
         self.front = "tcp://127.0.0.1:%d" % ports[0]
         self.rear = "tcp://127.0.0.1:%d" % ports[1]
         config = os.path.join(self.folder, "zper.conf")
@@ -256,7 +237,7 @@ def test_usage_errors(broker):
 
 
 def test_broker_down(zper):
-    port = free_ports(1)[0]     # nobody listens there
+    port = free_port()          # nobody listens there
     for verb, option in (("topics", "--rear"), ("consume", "--rear"), ("produce", "--front")):
         arguments = [zper, verb] + (["t"] if verb != "topics" else []) + [option, "tcp://127.0.0.1:%d" % port]
         result = run(arguments, b"x\n")

@@ -10,16 +10,13 @@
     ========================================================================= */
 
 #include <zper.h>
+#include <zper_test_ports.h>
 #include <signal.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define BROKER_PORTS        5           //  front, rear, ack, relay, relay.pub
-#define BROKER_PORT_FIRST   20000       //  below the ephemeral range: no TCP self-connects
-#define BROKER_PORT_LAST    29999
 #define BROKER_START_TRIES  3           //  a port taken between probe and bind: try again
 #define BROKER_WAIT_MS      20000       //  start-up and shutdown, each
 #define POLL_STEP_MS        100
@@ -39,30 +36,6 @@ typedef struct {
 
 static const char *s_zperd;
 
-//  Fill ports with distinct loopback ports nobody listens on right now,
-//  from a random place in the range (tests of other areas run meanwhile).
-//  Plain sockets, bound and never listening, so that closing them frees
-//  the ports at once (libzmq closes a listener in the background).
-static void
-s_free_ports (int *ports, int count)
-{
-    int probes [BROKER_PORTS];
-    assert (count <= BROKER_PORTS);
-    int port = BROKER_PORT_FIRST + randof (BROKER_PORT_LAST - BROKER_PORT_FIRST - 1000);
-    struct sockaddr_in address = { .sin_family = AF_INET };
-    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    for (int index = 0; index < count; index++) {
-        probes [index] = socket (AF_INET, SOCK_STREAM, 0);
-        assert (probes [index] != -1);
-        do {
-            address.sin_port = htons ((uint16_t) ++port);
-            assert (port <= BROKER_PORT_LAST);
-        } while (bind (probes [index], (struct sockaddr *) &address, sizeof address) == -1);
-        ports [index] = port;
-    }
-    for (int index = 0; index < count; index++)
-        close (probes [index]);
-}
 
 //  Write the config, start zperd, wait until its rear answers. Returns 0,
 //  or -1 if zperd exited (e.g. a port was taken meanwhile).
@@ -70,7 +43,10 @@ static int
 s_broker_spawn (broker_t *broker)
 {
     int ports [BROKER_PORTS];
-    s_free_ports (ports, BROKER_PORTS);
+    for (int index = 0; index < BROKER_PORTS; index++) {
+        ports [index] = zper_test_ports_reserve ();
+        assert (ports [index] != -1);
+    }
     snprintf (broker->front, sizeof broker->front, "tcp://127.0.0.1:%d", ports [0]);
     snprintf (broker->rear, sizeof broker->rear, "tcp://127.0.0.1:%d", ports [1]);
     char *config = zsys_sprintf ("%s/zper.conf", broker->folder);
@@ -617,7 +593,6 @@ main (int argc, char *argv [])
         return 2;
     }
     s_zperd = argv [1];
-    srandom ((unsigned) (getpid () ^ zclock_time ()));     //  for s_free_ports
     for (size_t index = 0; index < sizeof tests / sizeof tests [0]; index++)
         if (streq (argv [2], tests [index].name)) {
             broker_t *broker = s_broker_start (tests [index].curve);
