@@ -118,6 +118,7 @@
 
 #include "zper.h"
 #include "zper_defaults.h"
+#include "zper_identity.h"
 #include "zper_security.h"
 #include "zper_bench_proc.h"
 #include <assert.h>
@@ -1011,12 +1012,8 @@ s_topic_dealer_mode (void *context, const char *endpoint, const char *topic, int
 {
     void *dealer = zmq_socket (context, ZMQ_DEALER);
     uint8_t identity [3 + ZPER_TOPIC_MAX];
-    size_t length = strlen (topic);
-    identity [0] = zper_topic_hash (topic);
-    identity [1] = (uint8_t) mode;
-    identity [2] = (uint8_t) length;
-    memcpy (identity + 3, topic, length);
-    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, 3 + length);
+    size_t length = zper_identity_encode (topic, (uint8_t) mode, NULL, identity);
+    zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, length);
     int linger = 0, reconnect_ms = 1;
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (dealer, ZMQ_RECONNECT_IVL, &reconnect_ms, sizeof reconnect_ms);
@@ -1747,9 +1744,9 @@ s_hostile_neighbour (void *args)
     void *reader = s_silent_socket (context, ZMQ_DEALER);
     void *subscriber = s_silent_socket (context, ZMQ_SUB);
     if (neighbour->silent) {
-        uint8_t identity [3 + ZPER_TOPIC_MAX] = { zper_topic_hash ("noisy"), ZPER_MODE_NONE, 5 };
-        memcpy (identity + 3, "noisy", 5);
-        zmq_setsockopt (reader, ZMQ_ROUTING_ID, identity, 3 + 5);
+        uint8_t identity [3 + ZPER_TOPIC_MAX];
+        size_t length = zper_identity_encode ("noisy", ZPER_MODE_NONE, NULL, identity);
+        zmq_setsockopt (reader, ZMQ_ROUTING_ID, identity, length);
         assert (zmq_connect (reader, neighbour->broker->rear) == 0);
         s_send_fetch (reader, 0, -1);
         zmq_setsockopt (subscriber, ZMQ_SUBSCRIBE, "noisy", 5);
@@ -1965,12 +1962,8 @@ s_scale_dealer (void *context, const char *endpoint, int topics)
         char topic [32];
         snprintf (topic, sizeof topic, SCALE_TOPIC_FORMAT, index);
         uint8_t identity [3 + sizeof topic];
-        size_t length = strlen (topic);
-        identity [0] = zper_topic_hash (topic);
-        identity [1] = ZPER_MODE_NONE;
-        identity [2] = (uint8_t) length;
-        memcpy (identity + 3, topic, length);
-        zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, 3 + length);
+        size_t length = zper_identity_encode (topic, ZPER_MODE_NONE, NULL, identity);
+        zmq_setsockopt (dealer, ZMQ_ROUTING_ID, identity, length);
         //  libzmq connects a socket to an endpoint once: each connection
         //  names its own loopback source address (any 127/8 reaches lo)
         char source_endpoint [300];

@@ -50,8 +50,9 @@ uint8_t
 size_t
     zper_identity_route (const char *topic, size_t worker_count);
 
-//  Encode an identity of the later revision (with uuid) into buffer, which
-//  must hold 3 + strlen (topic) + 16 bytes. Returns the size written.
+//  Encode an identity of the later revision into buffer, which must hold
+//  3 + strlen (topic) + 16 bytes: with the 16-byte uuid, or without one if
+//  uuid is NULL (the broker takes both). Returns the size written.
 size_t
     zper_identity_encode (const char *topic, uint8_t mode, const uint8_t *uuid, void *buffer);
 

@@ -76,12 +76,7 @@ zper_status_name (int status)
 uint8_t
 zper_topic_hash (const char *topic)
 {
-    //  Java's String.hashCode: h = 31 * h + c in 32-bit two's complement.
-    //  Unsigned arithmetic wraps the same way without undefined behaviour.
-    uint32_t hash = 0;
-    for (const unsigned char *cursor = (const unsigned char *) topic; *cursor; cursor++)
-        hash = 31 * hash + *cursor;
-    return (uint8_t) (hash & 0xff);
+    return zper_identity_legacy_hash (topic);
 }
 
 bool

@@ -13,6 +13,7 @@
 #include "zper.h"
 #include "zper_defaults.h"
 #include "zper_wire.h"          //  integer frames, shared with the broker
+#include "zper_identity.h"      //  the routing id that names the topic, shared too
 
 //  The errno that stands for a non-OK status (EMSGSIZE, ERANGE, ...).
 int

@@ -97,16 +97,10 @@ s_acking (zper_producer_t *self)
 static zframe_t *
 s_identity_new (const char *topic, int mode)
 {
-    size_t topic_size = strlen (topic);
-    zframe_t *identity = zframe_new (NULL, ZPER_IDENTITY_HEADER_SIZE + topic_size
+    zframe_t *identity = zframe_new (NULL, ZPER_IDENTITY_HEADER_SIZE + strlen (topic)
                                            + ZPER_IDENTITY_UUID_SIZE);
-    uint8_t *data = zframe_data (identity);
-    data [0] = zper_topic_hash (topic);
-    data [1] = (uint8_t) mode;
-    data [2] = (uint8_t) topic_size;
-    memcpy (data + ZPER_IDENTITY_HEADER_SIZE, topic, topic_size);
     zuuid_t *uuid = zuuid_new ();
-    memcpy (data + ZPER_IDENTITY_HEADER_SIZE + topic_size, zuuid_data (uuid), ZPER_IDENTITY_UUID_SIZE);
+    zper_identity_encode (topic, (uint8_t) mode, zuuid_data (uuid), zframe_data (identity));
     zuuid_destroy (&uuid);
     return identity;
 }

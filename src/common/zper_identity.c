@@ -161,6 +161,8 @@ zper_identity_encode (const char *topic, uint8_t mode, const uint8_t *uuid, void
     target [1] = mode;
     target [2] = (uint8_t) topic_length;
     memcpy (target + 3, topic, topic_length);
+    if (!uuid)
+        return 3 + topic_length;
     memcpy (target + 3 + topic_length, uuid, ZPER_IDENTITY_UUID_SIZE);
     return 3 + topic_length + ZPER_IDENTITY_UUID_SIZE;
 }
@@ -191,7 +193,8 @@ zper_identity_test (bool verbose)
     assert (s_parse (buffer, size, &identity, &problem) == 0);
     assert (identity.revision == ZPER_IDENTITY_LATER && identity.mode == 1);
     assert (streq (identity.topic, "test") && identity.has_uuid && identity.hash == 0x92);
-    //  ... and without the uuid
+    //  ... and without the uuid, as encoded with none
+    assert (zper_identity_encode ("test", 1, NULL, buffer) == 7);
     assert (s_parse (buffer, 7, &identity, NULL) == 0);
     assert (identity.revision == ZPER_IDENTITY_LATER && !identity.has_uuid);
 
