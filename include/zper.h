@@ -130,8 +130,10 @@ void
 //  modes 0 and 1 it is handed to ZeroMQ; in mode 2 the call waits for the
 //  broker's acknowledgement; in modes 3 and 4 it is added to the open
 //  batch, which is sent if full. Flow control: a send first waits while
-//  ZPER_CLIENT_MAX_IN_FLIGHT (10,000) acks are owed in mode 1,
-//  ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT (1,000) in mode 3.
+//  ZPER_CLIENT_MAX_IN_FLIGHT (10,000) acks are owed in mode 1, or acks
+//  that weigh ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT (8 MiB: each echoes
+//  its message's first frame), ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT (1,000)
+//  in mode 3.
 //  Returns 0, or -1 when the message could not be sent (errno
 //  EHOSTUNREACH: no broker within the timeout; ETIMEDOUT: acks did not
 //  come in time; EMSGSIZE or another status errno: the broker refused it

@@ -106,6 +106,9 @@
 #define ZPER_CLIENT_MAX_IN_FLIGHT       10000   //  mode 1: acks owed before a send waits (an fdatasync covers
                                                 //  what is in flight: a larger window, larger groups)
 #define ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT 1000  //  mode 3: batch acks owed before a send waits
+#define ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT (8 * 1024 * 1024)  //  mode 1: ...or once the owed acks, which
+                                                //  echo each message's first frame, weigh this (a
+                                                //  quarter of the default front.reply_budget)
 #define ZPER_CLIENT_DRAIN_SENDS         64      //  mode 1: read waiting acks after this many sends...
 #define ZPER_CLIENT_DRAIN_INTERVAL_MS   1       //  ...or when they were last read this long ago
 #define ZPER_CLIENT_READ_BYTES          (1024 * 1024)   //  largest READ batch a consumer asks for

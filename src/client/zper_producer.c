@@ -57,6 +57,7 @@ struct _zper_producer_t {
     //  Acknowledgements
     int64_t acked;
     int64_t unacked;
+    int64_t unacked_bytes;          //  mode 1: what the owed replies weigh (s_reply_weight)
     int64_t refused;
     int64_t last_offset;
     zper_client_curve_t curve;      //  plaintext until zper_producer_set_curve
@@ -276,6 +277,15 @@ s_reply_recv (zper_producer_t *self, reply_t *reply, int flags)
     return 0;
 }
 
+//  What a mode-1 reply to a message whose first frame is id_size bytes
+//  weighs at the broker: the reply echoes that frame (docs/protocol.md),
+//  and front.reply_budget counts each frame with libzmq's overhead.
+static int64_t
+s_reply_weight (size_t id_size)
+{
+    return (int64_t) id_size + ZPER_OUTPUT_FRAME_COST;
+}
+
 //  Account for one acknowledgement and tell the handler. Returns 0, or -1
 //  for a refusal (recorded for the next sync).
 static int
@@ -365,6 +375,12 @@ s_receive_ack (zper_producer_t *self, int flags, int *acked)
         s_reply_close (&reply);
         return -1;
     }
+    if (self->mode != ZPER_MODE_BATCH_ACK) {
+        //  Modes 1 and 2 reply once per message, echoing its first frame
+        self->unacked_bytes -= s_reply_weight (s_reply_size (&reply, 0));
+        if (self->unacked_bytes < 0 || self->unacked <= 1)
+            self->unacked_bytes = 0;
+    }
     zper_ack_t ack;
     int rc = self->mode == ZPER_MODE_BATCH_ACK? s_parse_batch_reply (&reply, &ack)
                                                 : s_parse_message_reply (&reply, &ack);
@@ -437,19 +453,29 @@ s_ack_timeout (zper_producer_t *self)
     return -1;
 }
 
-//  Flow control: wait until fewer than the window's replies are owed
-//  (ZPER_CLIENT_MAX_IN_FLIGHT messages in mode 1,
-//  ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT batches in mode 3). While we are
-//  blocked sending we read no replies, and a ROUTER drops replies past its
-//  send high-water mark: the window keeps what the broker must queue for
-//  us bounded.
+//  Whether the window is full: the replies owed (ZPER_CLIENT_MAX_IN_FLIGHT
+//  messages in mode 1, ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT batches in mode
+//  3), or in mode 1 their weight (ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT:
+//  10,000 replies that echo 64 KiB messages would be 640 MB, and a broker
+//  refuses a writer whose unread replies pass front.reply_budget).
+static bool
+s_window_full (zper_producer_t *self)
+{
+    if (self->mode == ZPER_MODE_BATCH_ACK)
+        return s_replies_owed (self) >= ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT;
+    return s_replies_owed (self) >= ZPER_CLIENT_MAX_IN_FLIGHT
+        || self->unacked_bytes >= ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT;
+}
+
+//  Flow control: wait until the window has room. While we are blocked
+//  sending we read no replies, and a ROUTER drops replies past its send
+//  high-water mark: the window keeps what the broker must queue for us
+//  bounded.
 static int
 s_await_window (zper_producer_t *self)
 {
     int64_t deadline = zclock_mono () + self->ack_timeout_ms;
-    size_t window = self->mode == ZPER_MODE_BATCH_ACK? ZPER_CLIENT_MAX_BATCHES_IN_FLIGHT
-                                                     : ZPER_CLIENT_MAX_IN_FLIGHT;
-    while (s_acking (self) && s_replies_owed (self) >= window) {
+    while (s_acking (self) && s_window_full (self)) {
         int acked;
         if (s_receive_ack (self, ZMQ_DONTWAIT, &acked) == 0)
             continue;
@@ -520,19 +546,22 @@ s_await_request (zper_producer_t *self)
                            self->endpoint, self->ack_timeout_ms);
     zsock_destroy (&self->socket);
     self->unacked = 0;
+    self->unacked_bytes = 0;
     if (s_connect (self) == -1)
         zper_client_error_set (self->error, "cannot reconnect to %s", self->endpoint);
     errno = ETIMEDOUT;
     return -1;
 }
 
-//  Modes 0-2, after the message left: count it and read what is due.
+//  Modes 0-2, after a message whose first frame is id_size bytes left:
+//  count it and read what is due.
 static int
-s_sent_single (zper_producer_t *self)
+s_sent_single (zper_producer_t *self, size_t id_size)
 {
     if (!s_acking (self) && self->mode != ZPER_MODE_REQ)
         return 0;
     self->unacked++;
+    self->unacked_bytes += s_reply_weight (id_size);
     if (self->mode == ZPER_MODE_REQ)
         return s_await_request (self);
     s_drain_now_and_then (self);
@@ -546,9 +575,10 @@ s_send_single (zper_producer_t *self, zmsg_t **msg_p)
         zmsg_destroy (msg_p);
         return -1;
     }
+    size_t id_size = zframe_size (zmsg_first (*msg_p));
     if (s_send_message (self, msg_p) == -1)
         return -1;
-    return s_sent_single (self);
+    return s_sent_single (self, id_size);
 }
 
 //  Modes 0-2, one frame: libzmq copies data into its own message, as a
@@ -560,7 +590,7 @@ s_send_single_mem (zper_producer_t *self, const void *data, size_t size)
         return -1;
     if (zmq_send (zsock_resolve (self->socket), data, size, 0) == -1)
         return s_send_failed (self);
-    return s_sent_single (self);
+    return s_sent_single (self, size);
 }
 
 //  libzmq's free function for a batch buffer it sent
@@ -1029,6 +1059,33 @@ s_test_broker_down (void)
     free (endpoint);
 }
 
+//  Mode 1 with large messages: the window is the weight of the owed
+//  replies, each of which echoes its message (64 KiB), not 10,000 replies.
+//  A ROUTER that never replies: sends go on until the owed replies weigh
+//  ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT, then a send waits and times out.
+static void
+s_test_reply_weight_window (void)
+{
+    zsock_t *silent = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (silent, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    zper_producer_t *producer = zper_producer_new (endpoint, "selftest", ZPER_MODE_ACK);
+    zper_producer_set_ack_timeout (producer, 200);
+    size_t size = 64 * 1024;
+    char *body = (char *) zmalloc (size);
+    int sent = 0;
+    while (sent < 1000 && zper_producer_send_mem (producer, body, size) == 0)
+        sent++;
+    assert (errno == ETIMEDOUT && strstr (zper_producer_error (producer), "did not acknowledge"));
+    int64_t weight = s_reply_weight (size);
+    assert (sent == (ZPER_CLIENT_MAX_REPLY_BYTES_IN_FLIGHT + weight - 1) / weight);
+    free (body);
+    zper_producer_destroy (&producer);
+    zsock_destroy (&silent);
+}
+
 void
 zper_producer_test (bool verbose)
 {
@@ -1046,4 +1103,5 @@ zper_producer_test (bool verbose)
     zstr_free (&endpoint);
     zactor_destroy (&front);
     s_test_broker_down ();
+    s_test_reply_weight_window ();
 }
