@@ -27,7 +27,11 @@
                 throughput). Then durable.m3.p4.100.sync: 4 producers of
                 native batches acked once durable, a sync per write group,
                 each producer keeping its window of batches in flight (the
-                1M msg/s target).
+                1M msg/s target). With the default policy, modes 0, 1 and 3
+                each run right after their twin, raw.twin.mM.pP.S: the raw
+                DEALER->ROUTER with the scenario's size and count, the
+                baseline of the scenario's ratio (adjacent, so that the
+                host's drift over a run does not enter the ratio).
       consume   a topic of 100 B messages read from its start with the
                 page cache warm: batched READ (zper_consumer_recv) and a
                 legacy streaming FETCH on a raw DEALER (connected and
@@ -2252,6 +2256,22 @@ s_durable_bench (void)
     s_record (name, baseline, false, DURABLE_SIZE, &result);
 }
 
+//  The raw DEALER->ROUTER baseline of one produce scenario, run right
+//  before it with the scenario's size and count, and named in baseline
+//  (raw.twin.mM.pP.S). On a shared host the machine's speed drifts within
+//  seconds: a run's raw group can be a minute away from the scenario, and
+//  a ratio to it moved 3.7x across one run set (BENCHMARKS.md, run H)
+static void
+s_raw_twin (char *baseline, size_t baseline_size, int mode, int producers, size_t size)
+{
+    int64_t messages = s_messages_for_mode (size, mode);
+    snprintf (baseline, baseline_size, "raw.twin.m%d.p%d.%zu", mode, producers, size);
+    s_progress ("produce: raw DEALER->ROUTER %zu B x %" PRId64 ", twin of mode %d, %d producer(s)",
+                size, messages, mode, producers);
+    result_t result = s_raw_transport (ZMQ_DEALER, ZMQ_ROUTER, size, messages, false);
+    s_record (baseline, NULL, false, size, &result);
+}
+
 static void
 s_produce_bench (void)
 {
@@ -2269,14 +2289,18 @@ s_produce_bench (void)
         &&  policy == 1)
             continue;                   //  the durable scenario, below
         const char *policy_name = policy? "sync": "default";
+        char name [64], baseline [64];
+        bool twin = policy == 0 && mode != ZPER_MODE_REQ;      //  mode 2 has no ratio target
+        if (twin)
+            s_raw_twin (baseline, sizeof baseline, mode, producers, size);
         s_progress ("produce: mode %d, %d producer(s), %zu B, %s flush", mode, producers, size,
                     policy_name);
         result_t result = s_produce (producers, mode, size, policy == 1);
         if (result.seconds <= 0)
             continue;
-        char name [64], baseline [64];
         snprintf (name, sizeof name, "produce.m%d.p%d.%zu.%s", mode, producers, size, policy_name);
-        s_raw_name (baseline, sizeof baseline, size, result.messages);
+        if (!twin)
+            s_raw_name (baseline, sizeof baseline, size, result.messages);
         s_record (name, baseline, false, size, &result);
     }
     s_durable_bench ();

@@ -21,6 +21,7 @@
 #include "zper_defaults.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -43,22 +44,30 @@ s_port_is_free (int port)
     return free;
 }
 
+//  The file whose flock reserves port (port 0: the folder of those files)
+static void
+s_lock_path (char *path, size_t size, int port)
+{
+    const char *temporary = getenv ("TMPDIR");
+    int length = snprintf (path, size, "%s/" ZPER_TEST_PORT_LOCKS,
+                           temporary && *temporary? temporary: "/tmp");
+    if (port && length > 0 && (size_t) length < size)
+        snprintf (path + length, size - (size_t) length, "/%d", port);
+}
+
 int
 zper_test_ports_reserve (void)
 {
-    const char *temporary = getenv ("TMPDIR");
-    char folder [256];
-    snprintf (folder, sizeof folder, "%s/" ZPER_TEST_PORT_LOCKS,
-              temporary && *temporary? temporary: "/tmp");
-    if (mkdir (folder, 0777) == -1 && errno != EEXIST)
+    char path [PATH_MAX];
+    s_lock_path (path, sizeof path, 0);
+    if (mkdir (path, 0777) == -1 && errno != EEXIST)
         return -1;
     //  A random start keeps parallel tests from trying the same ports in turn
     int range = ZPER_TEST_PORT_LAST - ZPER_TEST_PORT_FIRST;
     int start = (int) ((zclock_usecs () ^ (int64_t) getpid () << 16) % range);
     for (int attempt = 0; attempt < range; attempt++) {
         int port = ZPER_TEST_PORT_FIRST + (start + attempt) % range;
-        char path [300];
-        snprintf (path, sizeof path, "%s/%d", folder, port);
+        s_lock_path (path, sizeof path, port);
         int lock = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
         if (lock == -1)
             return -1;
@@ -81,9 +90,8 @@ zper_test_ports_test (bool verbose)
 
     //  A reserved port is refused to another process while this one lives,
     //  even where nobody listens: a child tries to lock it and cannot
-    const char *temporary = getenv ("TMPDIR");
-    char *path = zsys_sprintf ("%s/" ZPER_TEST_PORT_LOCKS "/%d",
-                               temporary && *temporary? temporary: "/tmp", first);
+    char path [PATH_MAX];
+    s_lock_path (path, sizeof path, first);
     pid_t child = fork ();
     assert (child != -1);
     if (child == 0) {
@@ -100,7 +108,6 @@ zper_test_ports_test (bool verbose)
     assert (taken > 0);
     assert (!s_port_is_free (taken));
     zsock_destroy (&listener);
-    zstr_free (&path);
     if (verbose)
         printf ("(%d, %d) ", first, second);
     printf ("OK\n");
